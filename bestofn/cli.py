@@ -1,0 +1,123 @@
+"""The `bestofn` command: a thin layer over the library (parse → build → run)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+
+from .files import InputError
+from .run import ConfigMismatch
+
+
+def _add_prm_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--max-len", type=int, default=4096,
+                   help="token limit of one PRM prompt; documents fill max-len - 1024")
+    p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    p.add_argument("--dtype", default="auto",
+                   help="auto (float32 on CPU, bfloat16 on GPU) | float32 | bfloat16")
+    p.add_argument("--batch-size", type=int, default=16, help="solutions per forward pass")
+    p.add_argument("--max-batch-tokens", type=int, default=16384,
+                   help="cap on padded tokens per forward pass (bounds memory)")
+    p.add_argument("--no-double-bos", dest="double_bos", action="store_false",
+                   help="tokenise the rendered chat template without adding special tokens "
+                        "(the published scorer adds them, so Llama-3.1 sees BOS twice)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="bestofn", description=__doc__)
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("score", help="add PRM step scores to a solutions file")
+    s.add_argument("--input", required=True, help="Med-PRM JSON (.json) or bestofn JSONL")
+    s.add_argument("--prm", required=True, help="local folder, Hugging Face id, or 'smollm2'")
+    s.add_argument("--output", required=True, help="same format as the input (by suffix)")
+    s.add_argument("--no-docs", dest="use_docs", action="store_false",
+                   help="plain PRM: leave the documents out of the prompt")
+    s.add_argument("--solutions", type=int, default=None, help="score the first K per question")
+    s.add_argument("--backend", default="prm-hf", help="scorer backend (default prm-hf)")
+    _add_prm_args(s)
+
+    e = sub.add_parser("evaluate", help="accuracy table of every selection method")
+    e.add_argument("--input", required=True, help="a scored file")
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--seed", type=int, default=0, help="seed of the tie-breaking draw")
+
+    r = sub.add_parser("run", help="sample, score, select and report on a question set")
+    r.add_argument("--out", default="runs/default", help="run folder (resumable)")
+    r.add_argument("--dataset", default="medqa", help="medqa | medqa5 | a questions JSONL")
+    r.add_argument("--questions", type=int, default=5)
+    r.add_argument("-n", type=int, default=8, help="solutions per question")
+    r.add_argument("--policy", default="smollm2", help="policy model (folder, HF id, smollm2)")
+    r.add_argument("--policy-backend", default="hf")
+    r.add_argument("--prm", default="smollm2", help="PRM model; 'none' for majority vote only")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--temperature", type=float, default=0.7)
+    r.add_argument("--top-k", type=int, default=50)
+    r.add_argument("--top-p", type=float, default=1.0)
+    r.add_argument("--max-tokens", type=int, default=384, help="new tokens per solution")
+    r.add_argument("--docs", dest="use_docs", action="store_true",
+                   help="put the questions' documents in the PRM prompt")
+    r.add_argument("--overwrite", action="store_true", help="discard results of another config")
+    r.add_argument("--max-len", type=int, default=4096)
+    r.add_argument("--device", default="auto")
+    r.add_argument("--no-double-bos", dest="double_bos", action="store_false")
+    return ap
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from .score import score_file
+    from .scorers import make_scorer
+
+    scorer = make_scorer(a.backend, model=a.prm, device=a.device, dtype=a.dtype,
+                         max_len=a.max_len, use_docs=a.use_docs, double_bos=a.double_bos,
+                         batch_size=a.batch_size, max_batch_tokens=a.max_batch_tokens)
+    items = score_file(a.input, a.output, scorer, use_docs=a.use_docs, solutions=a.solutions)
+    unscored = sum(not s.scored for it in items for s in it.prm or [])
+    print(f"scored {len(items)} questions -> {a.output} ({unscored} solutions unscored)",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(a: argparse.Namespace) -> int:
+    from .evaluate import evaluate, format_table
+    from .files import read_items
+
+    ev = evaluate(read_items(a.input), seed=a.seed)
+    print(json.dumps(ev.to_json()) if a.json else format_table(ev))
+    return 0
+
+
+def cmd_run(a: argparse.Namespace) -> int:
+    from .evaluate import LABELS
+    from .run import RunConfig, run
+
+    cfg = RunConfig(out=a.out, dataset=a.dataset, questions=a.questions, n=a.n,
+                    policy=a.policy, policy_backend=a.policy_backend,
+                    prm=None if a.prm.lower() == "none" else a.prm, use_docs=a.use_docs,
+                    max_len=a.max_len, double_bos=a.double_bos, seed=a.seed,
+                    temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
+                    max_tokens=a.max_tokens, device=a.device)
+    rep = run(cfg, overwrite=a.overwrite)
+    for k, v in rep["accuracy"].items():
+        print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
+    print(f"report: {a.out}/report.md ({rep['n_questions']} questions, "
+          f"{rep['resumed_questions']} resumed, {rep['seconds']} s)")
+    return 0
+
+
+COMMANDS = {"score": cmd_score, "evaluate": cmd_evaluate, "run": cmd_run}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (InputError, FileNotFoundError, ValueError, KeyError, ImportError, ConfigMismatch) as e:
+        print(f"bestofn {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,95 @@
+"""Accuracy of every selection method over a set of scored questions, side by side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from .records import Item, Selection
+from .select import aggregate_all, best_of_n, is_correct, majority_vote, oracle, weighted_vote
+
+PRM_METHODS: dict[str, tuple[str, str]] = {
+    "prm_min": ("best", "min"), "prm_final": ("best", "final"),
+    "prm_mean": ("best", "mean"), "prm_prod": ("best", "prod"),
+    "weighted_min": ("vote", "min"), "weighted_final": ("vote", "final"),
+    "weighted_mean": ("vote", "mean"), "weighted_prod": ("vote", "prod"),
+}
+"""Method name → (best-of-N or weighted vote, step aggregation)."""
+
+TABLE_KEYS = ["majority", "prm_min", "prm_final", "weighted_min", "weighted_final", "oracle",
+              "single"]
+"""The headline methods, in the order the table prints them."""
+
+LABELS = {
+    "majority": "Majority vote", "prm_min": "PRM best-of-N (min)",
+    "prm_final": "PRM best-of-N (final)", "prm_mean": "PRM best-of-N (mean)",
+    "prm_prod": "PRM best-of-N (prod)", "weighted_min": "PRM-weighted vote (min)",
+    "weighted_final": "PRM-weighted vote (final)", "weighted_mean": "PRM-weighted vote (mean)",
+    "weighted_prod": "PRM-weighted vote (prod)", "oracle": "Oracle (any correct)",
+    "single": "Single solution (mean)",
+}
+
+
+def select_all(item: Item, *, seed: int = 0) -> dict[str, Selection]:
+    """Every applicable selection on one question (PRM methods only when it was scored)."""
+    key, answers = item.question.id, item.answers
+    out = {"majority": majority_vote(answers, seed=seed, key=key)}
+    if item.prm is None:
+        return out
+    for name, (kind, how) in PRM_METHODS.items():
+        fn: Callable[..., Selection] = best_of_n if kind == "best" else weighted_vote
+        out[name] = fn(answers, aggregate_all(item.prm, how), method=name, seed=seed, key=key)
+    return out
+
+
+@dataclass
+class Evaluation:
+    """Accuracies (fractions in [0, 1]) keyed by method, over `n_questions` with a gold answer."""
+
+    accuracy: dict[str, float]
+    n_questions: int
+    n_solutions: int
+    n_unscored: int = 0
+    n_no_answer: int = 0
+    per_question: list[dict[str, bool]] = field(default_factory=list, repr=False)
+
+    def to_json(self) -> dict[str, float | int]:
+        return {**self.accuracy, "n_questions": self.n_questions,
+                "n_solutions": self.n_solutions, "n_unscored": self.n_unscored,
+                "n_no_answer": self.n_no_answer}
+
+
+def question_outcomes(item: Item, *, seed: int = 0) -> dict[str, float]:
+    """Correctness (0/1) of each method on one question, plus its single-solution accuracy."""
+    gold = item.question.answer
+    out: dict[str, float] = {m: float(is_correct(s.answer, gold))
+                             for m, s in select_all(item, seed=seed).items()}
+    out["oracle"] = float(oracle(item.answers, gold))
+    n = len(item.solutions)
+    out["single"] = sum(is_correct(a, gold) for a in item.answers) / n if n else 0.0
+    return out
+
+
+def evaluate(items: Sequence[Item], *, seed: int = 0) -> Evaluation:
+    """Mean correctness of every method over the questions that have a gold answer."""
+    graded = [it for it in items if it.question.answer is not None]
+    rows = [question_outcomes(it, seed=seed) for it in graded]
+    methods = [m for m in [*TABLE_KEYS, *PRM_METHODS] if rows and all(m in r for r in rows)]
+    acc = {m: sum(r[m] for r in rows) / len(rows) for m in dict.fromkeys(methods)}
+    return Evaluation(
+        accuracy=acc, n_questions=len(graded),
+        n_solutions=sum(len(it.solutions) for it in graded),
+        n_unscored=sum(sum(not s.scored for s in it.prm) for it in graded if it.prm),
+        n_no_answer=sum(a is None for it in graded for a in it.answers),
+        per_question=rows)
+
+
+def format_table(ev: Evaluation) -> str:
+    """A fixed-width accuracy table (percent), headline methods first."""
+    lines = [f"{'method':<28} {'accuracy':>9}", "-" * 38]
+    for m, v in ev.accuracy.items():
+        lines.append(f"{LABELS.get(m, m):<28} {100 * v:>8.2f}%")
+    lines.append("-" * 38)
+    lines.append(f"questions {ev.n_questions}, solutions {ev.n_solutions}, "
+                 f"unscored {ev.n_unscored}, no answer {ev.n_no_answer}")
+    return "\n".join(lines)

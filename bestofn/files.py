@@ -1,0 +1,265 @@
+"""Reading and writing solution files: Med-PRM's published JSON and the project's JSONL.
+
+Med-PRM's test-set file is a JSON list of `{question_id, data_source, question, correct_answer,
+related_docs[], solutions[{solution, prm_processed_solution, orm_processed_solution, answer,
+score}]}`. Written back, each solution gains `PRM_min_score`, `PRM_score` (final step) and
+`PRM_score_list`; a solution that could not be scored gets `null` scores and `PRM_reason`
+(the published scorer wrote `-inf`, which is not valid JSON and ranks silently).
+
+The project's JSONL has one `Item.to_dict()` per line. A line may instead use Med-PRM's item
+fields (with `solutions` as plain strings allowed), which is the easy way to hand-write input.
+Every problem in a file raises `InputError` naming the file, the record and the field.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from .answers import extract_answer
+from .records import Document, Item, Question, Solution, StepScores
+from .steps import mark_steps, split_steps
+
+_OPTION_LINE = re.compile(r"^\(([A-Z])\) (.*)$")
+
+
+class InputError(ValueError):
+    """Bad input, located: `file: record N (question_id=…): field 'x': problem`."""
+
+    def __init__(self, path: str | os.PathLike[str], where: str, field: str, problem: str):
+        self.path, self.where, self.field, self.problem = str(path), where, field, problem
+        super().__init__(f"{path}: {where}: field '{field}': {problem}")
+
+
+def read_items(path: str | os.PathLike[str]) -> list[Item]:
+    """Items from a Med-PRM JSON list (`.json`) or the project's JSONL (any other suffix)."""
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such file")
+    if p.suffix == ".json":
+        return read_medprm(p)
+    return list(read_jsonl(p))
+
+
+def read_medprm(path: Path) -> list[Item]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"line {e.lineno} column {e.colno}", "(file)",
+                         f"malformed JSON: {e.msg}") from None
+    if not isinstance(data, list):
+        raise InputError(path, "top level", "(file)",
+                         f"expected a JSON list of questions, got {type(data).__name__}")
+    return [item_from_medprm(d, path, f"record {i}") for i, d in enumerate(data)]
+
+
+def read_jsonl(path: Path) -> Iterator[Item]:
+    with path.open(encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                d = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(path, f"line {n}", "(line)", f"malformed JSON: {e.msg}") from None
+            yield item_from_line(d, path, f"line {n}")
+
+
+def item_from_line(d: Any, path: Path, where: str) -> Item:
+    if not isinstance(d, dict):
+        raise InputError(path, where, "(line)", f"expected an object, got {type(d).__name__}")
+    if isinstance(d.get("question"), dict):
+        try:
+            return Item.from_dict(d)
+        except (KeyError, TypeError, ValueError) as e:
+            raise InputError(path, where, _field_of(e), f"bad item: {e}") from None
+    return item_from_medprm(d, path, where)
+
+
+def item_from_medprm(d: Any, path: Path, where: str) -> Item:
+    """One Med-PRM question record → Item (the record itself is kept in `Item.raw`)."""
+    if not isinstance(d, dict):
+        raise InputError(path, where, "(record)", f"expected an object, got {type(d).__name__}")
+    qid = str(d.get("question_id", d.get("id", "")))
+    where = f"{where} (question_id={qid})" if qid else where
+    stem = _required(d, "question", str, path, where)
+    sols = _required(d, "solutions", list, path, where)
+    if not sols:
+        raise InputError(path, where, "solutions", "empty list: a question needs solutions")
+    question = _question(d, qid or where, stem, path, where)
+    solutions = [_solution(s, question, path, where, f"solutions[{k}]")
+                 for k, s in enumerate(sols)]
+    prm = _scores(sols, path, where)
+    return Item(question, solutions, prm=prm, raw=d)
+
+
+def _question(d: dict[str, Any], qid: str, stem: str, path: Path, where: str) -> Question:
+    options, in_stem = _options(d.get("options"), stem, path, where)
+    docs = d.get("related_docs", d.get("documents"))
+    if docs is not None and not isinstance(docs, list):
+        raise InputError(path, where, "related_docs", f"expected a list, got {type(docs).__name__}")
+    gold = d.get("correct_answer", d.get("answer"))
+    return Question(id=qid, stem=stem, options=options, answer=None if gold is None else str(gold),
+                    source=str(d.get("data_source", d.get("source", ""))),
+                    documents=None if docs is None else [Document.from_dict(x) for x in docs],
+                    options_in_stem=in_stem)
+
+
+def _options(raw: Any, stem: str, path: Path, where: str) -> tuple[dict[str, str], bool]:
+    """Options from the record, else parsed from `(A) …` lines that end the question text."""
+    if isinstance(raw, dict):
+        return {str(k): str(v) for k, v in raw.items()}, False
+    if isinstance(raw, list):
+        return {chr(ord("A") + i): str(v) for i, v in enumerate(raw)}, False
+    if raw is not None:
+        raise InputError(path, where, "options", f"expected a list or object, got {raw!r}")
+    tail = stem.rsplit("\n\n", 1)[-1].split("\n")
+    parsed = [_OPTION_LINE.match(line) for line in tail]
+    if tail and all(parsed):
+        return {m.group(1): m.group(2) for m in parsed if m}, True
+    return {}, False
+
+
+def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Solution:
+    if isinstance(s, str):
+        s = {"solution": s}
+    if not isinstance(s, dict):
+        raise InputError(path, where, field, f"expected an object or string, got {s!r}")
+    text = s.get("solution", s.get("text"))
+    marked = s.get("prm_processed_solution", s.get("marked"))
+    if not isinstance(text, str) and not isinstance(marked, str):
+        raise InputError(path, where, f"{field}.solution",
+                         "missing: needs 'solution' (text) or 'prm_processed_solution'")
+    text = text if isinstance(text, str) else marked
+    if not text.strip():
+        raise InputError(path, where, f"{field}.solution", "empty solution text")
+    answer = s["answer"] if "answer" in s else extract_answer(text, q.options or None)
+    meta = {k: s[k] for k in ("score",) if k in s}
+    return Solution(text=text, marked=marked if isinstance(marked, str) else mark_steps(text),
+                    answer=None if answer in (None, "") else str(answer),
+                    steps=split_steps(text), meta=meta)
+
+
+def _scores(sols: list[Any], path: Path, where: str) -> list[StepScores] | None:
+    """Step scores already in the file (a scored Med-PRM file), else None."""
+    if not all(isinstance(s, dict) and "PRM_score_list" in s for s in sols):
+        return None
+    out = []
+    for k, s in enumerate(sols):
+        probs = s["PRM_score_list"]
+        if not isinstance(probs, list) or not all(isinstance(p, int | float) for p in probs):
+            raise InputError(path, where, f"solutions[{k}].PRM_score_list",
+                             f"expected a list of numbers, got {probs!r}")
+        out.append(StepScores(tuple(float(p) for p in probs)) if probs else StepScores.unscored(
+            s.get("PRM_reason") or "no step score in the file"))
+    return out
+
+
+def _required(d: dict[str, Any], key: str, typ: type, path: Path, where: str) -> Any:
+    if key not in d:
+        raise InputError(path, where, key, "missing")
+    if not isinstance(d[key], typ):
+        raise InputError(path, where, key,
+                         f"expected {typ.__name__}, got {type(d[key]).__name__}")
+    return d[key]
+
+
+def _field_of(e: Exception) -> str:
+    return str(e.args[0]) if isinstance(e, KeyError) and e.args else "(item)"
+
+
+def medprm_record(item: Item) -> dict[str, Any]:
+    """The item in Med-PRM's structure, with PRM score fields on every solution."""
+    base = dict(item.raw) if item.raw is not None else _medprm_skeleton(item)
+    sols = [dict(s) if isinstance(s, dict) else {"solution": s}
+            for s in base.get("solutions", [])] or [{} for _ in item.solutions]
+    for sol, own, sc in zip(sols, item.solutions, item.prm or [None] * len(sols), strict=True):
+        sol.setdefault("solution", own.text)
+        sol.setdefault("prm_processed_solution", own.marked)
+        sol.setdefault("answer", own.answer)
+        if sc is not None:
+            sol.update(_score_fields(sc))
+    base["solutions"] = sols
+    return base
+
+
+def _score_fields(sc: StepScores) -> dict[str, Any]:
+    if not sc.scored:
+        return {"PRM_min_score": None, "PRM_score": None, "PRM_score_list": [],
+                "PRM_reason": sc.reason}
+    return {"PRM_min_score": sc.aggregate("min"), "PRM_score": sc.aggregate("final"),
+            "PRM_score_list": list(sc.probs)}
+
+
+def _medprm_skeleton(item: Item) -> dict[str, Any]:
+    q = item.question
+    return {"question_id": q.id, "data_source": q.source, "question": q.text(),
+            "correct_answer": q.answer,
+            "related_docs": [d.text for d in q.documents or []], "solutions": []}
+
+
+def write_medprm(path: str | os.PathLike[str], items: Iterable[Item]) -> None:
+    atomic_write_text(path, json.dumps([medprm_record(it) for it in items], ensure_ascii=False,
+                                       indent=2, allow_nan=False))
+
+
+def write_jsonl(path: str | os.PathLike[str], items: Iterable[Item]) -> None:
+    atomic_write_text(path, "".join(json_line(it.to_dict()) for it in items))
+
+
+def write_items(path: str | os.PathLike[str], items: list[Item]) -> None:
+    """Write in the format the suffix names: `.json` → Med-PRM list, else JSONL."""
+    (write_medprm if Path(path).suffix == ".json" else write_jsonl)(path, items)
+
+
+def json_line(d: dict[str, Any]) -> str:
+    return json.dumps(d, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write via a temporary file and rename, so a crash never leaves half a file."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=p.parent, prefix=f".{p.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def append_line(path: Path, d: dict[str, Any]) -> None:
+    """Append one JSON line and fsync: the unit of progress of resumable commands."""
+    with path.open("a", encoding="utf-8") as f:
+        f.write(json_line(d))
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def resume_lines(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a progress file. A torn last line (a crash mid-write) is cut off
+    the file, so that appending after a restart starts on a clean line."""
+    if not path.exists():
+        return []
+    raw = path.read_text(encoding="utf-8")
+    out, good = [], 0
+    for line in raw.splitlines(keepends=True):
+        try:
+            if not line.endswith("\n"):
+                raise ValueError("no newline")
+            out.append(json.loads(line))
+        except ValueError:
+            break
+        good += len(line)
+    if good != len(raw):
+        atomic_write_text(path, raw[:good])
+    return out

@@ -1,0 +1,122 @@
+"""Med-PRM's prompt, exactly as its published scorer builds it, and where its step markers land.
+
+Shared by every PRM backend so that they score the same tokens. The published scorer renders the
+chat template as text (`add_generation_prompt=True`) and tokenises it again *with* special
+tokens, so Llama-3.1's BOS appears twice; the reward model was trained that way, so that is the
+default here (`double_bos=False` tokenises without adding special tokens).
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass
+from typing import Any
+
+from ..prompts import MEDPRM_RAG_SYSTEM, MEDPRM_SYSTEM, prm_user_message
+from ..steps import STEP_TAG
+
+
+@dataclass(frozen=True)
+class PRMPromptConfig:
+    """How a PRM prompt is built and cut."""
+
+    max_len: int = 4096
+    """Token limit of one prompt; markers past it leave the solution unscored."""
+    doc_reserve: int = 1024
+    """Tokens kept free for question and solution: documents fill `max_len - doc_reserve`."""
+    use_docs: bool = True
+    """Put the question's documents in the prompt (Med-PRM's RAG variant)."""
+    double_bos: bool = True
+    """Tokenise the rendered template with special tokens, as the published scorer does."""
+    step_tag: str = STEP_TAG
+
+    def __post_init__(self) -> None:
+        if self.doc_reserve >= self.max_len:
+            raise ValueError(f"doc_reserve ({self.doc_reserve}) must be below max_len "
+                             f"({self.max_len}); lower --doc-reserve or raise --max-len")
+
+
+@dataclass(frozen=True)
+class EncodedPrompt:
+    """Token ids of one (question, solution) prompt and the token index of each step marker.
+
+    `reason` is set when the solution cannot be scored (no marker, markers past `max_len`).
+    """
+
+    input_ids: tuple[int, ...]
+    marker_positions: tuple[int, ...]
+    reason: str | None = None
+
+
+def fit_documents(docs: list[str], tokenizer: Any, max_len: int, reserve: int) -> list[str]:
+    """Keep documents in order while their token counts (each +1) fit in `max_len - reserve`."""
+    kept, used, budget = [], 0, max_len - reserve
+    for doc in docs:
+        n = len(tokenizer(doc, add_special_tokens=False)["input_ids"])
+        if used + n + 1 > budget:
+            break
+        kept.append(doc)
+        used += n + 1
+    return kept
+
+
+def render_prompt(tokenizer: Any, question_text: str, marked: str, docs: list[str]) -> str:
+    """The chat-templated prompt text, RAG system prompt when documents are given."""
+    system = MEDPRM_RAG_SYSTEM if docs else MEDPRM_SYSTEM
+    messages = [{"role": "system", "content": system},
+                {"role": "user", "content": prm_user_message(question_text, marked, docs)}]
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+def marker_token_positions(offsets: list[tuple[int, int]], marker_ends: list[int]) -> list[int]:
+    """For each marker ending at character `e`, the last token that starts before `e`.
+
+    That is the marker's own token when it is one token (an added special token), and the
+    marker's last piece when the tokenizer splits it. Zero-width tokens (BOS) are skipped.
+    """
+    real = [(i, s) for i, (s, e) in enumerate(offsets) if e > s]
+    starts = [s for _, s in real]
+    out = []
+    for end in marker_ends:
+        j = bisect_left(starts, end) - 1
+        assert j >= 0, f"marker ending at {end} precedes every token"
+        out.append(real[j][0])
+    return out
+
+
+def encode_prompt(tokenizer: Any, question_text: str, marked: str, docs: list[str],
+                  cfg: PRMPromptConfig, model_max_len: int | None = None) -> EncodedPrompt:
+    """Render, tokenise and locate the step markers of one solution's PRM prompt."""
+    text = render_prompt(tokenizer, question_text, marked, docs)
+    enc = tokenizer(text, add_special_tokens=cfg.double_bos, return_offsets_mapping=True)
+    ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+    ends = _marker_ends(text, marked, cfg.step_tag)
+    if not ends:
+        return EncodedPrompt(tuple(ids), (), "no step marker in the solution")
+    positions = marker_token_positions(offsets, ends)
+    limit = min(cfg.max_len, model_max_len or cfg.max_len)
+    past = sum(p >= limit for p in positions)
+    if past:
+        return EncodedPrompt(tuple(ids), (),
+                             f"{past} of {len(positions)} step markers fall past the maximum "
+                             f"length ({limit} tokens; prompt has {len(ids)})")
+    return EncodedPrompt(tuple(ids[: positions[-1] + 1]), tuple(positions))
+
+
+def _marker_ends(text: str, marked: str, tag: str) -> list[int]:
+    """Character end of every tag inside the explanation (never inside documents/question)."""
+    base = text.rfind(marked) if marked else -1
+    if base < 0:
+        return []
+    ends, i = [], marked.find(tag)
+    while i >= 0:
+        ends.append(base + i + len(tag))
+        i = marked.find(tag, i + len(tag))
+    return ends
+
+
+def question_documents(docs: list[str] | None, tokenizer: Any, cfg: PRMPromptConfig) -> list[str]:
+    """The documents that go into the prompt under `cfg` (none when `use_docs` is off)."""
+    if not cfg.use_docs or not docs:
+        return []
+    return fit_documents(docs, tokenizer, cfg.max_len, cfg.doc_reserve)

@@ -1,0 +1,54 @@
+"""Policies: where the N solutions per question come from.
+
+Add a backend by writing a class with `sample(questions, n, params)` and registering it in
+`POLICIES`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from bestofn.records import Question, Solution
+from bestofn.registry import Registry
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Sampling parameters (Med-PRM's defaults: temperature 0.7, top_k 50, 4,096 new tokens)."""
+
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 1.0
+    max_tokens: int = 4096
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1:
+            raise ValueError(f"bad sampling config {self}: need temperature >= 0, "
+                             "0 < top_p <= 1, max_tokens >= 1")
+
+
+@runtime_checkable
+class Policy(Protocol):
+    def sample(self, questions: Sequence[Question], n: int,
+               params: SamplingConfig) -> list[list[Solution]]: ...
+
+
+def question_seed(seed: int, *parts: object) -> int:
+    """A stable per-question seed, so a question's samples do not depend on batch order."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+POLICIES = Registry("policy")
+POLICIES.register("hf", "policies.hf:HFPolicy")
+
+
+def make_policy(name: str, /, **kwargs: object) -> Policy:
+    return POLICIES.create(name, **kwargs)
+
+
+__all__ = ["POLICIES", "Policy", "SamplingConfig", "make_policy", "question_seed"]

@@ -1,0 +1,165 @@
+"""PRM scoring: prompt, document budget, marker positions and scores against the published loop."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from bestofn.records import Question, Solution
+from bestofn.scorers.prm_hf import HFPRMScorer, length_batches
+from bestofn.scorers.prm_prompt import PRMPromptConfig, encode_prompt, fit_documents
+
+RAG = ("You are an evaluator assessing the logicality and validity of the reasoning in each step "
+       "of the given explanation. In order to support the evaluation, the relevant documents, the "
+       "question, and the explanation are provided sequentially. If the reasoning contains "
+       "errors, output - after that step. If the reasoning in a step is logical and valid, output "
+       "+ after that step. ")
+PLAIN = ("You are an evaluator assessing the logicality and validity of the reasoning in each "
+         "step of the given explanation. In order to support the evaluation, the question and the "
+         "explanation are provided. If the reasoning contains errors, output - after that step. "
+         "If the reasoning in a step is logical and valid, output + after that step.")
+WORDS = ["the", "patient", "fever", "cough", "acute", "renal", "failure", "therapy", "dose",
+         "because", "so", "lung", "heart", "infection", "treat", "likely", "shows"]
+
+
+def published_scores(model, tok, question: str, marked: str, docs: list[str], max_len=4096,
+                     double_bos=True) -> list[float]:
+    """Med-PRM's published get_prob, generalised to a marker split into several tokens."""
+    kept, used = [], 0
+    for d in docs:
+        n = len(tok(d, add_special_tokens=False)["input_ids"])
+        if used + n + 1 > max_len - 1024:
+            break
+        kept.append(d)
+        used += n + 1
+    block = "".join(f"Document {i + 1}: {d}\n\n" for i, d in enumerate(kept))
+    msgs = [{"role": "system", "content": RAG if kept else PLAIN},
+            {"role": "user", "content": f"{block}Question: {question}\n\nExplanation: {marked}"}]
+    raw = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+    enc = tok(raw, return_offsets_mapping=True, add_special_tokens=double_bos)
+    with torch.no_grad():
+        logits = model(torch.tensor([enc["input_ids"]])).logits[0].double()
+    plus = tok(" +", add_special_tokens=False)["input_ids"][0]
+    minus = tok(" -", add_special_tokens=False)["input_ids"][0]
+    start = raw.rindex("Explanation: ")
+    ends = [i + len(" ки") for i in range(start, len(raw)) if raw.startswith(" ки", i)]
+    probs = []
+    for end in ends:
+        pos = max(t for t, (s, e) in enumerate(enc["offset_mapping"]) if e > s and s < end)
+        probs.append(torch.softmax(logits[pos, [plus, minus]], 0)[0].item())
+    return probs
+
+
+def random_solution(rng: random.Random) -> str:
+    steps = [" ".join(rng.choices(WORDS, k=rng.randint(3, 40))) for _ in range(rng.randint(1, 6))]
+    head = "Let me think.\n" if rng.random() < 0.3 else ""
+    body = "\n".join(f"{'## ' if rng.random() < 0.2 else ''}Step {i + 1}: {s}"
+                     for i, s in enumerate(steps))
+    return head + body + f" the answer is ({rng.choice('ABCD')})."
+
+
+@pytest.fixture(scope="module", params=["special", "split", "single"])
+def prm_dir(request, tiny_llama_special, tiny_llama_split, tiny_llama_single):
+    return {"special": tiny_llama_special, "split": tiny_llama_split,
+            "single": tiny_llama_single}[request.param]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_scores_equal_the_published_loop(prm_dir, seed):
+    rng = random.Random(seed)
+    scorer = HFPRMScorer(str(prm_dir), device="cpu", batch_size=5, max_batch_tokens=4000)
+    model = AutoModelForCausalLM.from_pretrained(prm_dir, dtype=torch.float32).eval()
+    tok = AutoTokenizer.from_pretrained(prm_dir)
+    q = Question("q1", "A 40-year-old man has fever. Which is most likely?",
+                 {k: rng.choice(WORDS) for k in "ABCD"})
+    docs = [" ".join(rng.choices(WORDS, k=rng.randint(5, 60))) for _ in range(4)]
+    sols = [Solution.from_text(random_solution(rng), q.options) for _ in range(12)]
+    got = scorer.score(q, docs, sols)
+    for s, g in zip(sols, got, strict=True):
+        ref = published_scores(model, tok, q.text(), s.marked, docs)
+        assert g.scored and len(g.probs) == len(ref) == s.marked.count(" ки")
+        assert max(abs(a - b) for a, b in zip(g.probs, ref, strict=True)) < 1e-5
+
+
+def test_batching_does_not_change_scores(tiny_llama_special):
+    rng = random.Random(7)
+    q = Question("q", "Which?", {"A": "x", "B": "y"})
+    sols = [Solution.from_text(random_solution(rng), q.options) for _ in range(9)]
+    one = HFPRMScorer(str(tiny_llama_special), device="cpu", batch_size=1).score(q, None, sols)
+    many = HFPRMScorer(str(tiny_llama_special), device="cpu", batch_size=9,
+                       max_batch_tokens=10**6).score(q, None, sols)
+    for a, b in zip(one, many, strict=True):
+        assert max(abs(x - y) for x, y in zip(a.probs, b.probs, strict=True)) < 1e-5
+
+
+def test_marker_token_is_the_tag_or_its_last_piece(tiny_llama_special, tiny_llama_split):
+    for path in (tiny_llama_special, tiny_llama_split):
+        tok = AutoTokenizer.from_pretrained(path)
+        enc = encode_prompt(tok, "Q?", "Step 1: a ки Step 2: b ки", [], PRMPromptConfig())
+        assert len(enc.marker_positions) == 2
+        for p in enc.marker_positions:
+            piece = tok.decode([enc.input_ids[p]])
+            assert piece.endswith("и") or piece.endswith("ки") or "\ufffd" in piece
+        assert enc.input_ids[-1] == enc.input_ids[enc.marker_positions[-1]]
+    tok = AutoTokenizer.from_pretrained(tiny_llama_special)
+    tag_id = tok.convert_tokens_to_ids(" ки")
+    enc = encode_prompt(tok, "Q?", "Step 1: a ки Step 2: b ки", [], PRMPromptConfig())
+    assert [enc.input_ids[p] for p in enc.marker_positions] == [tag_id, tag_id]
+
+
+def test_markers_in_documents_or_question_are_not_scored(tiny_llama_special):
+    tok = AutoTokenizer.from_pretrained(tiny_llama_special)
+    enc = encode_prompt(tok, "Why ки?", "Step 1: a ки", ["doc ки ки"], PRMPromptConfig())
+    assert len(enc.marker_positions) == 1
+
+
+def test_double_bos_is_the_default_and_can_be_turned_off(tiny_llama_special):
+    tok = AutoTokenizer.from_pretrained(tiny_llama_special)
+    on = encode_prompt(tok, "Q?", "Step 1: a ки", [], PRMPromptConfig())
+    off = encode_prompt(tok, "Q?", "Step 1: a ки", [], PRMPromptConfig(double_bos=False))
+    bos = tok.bos_token_id
+    assert on.input_ids[:2] == (bos, bos) and off.input_ids[0] == bos != off.input_ids[1]
+    assert len(on.input_ids) == len(off.input_ids) + 1
+
+
+def test_no_marker_and_markers_past_max_len_are_unscored_with_a_reason(tiny_llama_special):
+    scorer = HFPRMScorer(str(tiny_llama_special), device="cpu", max_len=1100, doc_reserve=1000)
+    q = Question("q", "Which?")
+    long = "Step 1: " + "fever " * 1500 + "Step 2: so B"
+    sols = [Solution("x", "no marker here", "A"), Solution(long, long.replace(
+        "Step 2", "ки Step 2") + " ки", "B"), Solution.from_text("Step 1: ok", None)]
+    got = scorer.score(q, None, sols)
+    assert not got[0].scored and "no step marker" in got[0].reason
+    assert not got[1].scored and "past the maximum length" in got[1].reason
+    assert got[2].scored and got[2].aggregate("min") is not None
+    assert got[1].aggregate("min") is None
+
+
+def test_document_budget_matches_a_plain_reference(tiny_llama_special):
+    tok = AutoTokenizer.from_pretrained(tiny_llama_special)
+    rng = random.Random(3)
+    for _ in range(30):
+        n_docs = rng.randint(0, 8)
+        docs = [" ".join(rng.choices(WORDS, k=rng.randint(1, 80))) for _ in range(n_docs)]
+        max_len = rng.randint(1030, 1400)
+        lens = [len(tok(d, add_special_tokens=False)["input_ids"]) for d in docs]
+        n, total = 0, 0
+        while n < len(docs) and total + lens[n] + 1 <= max_len - 1024:
+            total += lens[n] + 1
+            n += 1
+        assert fit_documents(docs, tok, max_len, 1024) == docs[:n]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_length_batches_cover_every_index_within_the_budget(seed):
+    rng = random.Random(seed)
+    lengths = [rng.randint(1, 500) for _ in range(rng.randint(1, 60))]
+    cap, size = rng.randint(400, 3000), rng.randint(1, 10)
+    batches = list(length_batches(lengths, cap, size))
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for b in batches:
+        assert len(b) <= size
+        assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= cap

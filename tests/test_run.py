@@ -1,0 +1,53 @@
+"""`bestofn run` end to end on tiny models: results, report, resume, config guard."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from bestofn.cli import main
+from bestofn.run import ConfigMismatch, RunConfig, run
+
+
+def config(tmp_path, model, **over):
+    base = dict(out=str(tmp_path / "run"), questions=2, n=3, policy=str(model), prm=str(model),
+                max_tokens=16, device="cpu")
+    return RunConfig(**{**base, **over})
+
+
+def test_run_writes_results_and_report_and_resumes(tmp_path, tiny_llama_special):
+    cfg = config(tmp_path, tiny_llama_special)
+    first = run(cfg, progress=False)
+    out = tmp_path / "run"
+    lines = (out / "results.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    assert all(len(json.loads(x)["solutions"]) == 3 for x in lines)
+    assert all(len(json.loads(x)["prm"]) == 3 for x in lines)
+    report = json.loads((out / "report.json").read_text())
+    assert report["n_questions"] == 2 and "prm_min" in report["accuracy"]
+    assert "Majority vote" in (out / "report.md").read_text()
+
+    # a crash mid-write of the second question: torn line, then the same command again
+    (out / "results.jsonl").write_text(lines[0] + "\n" + lines[1][: len(lines[1]) // 2])
+    again = run(cfg, progress=False)
+    assert again["resumed_questions"] == 1
+    assert (out / "results.jsonl").read_text().splitlines() == lines
+    assert json.loads((out / "report.json").read_text()) == report
+    assert again["accuracy"] == first["accuracy"]
+
+
+def test_changed_config_is_refused_unless_overwrite(tmp_path, tiny_llama_special):
+    run(config(tmp_path, tiny_llama_special, questions=1), progress=False)
+    with pytest.raises(ConfigMismatch, match="n: 3 -> 2"):
+        run(config(tmp_path, tiny_llama_special, questions=1, n=2), progress=False)
+    rep = run(config(tmp_path, tiny_llama_special, questions=1, n=2), overwrite=True,
+              progress=False)
+    assert rep["n_solutions"] == 2
+
+
+def test_cli_run_majority_only(tmp_path, tiny_llama_special, capsys):
+    assert main(["run", "--out", str(tmp_path / "r"), "--questions", "1", "-n", "2",
+                 "--policy", str(tiny_llama_special), "--prm", "none", "--max-tokens", "8",
+                 "--device", "cpu"]) == 0
+    assert "Majority vote" in capsys.readouterr().out
