@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from .files import InputError
 from .run import ConfigMismatch
@@ -109,11 +110,26 @@ def cmd_run(a: argparse.Namespace) -> int:
 
 COMMANDS = {"score": cmd_score, "evaluate": cmd_evaluate, "run": cmd_run}
 
+SUBCOMMAND_MODULES: list[str] = []
+"""Modules that add commands: each has `register(subparsers) -> dict[name, handler]`, where a
+handler takes the parsed namespace and returns an exit code. Add a feature's commands there
+instead of growing this file."""
+
+
+def build_all() -> tuple[argparse.ArgumentParser, dict[str, Callable[[argparse.Namespace], int]]]:
+    ap = build_parser()
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    commands: dict[str, Callable[[argparse.Namespace], int]] = dict(COMMANDS)
+    for name in SUBCOMMAND_MODULES:
+        commands.update(importlib.import_module(name).register(sub))
+    return ap, commands
+
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    ap, commands = build_all()
+    args = ap.parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        return commands[args.command](args)
     except (InputError, FileNotFoundError, ValueError, KeyError, ImportError, ConfigMismatch) as e:
         print(f"bestofn {args.command}: error: {e}", file=sys.stderr)
         return 2
