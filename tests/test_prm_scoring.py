@@ -9,8 +9,13 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from bestofn.records import Question, Solution
-from bestofn.scorers.prm_hf import HFPRMScorer, length_batches
-from bestofn.scorers.prm_prompt import PRMPromptConfig, encode_prompt, fit_documents
+from bestofn.scorers.prm_hf import HFPRMScorer, length_batches, shared_prefix_len
+from bestofn.scorers.prm_prompt import (
+    EncodedPrompt,
+    PRMPromptConfig,
+    encode_prompt,
+    fit_documents,
+)
 
 RAG = ("You are an evaluator assessing the logicality and validity of the reasoning in each step "
        "of the given explanation. In order to support the evaluation, the relevant documents, the "
@@ -163,3 +168,39 @@ def test_length_batches_cover_every_index_within_the_budget(seed):
     for b in batches:
         assert len(b) <= size
         assert len(b) == 1 or len(b) * max(lengths[i] for i in b) <= cap
+
+
+def test_shared_prefix_path_equals_the_unshared_path(tiny_llama_split):
+    rng = random.Random(11)
+    q = Question("q", "A febrile child. Which is most likely?", {k: k for k in "ABCD"})
+    docs = [" ".join(rng.choices(WORDS, k=50)) for _ in range(3)]
+    sols = [Solution.from_text(random_solution(rng), q.options) for _ in range(10)]
+    sols.append(sols[0])  # duplicates: the common prefix runs into the markers
+    shared = HFPRMScorer(str(tiny_llama_split), device="cpu", batch_size=4)
+    plain = HFPRMScorer(str(tiny_llama_split), device="cpu", share_prefix=False)
+    enc = shared.encode(q, docs, sols)
+    assert shared_prefix_len(enc) >= 100
+    for a, b in zip(shared.score_encoded(enc), plain.score_encoded(enc), strict=True):
+        assert max(abs(x - y) for x, y in zip(a.probs, b.probs, strict=True)) < 1e-5
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_shared_prefix_len_is_the_common_prefix_before_any_marker(seed):
+    rng = random.Random(seed)
+    base = [rng.randint(0, 5) for _ in range(rng.randint(1, 30))]
+    encs = []
+    for _ in range(rng.randint(1, 5)):
+        ids = base[: rng.randint(0, len(base))] + [rng.randint(0, 5) for _ in range(5)]
+        marks = sorted(rng.sample(range(len(ids)), rng.randint(1, min(3, len(ids)))))
+        encs.append(EncodedPrompt(tuple(ids), tuple(marks)))
+    k = shared_prefix_len(encs)
+    assert all(e.input_ids[:k] == encs[0].input_ids[:k] for e in encs)
+    assert all(k <= e.marker_positions[0] for e in encs)
+    longer = k + 1
+    assert (any(len(e.input_ids) < longer or e.marker_positions[0] < longer for e in encs)
+            or len({e.input_ids[k] for e in encs}) > 1)
+
+
+def test_length_batches_count_the_shared_prefix_per_row():
+    batches = list(length_batches([10] * 8, max_tokens=100, max_size=99, overhead=40))
+    assert [len(b) for b in batches] == [2, 2, 2, 2]

@@ -25,6 +25,9 @@ class Scorer(Protocol):
 
 SCORERS = Registry("scorer")
 SCORERS.register("prm-hf", "bestofn.scorers.prm_hf:HFPRMScorer")
+SCORERS.register("orm-hf", "bestofn.scorers.orm_hf:HFORMScorer")
+SCORERS.register("orm-vllm", "bestofn.scorers.orm_vllm:VLLMORMScorer")
+SCORERS.register("prm-vllm", "bestofn.scorers.prm_vllm:VLLMPRMScorer")
 
 
 def make_scorer(name: str, /, **kwargs: object) -> Scorer:

@@ -15,7 +15,7 @@ import torch
 
 from ..records import Question, Solution, StepScores
 from ..torch_utils import resolve_device, resolve_dtype
-from .prm_prompt import EncodedPrompt, PRMPromptConfig, encode_prompt, question_documents
+from .prm_prompt import EncodedPrompt, PRMPromptConfig, encode_solutions
 
 
 @dataclass(frozen=True)
@@ -24,6 +24,9 @@ class PRMTokens:
 
     plus: str = " +"
     minus: str = " -"
+
+
+MEDPRM_TOKENS = PRMTokens()
 
 
 def label_token_id(tokenizer: Any, text: str) -> int:
@@ -35,21 +38,34 @@ def label_token_id(tokenizer: Any, text: str) -> int:
     return ids[0]
 
 
-def length_batches(lengths: Sequence[int], max_tokens: int, max_size: int) -> Iterator[list[int]]:
-    """Indices grouped longest first so that size x longest <= max_tokens and size <= max_size.
-
-    A single sequence longer than `max_tokens` gets a batch of its own.
+def length_batches(lengths: Sequence[int], max_tokens: int, max_size: int,
+                   overhead: int = 0) -> Iterator[list[int]]:
+    """Indices grouped longest first so that size x (longest + overhead) <= max_tokens and
+    size <= max_size. `overhead` is the shared prefix every row attends to (its keys and values
+    are expanded per row). A single sequence over the budget gets a batch of its own.
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     batch: list[int] = []
     for i in order:
-        longest = lengths[batch[0]] if batch else lengths[i]
+        longest = (lengths[batch[0]] if batch else lengths[i]) + overhead
         if batch and (len(batch) + 1 > max_size or (len(batch) + 1) * longest > max_tokens):
             yield batch
             batch = []
         batch.append(i)
     if batch:
         yield batch
+
+
+def shared_prefix_len(encoded: Sequence[EncodedPrompt]) -> int:
+    """Tokens every prompt shares, cut before the earliest marker so every marker's hidden
+    state is computed in the per-solution pass."""
+    ids = [e.input_ids for e in encoded]
+    n = min(min(len(x) for x in ids), min(e.marker_positions[0] for e in encoded))
+    first = ids[0]
+    for k in range(n):
+        if any(x[k] != first[k] for x in ids[1:]):
+            return k
+    return n
 
 
 class HFPRMScorer:
@@ -60,7 +76,8 @@ class HFPRMScorer:
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto",
                  max_len: int = 4096, doc_reserve: int = 1024, use_docs: bool = True,
                  double_bos: bool = True, batch_size: int = 16, max_batch_tokens: int = 16384,
-                 tokens: PRMTokens = PRMTokens(), attn_implementation: str | None = None) -> None:
+                 tokens: PRMTokens = MEDPRM_TOKENS, attn_implementation: str | None = None,
+                 share_prefix: bool = True, min_shared_prefix: int = 32) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from ..embedded import resolve_model
@@ -72,6 +89,7 @@ class HFPRMScorer:
         self.prompt = PRMPromptConfig(max_len=max_len, doc_reserve=doc_reserve,
                                       use_docs=use_docs, double_bos=double_bos)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.share_prefix, self.min_shared_prefix = share_prefix, min_shared_prefix
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
         self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, **kw)
@@ -86,10 +104,8 @@ class HFPRMScorer:
 
     def encode(self, question: Question, documents: Sequence[str] | None,
                solutions: Sequence[Solution]) -> list[EncodedPrompt]:
-        docs = question_documents(list(documents or []), self.tokenizer, self.prompt)
-        text = question.text()
-        return [encode_prompt(self.tokenizer, text, s.marked, docs, self.prompt,
-                              self.model_max_len) for s in solutions]
+        return encode_solutions(self.tokenizer, question, list(documents or []), solutions,
+                                self.prompt, self.model_max_len)
 
     def score(self, question: Question, documents: Sequence[str] | None,
               solutions: Sequence[Solution]) -> list[StepScores]:
@@ -97,33 +113,61 @@ class HFPRMScorer:
 
     @torch.inference_mode()
     def score_encoded(self, encoded: Sequence[EncodedPrompt]) -> list[StepScores]:
+        """Scores for one question's prompts: the shared prefix (system prompt, documents,
+        question) is encoded once and its keys/values reused by every solution's suffix."""
         out: list[StepScores | None] = [
             StepScores.unscored(e.reason) if e.reason else None for e in encoded]
         todo = [i for i, e in enumerate(encoded) if not e.reason]
-        lengths = [len(encoded[i].input_ids) for i in todo]
-        for batch in length_batches(lengths, self.max_batch_tokens, self.batch_size):
-            items = [encoded[todo[j]] for j in batch]
-            for j, probs in zip(batch, self._score_batch(items), strict=True):
+        items = [encoded[i] for i in todo]
+        prefix = shared_prefix_len(items) if self.share_prefix and len(items) > 1 else 0
+        if prefix < self.min_shared_prefix:
+            prefix = 0
+        kv = self._encode_prefix(items[0].input_ids[:prefix]) if prefix else None
+        lengths = [len(e.input_ids) - prefix for e in items]
+        for batch in length_batches(lengths, self.max_batch_tokens, self.batch_size, prefix):
+            rows = [items[j] for j in batch]
+            for j, probs in zip(batch, self._score_batch(rows, prefix, kv), strict=True):
                 out[todo[j]] = StepScores(probs=tuple(probs))
         assert all(s is not None for s in out), "every solution gets a score or a reason"
         return out  # type: ignore[return-value]
 
-    def _score_batch(self, items: Sequence[EncodedPrompt]) -> list[list[float]]:
-        width = max(len(e.input_ids) for e in items)
-        pad = self.tokenizer.pad_token_id or 0
-        ids = torch.full((len(items), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
+    def _encode_prefix(self, ids: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        x = torch.tensor([list(ids)], device=self.device)
+        cache = self._head.backbone(input_ids=x, use_cache=True).past_key_values
+        return [(layer.keys, layer.values) for layer in cache.layers]
+
+    def _score_batch(self, items: Sequence[EncodedPrompt], prefix: int,
+                     kv: list[tuple[torch.Tensor, torch.Tensor]] | None) -> list[list[float]]:
+        n, width = len(items), max(len(e.input_ids) for e in items) - prefix
+        ids = torch.full((n, width), self.tokenizer.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((n, prefix + width), dtype=torch.long)
+        mask[:, :prefix] = 1
         for r, e in enumerate(items):
-            ids[r, : len(e.input_ids)] = torch.tensor(e.input_ids)
-            mask[r, : len(e.input_ids)] = 1
+            ids[r, : len(e.input_ids) - prefix] = torch.tensor(e.input_ids[prefix:])
+            mask[r, prefix: len(e.input_ids)] = 1
+        kwargs = {}
+        if kv is not None:
+            kwargs = {"past_key_values": _expanded_cache(kv, n, self.model.config),
+                      "position_ids": torch.arange(prefix, prefix + width,
+                                                   device=self.device).expand(n, -1),
+                      "use_cache": True}
         hidden = self._head.backbone(input_ids=ids.to(self.device),
-                                     attention_mask=mask.to(self.device)).last_hidden_state
+                                     attention_mask=mask.to(self.device), **kwargs
+                                     ).last_hidden_state
         rows = torch.cat([torch.full((len(e.marker_positions),), r)
                           for r, e in enumerate(items)])
-        cols = torch.cat([torch.tensor(e.marker_positions) for e in items])
+        cols = torch.cat([torch.tensor(e.marker_positions) - prefix for e in items])
         p = self._head.plus_prob(hidden[rows.to(self.device), cols.to(self.device)])
         return [chunk.tolist() for chunk in torch.split(p.double().cpu(),
                                                         [len(e.marker_positions) for e in items])]
+
+
+def _expanded_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], n: int, config: Any) -> Any:
+    """A fresh cache whose keys/values are the prefix's, broadcast (not copied) to `n` rows."""
+    from transformers import DynamicCache
+
+    return DynamicCache([(k.expand(n, -1, -1, -1), v.expand(n, -1, -1, -1)) for k, v in kv],
+                        config=config)
 
 
 class _TwoRowHead:

@@ -115,6 +115,15 @@ def _marker_ends(text: str, marked: str, tag: str) -> list[int]:
     return ends
 
 
+def encode_solutions(tokenizer: Any, question: Any, documents: list[str] | None,
+                     solutions: Any, cfg: PRMPromptConfig,
+                     model_max_len: int | None = None) -> list[EncodedPrompt]:
+    """Every solution's encoded prompt for one question (documents fitted to the budget once)."""
+    docs = question_documents(documents, tokenizer, cfg)
+    text = question.text()
+    return [encode_prompt(tokenizer, text, s.marked, docs, cfg, model_max_len) for s in solutions]
+
+
 def question_documents(docs: list[str] | None, tokenizer: Any, cfg: PRMPromptConfig) -> list[str]:
     """The documents that go into the prompt under `cfg` (none when `use_docs` is off)."""
     if not cfg.use_docs or not docs:

