@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
-from .evaluate import PRM_METHODS, select_all
+from .evaluate import ORM_METHODS, PRM_METHODS, select_all
 from .records import Item, Question, Selection, Solution
 from .scorers import Scorer, make_scorer
 
-METHODS = ("majority", *PRM_METHODS)
+METHODS = ("majority", *PRM_METHODS, *ORM_METHODS)
 
 
 @lru_cache(maxsize=4)
@@ -25,35 +25,40 @@ def _cached_scorer(backend: str, model: str, options: tuple[tuple[str, Any], ...
 
 
 class Reranker:
-    """Holds a verifier and picks answers; reuse one object for many questions.
+    """Holds the verifiers and picks answers; reuse one object for many questions.
 
-    `prm` is a model name/path (loaded once with `backend`) or a ready `Scorer`; `None` allows
-    only `majority`.
+    `prm`/`orm` are model names/paths (loaded once, with `backend`/`orm_backend`) or ready
+    scorers. PRM methods need `prm`, ORM methods (`orm_best`, `orm_weighted`) need `orm`;
+    `majority` needs neither.
     """
 
-    def __init__(self, prm: str | Scorer | None = None, *, method: str = "prm_min",
-                 backend: str = "prm-hf", seed: int = 0, **scorer_options: Any) -> None:
+    def __init__(self, prm: str | Scorer | None = None, *, orm: str | Scorer | None = None,
+                 method: str = "prm_min", backend: str = "prm-hf", orm_backend: str = "orm-hf",
+                 seed: int = 0, **scorer_options: Any) -> None:
         if method not in METHODS:
             raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-        if prm is None and method != "majority":
-            raise ValueError(f"method {method!r} needs a verifier: pass prm=MODEL")
+        needs = "orm" if method in ORM_METHODS else "prm" if method != "majority" else None
+        if needs and {"prm": prm, "orm": orm}[needs] is None:
+            raise ValueError(f"method {method!r} needs a verifier: pass {needs}=MODEL")
         self.method, self.seed = method, seed
-        self.scorer = (_cached_scorer(backend, prm, tuple(sorted(scorer_options.items())))
-                       if isinstance(prm, str) else prm)
+        opts = tuple(sorted(scorer_options.items()))
+        self.prm = (_cached_scorer(backend, prm, opts) if isinstance(prm, str) else prm
+                    ) if needs == "prm" else None
+        self.orm = (_cached_scorer(orm_backend, orm, opts) if isinstance(orm, str) else orm
+                    ) if needs == "orm" else None
 
     def select(self, question: Question, solutions: Sequence[Solution],
                documents: Sequence[str] | None = None) -> Selection:
-        prm = None
-        if self.scorer is not None and self.method != "majority":
-            docs = documents if documents is not None else [
-                d.text for d in question.documents or []]
-            prm = self.scorer.score(question, docs, solutions)
-        item = Item(question, list(solutions), prm=prm)  # type: ignore[arg-type]
+        docs = documents if documents is not None else [d.text for d in question.documents or []]
+        prm = self.prm.score(question, docs, solutions) if self.prm is not None else None
+        orm = self.orm.score(question, docs, solutions) if self.orm is not None else None
+        item = Item(question, list(solutions), prm=prm, orm=orm)  # type: ignore[arg-type]
         return select_all(item, seed=self.seed)[self.method]
 
 
 def best_of_n(question: Question | str, solutions: Sequence[str | Solution], *,
-              prm: str | Scorer | None = None, method: str = "prm_min",
+              prm: str | Scorer | None = None, orm: str | Scorer | None = None,
+              method: str = "prm_min",
               options: dict[str, str] | None = None, documents: Sequence[str] | None = None,
               seed: int = 0, **scorer_options: Any) -> Selection:
     """Pick one answer among `solutions` (raw texts are marked and their answers extracted)."""
@@ -63,4 +68,5 @@ def best_of_n(question: Question | str, solutions: Sequence[str | Solution], *,
             for s in solutions]
     if not sols:
         raise ValueError("best_of_n needs at least one solution")
-    return Reranker(prm, method=method, seed=seed, **scorer_options).select(q, sols, documents)
+    return Reranker(prm, orm=orm, method=method, seed=seed,
+                    **scorer_options).select(q, sols, documents)

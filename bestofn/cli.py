@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from .files import InputError
 from .run import ConfigMismatch
+from .score_orm import add_orm_args
 
 
 def _add_prm_args(p: argparse.ArgumentParser) -> None:
@@ -19,8 +20,9 @@ def _add_prm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto",
                    help="auto (float32 on CPU, bfloat16 on GPU) | float32 | bfloat16")
     p.add_argument("--batch-size", type=int, default=16, help="solutions per forward pass")
-    p.add_argument("--max-batch-tokens", type=int, default=16384,
-                   help="cap on padded tokens per forward pass (bounds memory)")
+    p.add_argument("--max-batch-tokens", type=int, default=None,
+                   help="cap on rows x (shared prefix + longest suffix) per forward pass; "
+                        "bounds memory (default 8192 on CPU, 131072 on GPU)")
     p.add_argument("--no-double-bos", dest="double_bos", action="store_false",
                    help="tokenise the rendered chat template without adding special tokens "
                         "(the published scorer adds them, so Llama-3.1 sees BOS twice)")
@@ -30,15 +32,17 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="bestofn", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
 
-    s = sub.add_parser("score", help="add PRM step scores to a solutions file")
+    s = sub.add_parser("score", help="add PRM step scores and/or ORM scores to a solutions file")
     s.add_argument("--input", required=True, help="Med-PRM JSON (.json) or bestofn JSONL")
-    s.add_argument("--prm", required=True, help="local folder, Hugging Face id, or 'smollm2'")
+    s.add_argument("--prm", default=None, help="local folder, Hugging Face id, or 'smollm2' "
+                   "(--prm, --orm or both)")
     s.add_argument("--output", required=True, help="same format as the input (by suffix)")
     s.add_argument("--no-docs", dest="use_docs", action="store_false",
                    help="plain PRM: leave the documents out of the prompt")
     s.add_argument("--solutions", type=int, default=None, help="score the first K per question")
     s.add_argument("--backend", default="prm-hf", help="scorer backend (default prm-hf)")
     _add_prm_args(s)
+    add_orm_args(s, required=False)
 
     e = sub.add_parser("evaluate", help="accuracy table of every selection method")
     e.add_argument("--input", required=True, help="a scored file")
@@ -53,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--policy", default="smollm2", help="policy model (folder, HF id, smollm2)")
     r.add_argument("--policy-backend", default="hf")
     r.add_argument("--prm", default="smollm2", help="PRM model; 'none' for majority vote only")
+    r.add_argument("--orm", default=None, help="outcome reward model (sequence classifier)")
+    r.add_argument("--orm-adapter", default=None, help="PEFT LoRA adapter for the ORM")
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("--temperature", type=float, default=0.7)
     r.add_argument("--top-k", type=int, default=50)
@@ -64,6 +70,18 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--max-len", type=int, default=4096)
     r.add_argument("--device", default="auto")
     r.add_argument("--no-double-bos", dest="double_bos", action="store_false")
+    g = r.add_argument_group("execution (does not change results)")
+    g.add_argument("--no-ray", dest="ray", action="store_false",
+                   help="run every stage in this process (debugging; same results)")
+    g.add_argument("--ray-address", default=None,
+                   help="join a Ray cluster (`auto` or HOST:PORT); default: a local Ray")
+    g.add_argument("--actors", type=int, default=1, help="policy actors")
+    g.add_argument("--scorer-actors", type=int, default=1, help="scorer actors")
+    g.add_argument("--policy-gpus", type=float, default=None,
+                   help="GPUs per policy actor (default: 1 if the cluster has GPUs)")
+    g.add_argument("--scorer-gpus", type=float, default=None, help="GPUs per scorer actor")
+    g.add_argument("--max-attempts", type=int, default=3,
+                   help="tries per question before it is recorded as failed")
     return ap
 
 
@@ -71,10 +89,21 @@ def cmd_score(a: argparse.Namespace) -> int:
     from .score import score_file
     from .scorers import make_scorer
 
+    if a.prm is None and a.orm is None:
+        raise ValueError("give --prm MODEL, --orm MODEL or both")
     scorer = make_scorer(a.backend, model=a.prm, device=a.device, dtype=a.dtype,
                          max_len=a.max_len, use_docs=a.use_docs, double_bos=a.double_bos,
-                         batch_size=a.batch_size, max_batch_tokens=a.max_batch_tokens)
-    items = score_file(a.input, a.output, scorer, use_docs=a.use_docs, solutions=a.solutions)
+                         batch_size=a.batch_size, max_batch_tokens=a.max_batch_tokens,
+                         ) if a.prm else None
+    if a.orm:
+        from .score_orm import build_orm_scorer, score_file_with_orm, unscored_summary
+
+        items = score_file_with_orm(a.input, a.output, orm=build_orm_scorer(a), prm=scorer,
+                                    use_docs=a.use_docs, solutions=a.solutions)
+        print(f"ORM: {unscored_summary(items)}", file=sys.stderr)
+    else:
+        items = score_file(a.input, a.output, scorer, use_docs=a.use_docs,
+                           solutions=a.solutions)
     unscored = sum(not s.scored for it in items for s in it.prm or [])
     print(f"scored {len(items)} questions -> {a.output} ({unscored} solutions unscored)",
           file=sys.stderr)
@@ -92,25 +121,31 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from .evaluate import LABELS
+    from .pipeline import ExecConfig
     from .run import RunConfig, run
 
     cfg = RunConfig(out=a.out, dataset=a.dataset, questions=a.questions, n=a.n,
                     policy=a.policy, policy_backend=a.policy_backend,
-                    prm=None if a.prm.lower() == "none" else a.prm, use_docs=a.use_docs,
+                    prm=None if a.prm.lower() == "none" else a.prm, orm=a.orm,
+                    orm_adapter=a.orm_adapter, use_docs=a.use_docs,
                     max_len=a.max_len, double_bos=a.double_bos, seed=a.seed,
                     temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     max_tokens=a.max_tokens, device=a.device)
-    rep = run(cfg, overwrite=a.overwrite)
+    ex = ExecConfig(ray_address=a.ray_address, policy_actors=a.actors,
+                    scorer_actors=a.scorer_actors, policy_gpus=a.policy_gpus,
+                    scorer_gpus=a.scorer_gpus, max_attempts=a.max_attempts) if a.ray else None
+    rep = run(cfg, overwrite=a.overwrite, ex=ex)
     for k, v in rep["accuracy"].items():
         print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
     print(f"report: {a.out}/report.md ({rep['n_questions']} questions, "
-          f"{rep['resumed_questions']} resumed, {rep['seconds']} s)")
+          f"{rep['resumed_questions']} resumed, {rep['failed']} failed, {rep['seconds']} s)")
     return 0
 
 
 COMMANDS = {"score": cmd_score, "evaluate": cmd_evaluate, "run": cmd_run}
 
-SUBCOMMAND_MODULES: list[str] = []
+SUBCOMMAND_MODULES: list[str] = ["bestofn.cli_sample", "bestofn.cli_prefs", "bestofn.cli_index",
+                                  "bestofn.cli_report"]
 """Modules that add commands: each has `register(subparsers) -> dict[name, handler]`, where a
 handler takes the parsed namespace and returns an exit code. Add a feature's commands there
 instead of growing this file."""

@@ -1,10 +1,12 @@
-"""Question sets: the bundled MedQA test split, and question files in the MedQA/JSONL format."""
+"""Question sets: bundled MedQA and MIRAGE, and question files in the MedQA/JSONL format."""
 
 from __future__ import annotations
 
 import json
 from importlib import resources
+from itertools import chain, zip_longest
 from pathlib import Path
+from typing import Any
 
 from .files import InputError
 from .records import Question
@@ -12,21 +14,39 @@ from .records import Question
 BUNDLED = {"medqa": "medqa/test_4options.jsonl", "medqa5": "medqa/test_5options.jsonl"}
 """Dataset names → files under `bestofn/data` (MedQA, Jin et al. 2021, MIT License)."""
 
+MIRAGE_FILE = "mirage/benchmark.json"
+"""MIRAGE benchmark, Xiong et al. 2024 (NCBI public domain notice); component datasets MIT."""
+
+MIRAGE_COMPONENTS = ("medqa", "medmcqa", "pubmedqa", "bioasq", "mmlu")
+"""MIRAGE's five question sets, in the file's order (PubMedQA* without its contexts;
+PubMedQA options are yes/no/maybe and BioASQ's yes/no, as letters)."""
+
+DATASETS = [*BUNDLED, "mirage", *(f"mirage-{c}" for c in MIRAGE_COMPONENTS)]
+"""Every name `load_questions` knows; anything else is read as a file path."""
+
 
 def load_questions(name_or_path: str, limit: int | None = None) -> list[Question]:
-    """A bundled dataset by name (`medqa`, `medqa5`) or a JSONL file of questions.
+    """A bundled dataset by name (see `DATASETS`), or a question file.
 
-    A line is either a `Question.to_dict()` or MedQA's format (`question`, `options` as a
-    letter → text object, `answer_idx`); `id`/`realidx` name the question, else its line number.
+    `mirage-<set>` is one MIRAGE component (`Question.source` is the component's name);
+    `mirage` is all five, interleaved round-robin so that any prefix (`limit`) mixes them.
+    A `.json` file is read as a MIRAGE-format benchmark; any other file as JSONL, where a line
+    is either a `Question.to_dict()` or MedQA's format (`question`, `options` as a letter → text
+    object, `answer_idx`); `id`/`realidx` name the question, else its line number.
     """
+    if name_or_path in DATASETS and name_or_path not in BUNDLED:
+        qs = _mirage_by_name(name_or_path)
+        return qs if limit is None else qs[:limit]
     if name_or_path in BUNDLED:
-        path = Path(str(resources.files("bestofn") / "data" / BUNDLED[name_or_path]))
-        source = name_or_path
+        path, source = _bundled(BUNDLED[name_or_path]), name_or_path
     else:
         path, source = Path(name_or_path), Path(name_or_path).stem
         if not path.exists():
             raise FileNotFoundError(f"{path}: no such file (bundled datasets: "
-                                    f"{', '.join(BUNDLED)})")
+                                    f"{', '.join(DATASETS)})")
+        if path.suffix == ".json":
+            qs = _interleave(load_mirage(path))
+            return qs if limit is None else qs[:limit]
     out: list[Question] = []
     with path.open(encoding="utf-8") as f:
         for n, line in enumerate(f, 1):
@@ -35,6 +55,77 @@ def load_questions(name_or_path: str, limit: int | None = None) -> list[Question
             if line.strip():
                 out.append(_question(line, path, n, source))
     return out
+
+
+def load_mirage(path: str | Path | None = None,
+                components: tuple[str, ...] | None = None) -> dict[str, list[Question]]:
+    """A MIRAGE-format file (default: the bundled one): component → questions in file order.
+
+    Format: `{component: {id: {question, options: {letter: text}, answer: letter}}}`.
+    """
+    p = Path(path) if path is not None else _bundled(MIRAGE_FILE)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(p, f"line {e.lineno} column {e.colno}", "(file)",
+                         f"malformed JSON: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise InputError(p, "top level", "(file)", "expected an object of dataset → questions")
+    wanted = components or tuple(data)
+    for c in wanted:
+        if c not in data:
+            raise InputError(p, "top level", c, f"no such dataset; the file has {sorted(data)}")
+    out = {c: [_mirage_question(p, c, qid, d) for qid, d in _records(p, c, data[c])]
+           for c in wanted}
+    _check_unique_ids(p, out)
+    return out
+
+
+def _mirage_by_name(name: str) -> list[Question]:
+    if name == "mirage":
+        return _interleave(load_mirage())
+    component = name.removeprefix("mirage-")
+    return load_mirage(components=(component,))[component]
+
+
+def _interleave(sets: dict[str, list[Question]]) -> list[Question]:
+    return [q for q in chain.from_iterable(zip_longest(*sets.values())) if q is not None]
+
+
+def _bundled(rel: str) -> Path:
+    return Path(str(resources.files("bestofn") / "data" / rel))
+
+
+def _records(path: Path, component: str, block: Any) -> list[tuple[str, Any]]:
+    if not isinstance(block, dict):
+        raise InputError(path, f"dataset {component}", "(dataset)",
+                         "expected an object of question id → question")
+    return list(block.items())
+
+
+def _mirage_question(path: Path, component: str, qid: str, d: Any) -> Question:
+    where = f"dataset {component} question {qid}"
+    if not isinstance(d, dict):
+        raise InputError(path, where, "(question)", "expected an object")
+    for key, kind in (("question", str), ("options", dict), ("answer", str)):
+        if not isinstance(d.get(key), kind):
+            raise InputError(path, where, key, f"missing or not a {kind.__name__}")
+    options = {str(k): str(v) for k, v in d["options"].items()}
+    if d["answer"] not in options:
+        raise InputError(path, where, "answer", f"{d['answer']!r} is not one of the options "
+                         f"{sorted(options)}")
+    return Question(id=str(qid), stem=d["question"], options=options, answer=d["answer"],
+                    source=component)
+
+
+def _check_unique_ids(path: Path, sets: dict[str, list[Question]]) -> None:
+    seen: dict[str, str] = {}
+    for component, qs in sets.items():
+        for q in qs:
+            if q.id in seen:
+                raise InputError(path, f"dataset {component} question {q.id}", "(id)",
+                                 f"id also used in dataset {seen[q.id]}: ids must be unique")
+            seen[q.id] = component
 
 
 def _question(line: str, path: Path, n: int, source: str) -> Question:

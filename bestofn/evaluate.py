@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -16,8 +17,11 @@ PRM_METHODS: dict[str, tuple[str, str]] = {
 }
 """Method name → (best-of-N or weighted vote, step aggregation)."""
 
-TABLE_KEYS = ["majority", "prm_min", "prm_final", "weighted_min", "weighted_final", "oracle",
-              "single"]
+ORM_METHODS: dict[str, str] = {"orm_best": "best", "orm_weighted": "vote"}
+"""Outcome-reward methods: best-of-N by the raw reward; vote weighted by `orm_weights`."""
+
+TABLE_KEYS = ["majority", "prm_min", "prm_final", "weighted_min", "weighted_final", "orm_best",
+              "orm_weighted", "oracle", "single"]
 """The headline methods, in the order the table prints them."""
 
 LABELS = {
@@ -25,21 +29,41 @@ LABELS = {
     "prm_final": "PRM best-of-N (final)", "prm_mean": "PRM best-of-N (mean)",
     "prm_prod": "PRM best-of-N (prod)", "weighted_min": "PRM-weighted vote (min)",
     "weighted_final": "PRM-weighted vote (final)", "weighted_mean": "PRM-weighted vote (mean)",
-    "weighted_prod": "PRM-weighted vote (prod)", "oracle": "Oracle (any correct)",
+    "weighted_prod": "PRM-weighted vote (prod)", "orm_best": "ORM best-of-N",
+    "orm_weighted": "ORM-weighted vote (softmax)", "oracle": "Oracle (any correct)",
     "single": "Single solution (mean)",
 }
 
 
 def select_all(item: Item, *, seed: int = 0) -> dict[str, Selection]:
-    """Every applicable selection on one question (PRM methods only when it was scored)."""
+    """Every applicable selection on one question (PRM/ORM methods only when so scored)."""
     key, answers = item.question.id, item.answers
     out = {"majority": majority_vote(answers, seed=seed, key=key)}
-    if item.prm is None:
-        return out
-    for name, (kind, how) in PRM_METHODS.items():
-        fn: Callable[..., Selection] = best_of_n if kind == "best" else weighted_vote
-        out[name] = fn(answers, aggregate_all(item.prm, how), method=name, seed=seed, key=key)
+    if item.prm is not None:
+        for name, (kind, how) in PRM_METHODS.items():
+            fn: Callable[..., Selection] = best_of_n if kind == "best" else weighted_vote
+            out[name] = fn(answers, aggregate_all(item.prm, how), method=name, seed=seed,
+                           key=key)
+    if item.orm is not None:
+        out["orm_best"] = best_of_n(answers, item.orm, method="orm_best", seed=seed, key=key)
+        out["orm_weighted"] = weighted_vote(answers, orm_weights(item.orm),
+                                            method="orm_weighted", seed=seed, key=key)
     return out
+
+
+def orm_weights(scores: Sequence[float | None]) -> list[float | None]:
+    """Softmax (temperature 1) over one question's scored solutions; None stays None.
+
+    Reward-model outputs are unbounded logits and often negative, so summing them raw would
+    let a wrong answer win by having fewer (negative) votes; the softmax turns them into
+    positive weights that sum to 1, under which the vote is each answer's share of the mass.
+    """
+    got = [s for s in scores if s is not None]
+    if not got:
+        return list(scores)
+    top = max(got)
+    total = math.fsum(math.exp(s - top) for s in got)
+    return [None if s is None else math.exp(s - top) / total for s in scores]
 
 
 @dataclass
@@ -51,12 +75,13 @@ class Evaluation:
     n_solutions: int
     n_unscored: int = 0
     n_no_answer: int = 0
+    n_orm_unscored: int = 0
     per_question: list[dict[str, bool]] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, float | int]:
         return {**self.accuracy, "n_questions": self.n_questions,
                 "n_solutions": self.n_solutions, "n_unscored": self.n_unscored,
-                "n_no_answer": self.n_no_answer}
+                "n_no_answer": self.n_no_answer, "n_orm_unscored": self.n_orm_unscored}
 
 
 def question_outcomes(item: Item, *, seed: int = 0) -> dict[str, float]:
@@ -74,13 +99,15 @@ def evaluate(items: Sequence[Item], *, seed: int = 0) -> Evaluation:
     """Mean correctness of every method over the questions that have a gold answer."""
     graded = [it for it in items if it.question.answer is not None]
     rows = [question_outcomes(it, seed=seed) for it in graded]
-    methods = [m for m in [*TABLE_KEYS, *PRM_METHODS] if rows and all(m in r for r in rows)]
+    known = [*TABLE_KEYS, *PRM_METHODS, *ORM_METHODS]
+    methods = [m for m in known if rows and all(m in r for r in rows)]
     acc = {m: sum(r[m] for r in rows) / len(rows) for m in dict.fromkeys(methods)}
     return Evaluation(
         accuracy=acc, n_questions=len(graded),
         n_solutions=sum(len(it.solutions) for it in graded),
         n_unscored=sum(sum(not s.scored for s in it.prm) for it in graded if it.prm),
         n_no_answer=sum(a is None for it in graded for a in it.answers),
+        n_orm_unscored=sum(s is None for it in graded for s in it.orm or []),
         per_question=rows)
 
 

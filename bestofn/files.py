@@ -5,6 +5,7 @@ related_docs[], solutions[{solution, prm_processed_solution, orm_processed_solut
 score}]}`. Written back, each solution gains `PRM_min_score`, `PRM_score` (final step) and
 `PRM_score_list`; a solution that could not be scored gets `null` scores and `PRM_reason`
 (the published scorer wrote `-inf`, which is not valid JSON and ranks silently).
+An outcome reward model's score is `ORM_score` (a number, or `null` with `ORM_reason`).
 
 The project's JSONL has one `Item.to_dict()` per line. A line may instead use Med-PRM's item
 fields (with `solutions` as plain strings allowed), which is the easy way to hand-write input.
@@ -95,7 +96,7 @@ def item_from_medprm(d: Any, path: Path, where: str) -> Item:
     solutions = [_solution(s, question, path, where, f"solutions[{k}]")
                  for k, s in enumerate(sols)]
     prm = _scores(sols, path, where)
-    return Item(question, solutions, prm=prm, raw=d)
+    return Item(question, solutions, prm=prm, orm=_orm_scores(sols, path, where), raw=d)
 
 
 def _question(d: dict[str, Any], qid: str, stem: str, path: Path, where: str) -> Question:
@@ -140,6 +141,8 @@ def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Soluti
         raise InputError(path, where, f"{field}.solution", "empty solution text")
     answer = s["answer"] if "answer" in s else extract_answer(text, q.options or None)
     meta = {k: s[k] for k in ("score",) if k in s}
+    if isinstance(s.get("ORM_reason"), str):
+        meta["orm_reason"] = s["ORM_reason"]
     return Solution(text=text, marked=marked if isinstance(marked, str) else mark_steps(text),
                     answer=None if answer in (None, "") else str(answer),
                     steps=split_steps(text), meta=meta)
@@ -160,6 +163,20 @@ def _scores(sols: list[Any], path: Path, where: str) -> list[StepScores] | None:
     return out
 
 
+def _orm_scores(sols: list[Any], path: Path, where: str) -> list[float | None] | None:
+    """`ORM_score` of every solution (numbers or null), else None when any lacks it."""
+    if not all(isinstance(s, dict) and "ORM_score" in s for s in sols):
+        return None
+    out = []
+    for k, s in enumerate(sols):
+        v = s["ORM_score"]
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
+            raise InputError(path, where, f"solutions[{k}].ORM_score",
+                             f"expected a number or null, got {v!r}")
+        out.append(None if v is None else float(v))
+    return out
+
+
 def _required(d: dict[str, Any], key: str, typ: type, path: Path, where: str) -> Any:
     if key not in d:
         raise InputError(path, where, key, "missing")
@@ -174,16 +191,20 @@ def _field_of(e: Exception) -> str:
 
 
 def medprm_record(item: Item) -> dict[str, Any]:
-    """The item in Med-PRM's structure, with PRM score fields on every solution."""
+    """The item in Med-PRM's structure, with PRM/ORM score fields on every solution."""
     base = dict(item.raw) if item.raw is not None else _medprm_skeleton(item)
     sols = [dict(s) if isinstance(s, dict) else {"solution": s}
             for s in base.get("solutions", [])] or [{} for _ in item.solutions]
-    for sol, own, sc in zip(sols, item.solutions, item.prm or [None] * len(sols), strict=True):
+    for k, (sol, own, sc) in enumerate(zip(sols, item.solutions,
+                                           item.prm or [None] * len(sols), strict=True)):
         sol.setdefault("solution", own.text)
         sol.setdefault("prm_processed_solution", own.marked)
         sol.setdefault("answer", own.answer)
         if sc is not None:
             sol.update(_score_fields(sc))
+        if item.orm is not None:
+            sol.pop("ORM_reason", None)
+            sol.update(_orm_fields(item.orm[k], own))
     base["solutions"] = sols
     return base
 
@@ -194,6 +215,12 @@ def _score_fields(sc: StepScores) -> dict[str, Any]:
                 "PRM_reason": sc.reason}
     return {"PRM_min_score": sc.aggregate("min"), "PRM_score": sc.aggregate("final"),
             "PRM_score_list": list(sc.probs)}
+
+
+def _orm_fields(score: float | None, sol: Solution) -> dict[str, Any]:
+    if score is not None:
+        return {"ORM_score": score}
+    return {"ORM_score": None, "ORM_reason": sol.meta.get("orm_reason") or "not scored"}
 
 
 def _medprm_skeleton(item: Item) -> dict[str, Any]:

@@ -1,31 +1,296 @@
-"""The human-readable and machine-readable report of a run or a scored file."""
+"""The benchmark report of a run or a scored file.
+
+`report.json` (numbers under stable keys; the same items and seed give the same bytes),
+`report.md` (tables in percent), `accuracy_vs_n.csv` and `accuracy_vs_n.png` (when matplotlib
+is installed). What the intervals mean is in `bestofn.stats`.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .evaluate import evaluate, format_table
+import numpy as np
+
+from .evaluate import LABELS, TABLE_KEYS, evaluate
 from .files import atomic_write_text
 from .records import Item
+from .stats import CI_LEVEL, Curves, Estimate, accuracy_curves, graded, intervals, matrix_from_rows
+
+PLOT_FILE, CSV_FILE = "accuracy_vs_n.png", "accuracy_vs_n.csv"
+PLOT_INSTALL = "pip install 'bestofn[plot]'  (or: pip install matplotlib)"
+BOUNDS = ("oracle", "single")
+"""Reference lines (not selection methods), drawn dashed."""
+DIGITS = 6
+"""Intervals and curve points are rounded to this many decimals in report.json."""
 
 
 def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *,
-                 seed: int = 0, extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """`report.json` (numbers under stable keys) and `report.md` (the table) in `out_dir`."""
-    ev = evaluate(items, seed=seed)
-    data = {"accuracy": ev.accuracy, **{k: v for k, v in ev.to_json().items()
-                                         if k not in ev.accuracy},
-            "config": config, **(extra or {})}
-    atomic_write_text(out_dir / "report.json", json.dumps(data, indent=2) + "\n")
-    atomic_write_text(out_dir / "report.md", _markdown(ev, config, extra or {}))
+                 seed: int = 0, extra: dict[str, Any] | None = None,
+                 failures: Sequence[dict[str, Any] | str] | None = None,
+                 bootstrap: int = 1000, draws: int = 200, plot: bool | None = None,
+                 progress: bool = False) -> dict[str, Any]:
+    """Write the report files into `out_dir` and return report.json's content.
+
+    `seed` seeds the selection tie-breaks, the bootstrap and the subset draws. `failures` are
+    the questions that failed (dicts such as the pipeline's `{question_id, stage, error,
+    attempts}`). `plot`: None draws the PNG when matplotlib is installed, True requires it.
+    """
+    out_dir = Path(out_dir)
+    data = build_report(items, config, seed=seed, failures=failures, bootstrap=bootstrap,
+                        draws=draws, progress=progress)
+    data.update(extra or {})
+    atomic_write_text(out_dir / "report.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
+    atomic_write_text(out_dir / CSV_FILE, curves_csv(data["curves"]))
+    drawn = _plot(out_dir / PLOT_FILE, data["curves"], plot)
+    atomic_write_text(out_dir / "report.md", markdown(data, plot=drawn))
     return data
 
 
-def _markdown(ev: Any, config: dict[str, Any], extra: dict[str, Any]) -> str:
-    settings = "\n".join(f"| {k} | `{v}` |" for k, v in config.items())
-    notes = "\n".join(f"- {k}: {v}" for k, v in extra.items())
-    return (f"# bestofn report\n\n```\n{format_table(ev)}\n```\n\n"
-            f"## Settings\n\n| setting | value |\n|---|---|\n{settings}\n\n{notes}\n")
+def build_report(items: Sequence[Item], config: dict[str, Any], *, seed: int = 0,
+                 failures: Sequence[dict[str, Any] | str] | None = None, bootstrap: int = 1000,
+                 draws: int = 200, level: float = CI_LEVEL,
+                 progress: bool = False) -> dict[str, Any]:
+    """report.json's content: deterministic given the items, config, failures and seed."""
+    ev = evaluate(items, seed=seed)
+    methods, matrix = matrix_from_rows(ev.per_question)
+    ci = intervals(methods, matrix, seed=seed, b=bootstrap, level=level)
+    curves = accuracy_curves(items, draws=draws, seed=seed, level=level, methods=methods,
+                             progress=progress)
+    fails = list(failures or [])
+    sources = [it.question.source for it in graded(items)]
+    return {"accuracy": ev.accuracy,
+            **{k: v for k, v in ev.to_json().items() if k not in ev.accuracy},
+            "ci": _ci_json(ci), "ci_level": level, "bootstrap": bootstrap,
+            "settings": settings(config, items),
+            "counts": {**counts(items, ev.to_json()), "failed": len(fails)},
+            "by_source": by_source(sources, methods, matrix, seed=seed, b=bootstrap,
+                                   level=level),
+            "curves": curves_json(curves),
+            "failures": fails, "config": config}
+
+
+def settings(config: dict[str, Any], items: Sequence[Item]) -> dict[str, Any]:
+    """What a reader of the table must know: models, N, seed, whether documents were used."""
+    n = config.get("n") or max((len(it.solutions) for it in items), default=0)
+    return {"dataset": config.get("dataset"), "policy": config.get("policy"),
+            "prm": config.get("prm"), "orm": config.get("orm"), "n": n,
+            "seed": config.get("seed"), "documents": config.get("use_docs")}
+
+
+def counts(items: Sequence[Item], ev: dict[str, Any]) -> dict[str, int]:
+    g = len(graded(items))
+    return {"questions": len(items), "graded": g, "ungraded": len(items) - g,
+            "solutions": ev["n_solutions"], "unscored": ev["n_unscored"],
+            "no_answer": ev["n_no_answer"], "orm_unscored": ev["n_orm_unscored"]}
+
+
+def by_source(sources: Sequence[str], methods: list[str], matrix: np.ndarray, *, seed: int,
+              b: int, level: float = CI_LEVEL) -> dict[str, dict[str, Any]]:
+    """Per source (sorted): graded questions, accuracies (summed as `evaluate` sums) and CIs.
+
+    `sources` and the rows of `matrix` are the graded questions, in the same order.
+    """
+    out = {}
+    for src in sorted(set(sources)):
+        part = matrix[[i for i, s in enumerate(sources) if s == src]]
+        acc = {m: sum(part[:, j].tolist()) / len(part) for j, m in enumerate(methods)}
+        out[src or "(none)"] = {"n_questions": len(part), "accuracy": acc,
+                                "ci": _ci_json(intervals(methods, part, seed=seed, b=b,
+                                                         level=level))}
+    return out
+
+
+def _ci_json(ci: dict[str, Estimate]) -> dict[str, list[float | None]]:
+    return {m: [_r(e.lo), _r(e.hi)] for m, e in ci.items()}
+
+
+def curves_json(c: Curves) -> dict[str, Any]:
+    return {"ns": c.ns, "draws": c.draws, "level": c.level, "n_short": c.n_short,
+            "methods": {m: {"mean": [_r(x) for x in c.mean[m]], "lo": [_r(x) for x in c.lo[m]],
+                            "hi": [_r(x) for x in c.hi[m]]} for m in c.mean}}
+
+
+def curves_csv(curves: dict[str, Any]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["method", "label", "n", "mean", "lo", "hi", "draws"])
+    for m, c in curves["methods"].items():
+        for j, n in enumerate(curves["ns"]):
+            w.writerow([m, LABELS.get(m, m), n, c["mean"][j], c["lo"][j], c["hi"][j],
+                        curves["draws"]])
+    return buf.getvalue()
+
+
+def plot_curves(path: Path, curves: dict[str, Any], methods: Sequence[str] | None = None) -> None:
+    """One line per method (headline methods by default) with its shaded interval, log2 N."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise ImportError(f"the accuracy-vs-N plot needs matplotlib: {PLOT_INSTALL}") from None
+    ns, got = curves["ns"], curves["methods"]
+    fig = Figure(figsize=(9, 4.8), dpi=120)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for m in methods or _headline(got):
+        c = got[m]
+        style = "--" if m in BOUNDS else "-"
+        (line,) = ax.plot(ns, [100 * x for x in c["mean"]], style, marker="o", ms=3,
+                          label=LABELS.get(m, m))
+        if all(x is not None for x in c["lo"] + c["hi"]):
+            ax.fill_between(ns, [100 * x for x in c["lo"]], [100 * x for x in c["hi"]],
+                            color=line.get_color(), alpha=0.12, linewidth=0)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(ns, [str(n) for n in ns])
+    ax.set(xlabel="N (solutions per question)", ylabel="accuracy (%)",
+           title=f"Accuracy vs N ({curves['draws']} random subsets per N)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.tight_layout()
+    _atomic_save(fig, path)
+
+
+def _plot(path: Path, curves: dict[str, Any], plot: bool | None) -> str:
+    """Draw the PNG; returns drawn, off (not asked for, no curve) or missing (no matplotlib)."""
+    if plot is False or not curves["ns"]:
+        return "off"
+    try:
+        plot_curves(path, curves)
+    except ImportError:
+        if plot:
+            raise
+        return "missing"
+    return "drawn"
+
+
+def _atomic_save(fig: Any, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _headline(methods: dict[str, Any]) -> list[str]:
+    return [m for m in TABLE_KEYS if m in methods] or list(methods)
+
+
+def _r(x: float | None) -> float | None:
+    return None if x is None else round(x, DIGITS)
+
+
+def markdown(data: dict[str, Any], *, plot: str = "off") -> str:
+    parts = ["# bestofn report", _settings_md(data), _accuracy_md(data), _sources_md(data),
+             _curves_md(data, plot), _failures_md(data), _config_md(data["config"])]
+    return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _settings_md(data: dict[str, Any]) -> str:
+    s, c = data["settings"], data["counts"]
+    docs = {True: "yes", False: "no", None: "not recorded"}[s["documents"]]
+    rows = [("dataset", s["dataset"]), ("policy", s["policy"]), ("PRM", s["prm"]),
+            ("ORM", s["orm"]), ("solutions per question (N)", s["n"]), ("seed", s["seed"]),
+            ("documents in the verifier prompt", docs)]
+    table = _table(["setting", "value"], [[k, "—" if v is None else f"`{v}`"] for k, v in rows])
+    return (f"{table}\n\n{c['graded']} questions graded ({c['questions']} in the results, "
+            f"{c['ungraded']} without a gold answer, {c['failed']} failed); {c['solutions']} "
+            f"solutions, {c['unscored']} unscored by the PRM, {c['orm_unscored']} by the ORM, "
+            f"{c['no_answer']} without an extracted answer.")
+
+
+def _accuracy_md(data: dict[str, Any]) -> str:
+    if not data["accuracy"]:
+        return "## Accuracy\n\nNo question with a gold answer: nothing to grade."
+    level = round(100 * data["ci_level"])
+    rows = [[LABELS.get(m, m), f"{100 * v:.2f}%", _interval(data["ci"].get(m))]
+            for m, v in data["accuracy"].items()]
+    return (f"## Accuracy\n\nAccuracy over the graded questions; {level}% percentile-bootstrap "
+            f"interval from {data['bootstrap']} resamples of the questions.\n\n"
+            + _table(["method", "accuracy", f"{level}% CI"], rows, right=(1, 2)))
+
+
+def _sources_md(data: dict[str, Any]) -> str:
+    src = data["by_source"]
+    if not src:
+        return ""
+    methods = _headline(data["accuracy"])
+    rows = [[name, str(s["n_questions"]),
+             *(f"{100 * s['accuracy'][m]:.1f}" if m in s["accuracy"] else "—" for m in methods)]
+            for name, s in src.items()]
+    return ("## By source\n\nAccuracy (%) per `Question.source`; intervals are in "
+            "report.json.\n\n" + _table(["source", "questions",
+                                          *(LABELS.get(m, m) for m in methods)], rows,
+                                         right=tuple(range(1, len(methods) + 2))))
+
+
+def _curves_md(data: dict[str, Any], plot: str) -> str:
+    c = data["curves"]
+    if not c["ns"]:
+        return ""
+    level = round(100 * c["level"])
+    figure = {"drawn": f"![accuracy vs N]({PLOT_FILE})\n\n",
+              "missing": f"(plot not drawn: {PLOT_INSTALL})\n\n"}.get(plot, "")
+    head = (f"## Accuracy vs N\n\n{figure}"
+            f"Accuracy (%) with N of each question's solutions: the mean over {c['draws']} "
+            f"random subsets per question, and in brackets the {level}% range over draws of "
+            f"the across-question accuracy. Data: `{CSV_FILE}`.")
+    if any(c["n_short"]):
+        head += (" Questions with fewer than N solutions use all of theirs: "
+                 + ", ".join(f"N={n}: {k}" for n, k in zip(c["ns"], c["n_short"], strict=True)
+                             if k) + ".")
+    rows = [[LABELS.get(m, m), *(_point(v["mean"][j], v["lo"][j], v["hi"][j])
+                                 for j in range(len(c["ns"])))]
+            for m, v in c["methods"].items()]
+    return head + "\n\n" + _table(["method", *(f"N={n}" for n in c["ns"])], rows,
+                                  right=tuple(range(1, len(c["ns"]) + 1)))
+
+
+def _failures_md(data: dict[str, Any]) -> str:
+    if not data["failures"]:
+        return ""
+    rows = []
+    for f in data["failures"]:
+        d = f if isinstance(f, dict) else {"error": str(f)}
+        err = str(d.get("error", "")).strip().splitlines()
+        rows.append([str(d.get("question_id", d.get("id", "?"))), str(d.get("stage", "")),
+                     str(d.get("attempts", "")), (err[-1] if err else "")[:160]])
+    return (f"## Failed questions ({len(rows)})\n\n"
+            + _table(["question", "stage", "attempts", "error"], rows))
+
+
+def _config_md(config: dict[str, Any]) -> str:
+    if not config:
+        return ""
+    return "## Config\n\n" + _table(["key", "value"], [[k, f"`{v}`"] for k, v in config.items()])
+
+
+def _interval(ci: list[float | None] | None) -> str:
+    if not ci or ci[0] is None or ci[1] is None:
+        return "—"
+    return f"{100 * ci[0]:.2f}–{100 * ci[1]:.2f}"
+
+
+def _point(mean: float, lo: float | None, hi: float | None) -> str:
+    if lo is None or hi is None:
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} [{100 * lo:.1f}, {100 * hi:.1f}]"
+
+
+def _table(header: list[str], rows: list[list[str]], right: tuple[int, ...] = ()) -> str:
+    align = ["---:" if i in right else "---" for i in range(len(header))]
+    lines = [header, align, *rows]
+    return "\n".join("| " + " | ".join(_cell(x) for x in line) + " |" for line in lines)
+
+
+def _cell(x: str) -> str:
+    return str(x).replace("|", "\\|").replace("\n", " ")

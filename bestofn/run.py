@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ from typing import Any
 from tqdm import tqdm
 
 from .datasets import load_questions
-from .files import append_line, atomic_write_text, resume_lines
-from .records import Item
+from .files import append_line, atomic_write_text, json_line, resume_lines
+from .pipeline import ExecConfig, RayPipeline
+from .records import Item, Question
 from .report import write_report
+from .stages import build_policy, build_scorer, process
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,9 @@ class RunConfig:
     policy_backend: str = "hf"
     prm: str | None = "smollm2"
     prm_backend: str = "prm-hf"
+    orm: str | None = None
+    orm_backend: str = "orm-hf"
+    orm_adapter: str | None = None
     use_docs: bool = False
     max_len: int = 4096
     double_bos: bool = True
@@ -69,21 +75,19 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
             raise ConfigMismatch(f"{out} holds a run with another config ({changes}); "
                                  "use another --out or pass --overwrite")
     if overwrite:
-        for name in ("results.jsonl", "report.json", "report.md"):
+        for name in ("results.jsonl", "report.json", "report.md", "failures.jsonl"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
 
 
-def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the pipeline in-process and write the report.
+def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
+        ex: ExecConfig | None = None) -> dict[str, Any]:
+    """Run (or resume) and write the report: in-process when `ex` is None, else on Ray.
 
-    Returns report.json's content plus this session's `seconds` and `resumed_questions`.
+    Returns report.json's content plus this session's `seconds`, `resumed_questions` and
+    `failed` (questions that failed every attempt; a later resume retries them).
     """
-    from policies import SamplingConfig, make_policy
-
-    from .scorers import make_scorer
-
     out = Path(cfg.out)
     check_run_dir(out, cfg, overwrite)
     results = out / "results.jsonl"
@@ -91,20 +95,37 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True) -> di
     questions = load_questions(cfg.dataset, limit=cfg.questions)
     todo = [q for q in questions if q.id not in done]
     t0 = time.perf_counter()
+    failures: list[dict[str, Any]] = []
     if todo:
-        policy = make_policy(cfg.policy_backend, model=cfg.policy, device=cfg.device)
-        scorer = make_scorer(cfg.prm_backend, model=cfg.prm, device=cfg.device,
-                             max_len=cfg.max_len, use_docs=cfg.use_docs,
-                             double_bos=cfg.double_bos) if cfg.prm else None
-        params = SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p, cfg.max_tokens, cfg.seed)
-        for q in tqdm(todo, desc="questions", unit="q", disable=not progress):
-            sols = policy.sample([q], cfg.n, params)[0]
-            docs = [d.text for d in q.documents or []] if cfg.use_docs else None
-            prm = scorer.score(q, docs, sols) if scorer else None
-            item = Item(q, sols, prm=prm)
+        stream, finish = _stream(cfg, ex, todo)
+        bar = tqdm(total=len(questions), initial=len(done), desc="questions", unit="q",
+                   disable=not progress)
+        for item in stream:
             append_line(results, item.to_dict())
-            done[q.id] = item
-    items = [done[q.id] for q in questions]
-    report = write_report(out, items, cfg.identity(), seed=cfg.seed)
-    return {**report, "resumed_questions": len(questions) - len(todo),
+            done[item.question.id] = item
+            bar.update(1)
+        bar.close()
+        failures = finish()
+    atomic_write_text(out / "failures.jsonl", "".join(json_line(f) for f in failures))
+    items = [done[q.id] for q in questions if q.id in done]
+    report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
+                          progress=progress)
+    return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def _stream(cfg: RunConfig, ex: ExecConfig | None,
+            todo: list[Question]) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+    """Finished items (any order) and a function returning the failures once drained."""
+    if ex is None:
+        policy, scorer = build_policy(cfg), build_scorer(cfg)
+        return (process(q, policy, scorer, cfg) for q in todo), list
+    pipe = RayPipeline(cfg, ex)
+    pipe.start()
+    atomic_write_text(Path(cfg.out) / "workers.json", json.dumps(pipe.workers, indent=2) + "\n")
+
+    def finish() -> list[dict[str, Any]]:
+        pipe.stop()
+        return [asdict(f) for f in pipe.failures]
+
+    return pipe.run(todo), finish

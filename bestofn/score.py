@@ -33,7 +33,8 @@ def score_items(items: Sequence[Item], scorer: Scorer, *, use_docs: bool = True,
                 append_line(partial, {"index": i, "id": it.question.id,
                                       "prm": [s.to_dict() for s in done[key]]})
         raw = dict(it.raw, solutions=it.raw["solutions"][: len(sols)]) if it.raw else None
-        out.append(Item(it.question, list(sols), prm=done[key], orm=it.orm, raw=raw))
+        orm = it.orm[: len(sols)] if it.orm is not None else None
+        out.append(Item(it.question, list(sols), prm=done[key], orm=orm, raw=raw))
     return out
 
 

@@ -36,3 +36,18 @@ def test_bad_method_and_missing_verifier():
         best_of_n("Q", TEXTS, method="prm_min")
     with pytest.raises(ValueError, match="at least one solution"):
         best_of_n("Q", [], method="majority")
+
+
+def test_orm_best_of_n_uses_the_outcome_reward(tmp_path):
+    from bestofn.scorers.orm_hf import HFORMScorer
+    from bestofn.tiny_llama import build_tiny_llama
+
+    orm = HFORMScorer(str(build_tiny_llama(tmp_path / "orm", num_labels=1)), device="cpu")
+    q = Question("q", "Which?", OPTIONS)
+    sols = [Solution.from_text(t, OPTIONS) for t in TEXTS]
+    rewards = orm.score(q, None, sols)
+    sel = Reranker(orm=orm, method="orm_best").select(q, sols)
+    best = max(range(3), key=lambda i: rewards[i])
+    assert sel.index == best and sel.answer == sols[best].answer
+    with pytest.raises(ValueError, match="pass orm=MODEL"):
+        Reranker(prm="x", method="orm_weighted")

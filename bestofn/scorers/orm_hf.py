@@ -36,6 +36,8 @@ class HFORMScorer:
     """A sequence-classification reward model (`num_labels=1`): one float per solution.
 
     Documents are not shown to the model: the published ORMs score a bare conversation.
+    `max_batch_tokens` caps rows x longest row per forward pass (default 8,192 on CPU,
+    131,072 on GPU, as for the PRM).
     """
 
     kind = "orm"
@@ -45,7 +47,7 @@ class HFORMScorer:
                  truncation: Truncation = "unscored", strip_think: bool = False,
                  padding_side: Literal["right", "left"] = "right",
                  attn_implementation: str | None = None, batch_size: int = 16,
-                 max_batch_tokens: int = 16384) -> None:
+                 max_batch_tokens: int | None = None) -> None:
         if padding_side not in ("right", "left"):
             raise ValueError(f"padding_side must be 'right' or 'left', got {padding_side!r}")
         from transformers import AutoTokenizer
@@ -59,7 +61,9 @@ class HFORMScorer:
         self.prompt = ORMPromptConfig(max_len=max_len, truncation=truncation,
                                       strip_think=strip_think)
         self.padding_side = padding_side
-        self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens or (
+            131072 if self.device.type == "cuda" else 8192)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.model = load_classifier(path, adapter, merge_adapter, self.dtype,
                                      attn_implementation).to(self.device).eval()

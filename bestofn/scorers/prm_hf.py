@@ -73,27 +73,37 @@ class HFPRMScorer:
 
     kind = "prm"
 
-    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto",
-                 max_len: int = 4096, doc_reserve: int = 1024, use_docs: bool = True,
-                 double_bos: bool = True, batch_size: int = 16, max_batch_tokens: int = 16384,
-                 tokens: PRMTokens = MEDPRM_TOKENS, attn_implementation: str | None = None,
-                 share_prefix: bool = True, min_shared_prefix: int = 32) -> None:
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+    def __init__(self, model: str | Any, *, tokenizer: Any = None, device: str = "auto",
+                 dtype: str = "auto", max_len: int = 4096, doc_reserve: int = 1024,
+                 use_docs: bool = True, double_bos: bool = True, batch_size: int = 16,
+                 max_batch_tokens: int | None = None, tokens: PRMTokens = MEDPRM_TOKENS,
+                 attn_implementation: str | None = None, share_prefix: bool = True,
+                 min_shared_prefix: int = 32) -> None:
+        """`model` is a name/path to load, or an already-loaded causal LM (then `tokenizer` is
+        required; benchmarks use this for random-weight models of real shapes).
 
-        from ..embedded import resolve_model
-
-        path = resolve_model(model)
-        self.model_name = model
-        self.device = resolve_device(device)
-        self.dtype = resolve_dtype(dtype, self.device)
+        `max_batch_tokens` caps rows x (shared prefix + longest suffix) per forward pass, which
+        bounds the expanded key/value cache and attention memory; default 8,192 on CPU (measured
+        to keep peak memory under a quarter of the published loop's) and 131,072 on GPU.
+        """
         self.prompt = PRMPromptConfig(max_len=max_len, doc_reserve=doc_reserve,
                                       use_docs=use_docs, double_bos=double_bos)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.share_prefix, self.min_shared_prefix = share_prefix, min_shared_prefix
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
-        self.model = AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype, **kw)
-        self.model.to(self.device).eval()
+        if isinstance(model, str):
+            self.model_name = model
+            self.device = resolve_device(device)
+            self.dtype = resolve_dtype(dtype, self.device)
+            self.tokenizer, self.model = _load(model, self.dtype, attn_implementation)
+            self.model.to(self.device)
+        else:
+            if tokenizer is None:
+                raise ValueError("a loaded model needs its tokenizer: pass tokenizer=...")
+            self.model_name, self.model, self.tokenizer = type(model).__name__, model, tokenizer
+            self.device, self.dtype = model.device, model.dtype
+        self.model.eval()
+        if self.max_batch_tokens is None:
+            self.max_batch_tokens = 131072 if self.device.type == "cuda" else 8192
         self.plus_id = label_token_id(self.tokenizer, tokens.plus)
         self.minus_id = label_token_id(self.tokenizer, tokens.minus)
         self._head = _TwoRowHead(self.model, self.plus_id, self.minus_id)
@@ -160,6 +170,17 @@ class HFPRMScorer:
         p = self._head.plus_prob(hidden[rows.to(self.device), cols.to(self.device)])
         return [chunk.tolist() for chunk in torch.split(p.double().cpu(),
                                                         [len(e.marker_positions) for e in items])]
+
+
+def _load(name: str, dtype: torch.dtype, attn: str | None) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from ..embedded import resolve_model
+
+    path = resolve_model(name)
+    kw = {"attn_implementation": attn} if attn else {}
+    return (AutoTokenizer.from_pretrained(path),
+            AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw))
 
 
 def _expanded_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], n: int, config: Any) -> Any:

@@ -1,0 +1,69 @@
+"""`bestofn report RUN_DIR`: (re)write the benchmark report of a run folder or a scored file."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def register(sub: Any) -> dict[str, Handler]:
+    p = sub.add_parser("report", help="accuracy table with bootstrap intervals, accuracy-vs-N "
+                       "curves and per-source breakdown of a run folder or a scored file")
+    p.add_argument("run", metavar="RUN_DIR",
+                   help="a run folder (results.jsonl, config.json) or a scored file")
+    p.add_argument("--out", default=None,
+                   help="folder for the report files (default: the run folder, or the scored "
+                        "file's folder)")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seed of tie-breaks, bootstrap and subset draws (default: the run's)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
+    p.add_argument("--draws", type=int, default=200, help="random subsets per N per question")
+    p.add_argument("--no-plot", dest="plot", action="store_false", default=None,
+                   help="skip accuracy_vs_n.png")
+    return {"report": cmd_report}
+
+
+def locate(run: str) -> tuple[Path, Path]:
+    """The results file and the folder holding config.json/failures.jsonl."""
+    p = Path(run)
+    if p.is_dir():
+        results = p / "results.jsonl"
+        if not results.exists():
+            raise FileNotFoundError(f"{p}: no results.jsonl in this run folder")
+        return results, p
+    if not p.exists():
+        raise FileNotFoundError(f"{p}: no such run folder or file")
+    return p, p.parent
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .evaluate import LABELS
+    from .files import read_items
+    from .report import write_report
+
+    results, folder = locate(a.run)
+    cfg_path = folder / "config.json"
+    config = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else {}
+    seed = a.seed if a.seed is not None else int(config.get("seed", 0))
+    out = Path(a.out) if a.out else folder
+    rep = write_report(out, read_items(results), config, seed=seed,
+                       failures=read_json_lines(folder / "failures.jsonl"),
+                       bootstrap=a.bootstrap, draws=a.draws, plot=a.plot, progress=True)
+    for m, v in rep["accuracy"].items():
+        lo, hi = rep["ci"][m]
+        print(f"{LABELS.get(m, m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")
+    print(f"report: {out}/report.md ({rep['n_questions']} questions)", file=sys.stderr)
+    return 0

@@ -1,0 +1,74 @@
+"""The pure stages of a run, shared by the in-process path and the Ray pipeline.
+
+build_* turn a `RunConfig` into engines; `solve` and `verify` do one question's work. The Ray
+pipeline only places these calls on actors; `process` chains them in-process (`--no-ray`), so
+both paths compute the same thing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .records import Item, Question, Solution, StepScores
+
+if TYPE_CHECKING:
+    from .run import RunConfig
+
+
+def build_policy(cfg: RunConfig) -> Any:
+    from policies import make_policy
+
+    return make_policy(cfg.policy_backend, model=cfg.policy, device=cfg.device)
+
+
+@dataclass
+class Verifiers:
+    """The run's verifiers: a PRM, an ORM, both or neither (majority vote only)."""
+
+    prm: Any = None
+    orm: Any = None
+
+    def __bool__(self) -> bool:
+        return self.prm is not None or self.orm is not None
+
+
+def build_scorer(cfg: RunConfig) -> Verifiers:
+    from .scorers import make_scorer
+
+    prm = make_scorer(cfg.prm_backend, model=cfg.prm, device=cfg.device, max_len=cfg.max_len,
+                      use_docs=cfg.use_docs, double_bos=cfg.double_bos) if cfg.prm else None
+    orm = make_scorer(cfg.orm_backend, model=cfg.orm, device=cfg.device,
+                      adapter=cfg.orm_adapter) if cfg.orm else None
+    return Verifiers(prm, orm)
+
+
+def sampling_params(cfg: RunConfig) -> Any:
+    from policies import SamplingConfig
+
+    return SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p, cfg.max_tokens, cfg.seed)
+
+
+def solve(policy: Any, q: Question, cfg: RunConfig) -> list[Solution]:
+    sols = policy.sample([q], cfg.n, sampling_params(cfg))[0]
+    assert len(sols) <= cfg.n, f"question {q.id}: asked for {cfg.n} solutions, got {len(sols)}"
+    return sols
+
+
+def verify(v: Verifiers, q: Question, sols: list[Solution],
+           cfg: RunConfig) -> tuple[list[StepScores] | None, list[float | None] | None]:
+    """(PRM step scores, ORM scores) of one question's solutions; None where not configured."""
+    docs = [d.text for d in q.documents or []] if cfg.use_docs else None
+    prm = v.prm.score(q, docs, sols) if v.prm is not None else None
+    orm = v.orm.score(q, docs, sols) if v.orm is not None else None
+    for name, got in (("PRM", prm), ("ORM", orm)):
+        assert got is None or len(got) == len(sols), (
+            f"question {q.id}: {len(sols)} solutions, {len(got or [])} {name} scores")
+    return prm, orm
+
+
+def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig) -> Item:
+    """One question through every stage, in this process."""
+    sols = solve(policy, q, cfg)
+    prm, orm = verify(v, q, sols, cfg)
+    return Item(q, sols, prm=prm, orm=orm)

@@ -1,0 +1,68 @@
+"""The vLLM ORM backend (pooling runner, classify) against the transformers backend, with and
+without a LoRA adapter whose classification head is saved through `modules_to_save`."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bestofn.records import Solution
+from bestofn.scorers.orm_hf import HFORMScorer
+
+from .test_orm import QUESTION, build_tiny_lora, build_tiny_orm, random_solution
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("vllm")
+from vllm.lora.request import LoRARequest  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    base = build_tiny_orm(tmp_path_factory.mktemp("vllm_orm"))
+    return base, build_tiny_lora(base, tmp_path_factory.mktemp("vllm_orm_lora"))
+
+
+@pytest.fixture(scope="module")
+def engine(models):
+    """One engine with LoRA enabled; `lora_request = None` scores the base model."""
+    from bestofn.scorers import make_scorer
+
+    base, lora = models
+    scorer = make_scorer("orm-vllm", model=str(base), adapter=str(lora), device="cpu",
+                         max_len=256)
+    yield scorer
+    scorer.llm.llm_engine.engine_core.shutdown()  # while pytest's log streams are open
+    del scorer.llm
+
+
+@pytest.fixture(scope="module")
+def solutions():
+    rng = random.Random(4)
+    too_long = Solution.from_text("fever " * 300 + "the answer is (A).")
+    return [random_solution(rng) for _ in range(8)] + [too_long]
+
+
+@pytest.mark.parametrize("with_adapter", [False, True])
+def test_vllm_scores_equal_transformers(engine, models, solutions, with_adapter):
+    base, lora = models
+    engine.lora_request = LoRARequest("orm-adapter", 1, str(lora)) if with_adapter else None
+    hf = HFORMScorer(str(base), device="cpu", max_len=256,
+                     adapter=str(lora) if with_adapter else None)
+    want = hf.score_detailed(QUESTION, None, solutions)
+    got = engine.score_detailed(QUESTION, None, solutions)
+    assert got[-1].score is None and "over the maximum length 256" in got[-1].reason
+    assert [r.reason for r in got] == [r.reason for r in want]
+    pairs = [(g.score, w.score) for g, w in zip(got, want, strict=True) if w.score is not None]
+    assert len(pairs) == 8
+    assert max(abs(g - w) for g, w in pairs) < 1e-4
+    assert max(w for _, w in pairs) - min(w for _, w in pairs) > 0.5
+
+
+def test_adapter_changes_vllm_scores(engine, models, solutions):
+    _, lora = models
+    engine.lora_request = None
+    plain = engine.score(QUESTION, None, solutions[:8])
+    engine.lora_request = LoRARequest("orm-adapter", 1, str(lora))
+    adapted = engine.score(QUESTION, None, solutions[:8])
+    assert min(abs(a - b) for a, b in zip(plain, adapted, strict=True)) > 1e-3

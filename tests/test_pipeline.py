@@ -1,0 +1,138 @@
+"""The Ray pipeline (slow: real local Ray, real actors, tiny models).
+
+- its results equal the same run done stage by stage in this process;
+- a driver killed with SIGKILL at a random point and restarted ends with an identical report;
+- a worker killed mid-run is restarted by Ray and the run completes;
+- a question that fails every attempt is recorded and the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from bestofn.files import write_jsonl
+from bestofn.pipeline import ExecConfig
+from bestofn.records import Item
+from bestofn.run import RunConfig, run
+
+pytestmark = pytest.mark.slow
+
+Q, N = 4, 3
+
+
+def cfg(out: Path, model: Path, **over) -> RunConfig:
+    base = dict(out=str(out), questions=Q, n=N, policy=str(model), prm=str(model),
+                max_tokens=12, device="cpu")
+    return RunConfig(**{**base, **over})
+
+
+def cli(out: Path, model: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "bestofn.cli", "run", "--out", str(out), "--questions", str(Q),
+            "-n", str(N), "--policy", str(model), "--prm", str(model), "--max-tokens", "12",
+            "--device", "cpu", *extra]
+
+
+def items_of(out: Path) -> dict[str, dict]:
+    lines = (out / "results.jsonl").read_text().splitlines()
+    ids = [json.loads(x)["question"]["id"] for x in lines]
+    assert len(ids) == len(set(ids)), f"duplicated questions: {ids}"
+    return {json.loads(x)["question"]["id"]: json.loads(x) for x in lines}
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_llama_special):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    run(cfg(out, tiny_llama_special), progress=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_pipeline_equals_in_process_run(local_ray, reference, tmp_path, tiny_llama_special):
+    out = tmp_path / "ray"
+    rep = run(cfg(out, tiny_llama_special), progress=False, ex=ExecConfig())
+    assert rep["failed"] == 0 and rep["n_questions"] == Q
+    assert items_of(out) == items_of(reference)
+    assert (out / "report.json").read_text() == (reference / "report.json").read_text()
+
+
+def test_failing_question_is_recorded_and_the_run_goes_on(local_ray, reference, tmp_path):
+    stored = [Item.from_dict(d) for d in items_of(reference).values()]
+    replay = tmp_path / "replay.jsonl"
+    write_jsonl(replay, stored[:-1])  # the last question has no stored solutions
+    out = tmp_path / "run"
+    rep = run(cfg(out, replay, policy_backend="replay", prm=None), progress=False,
+              ex=ExecConfig(max_attempts=2))
+    assert rep["failed"] == 1 and rep["n_questions"] == Q - 1
+    [fail] = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
+    assert fail["question_id"] == stored[-1].question.id and fail["attempts"] == 2
+    assert "no solutions for question" in fail["error"]
+
+
+def _wait_for(pred, timeout: float, proc: subprocess.Popen | None = None) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited early: {proc.returncode}")
+        if time.monotonic() > end:
+            raise AssertionError("timed out")
+        time.sleep(0.2)
+
+
+def _lines(out: Path) -> int:
+    p = out / "results.jsonl"
+    return len(p.read_text().splitlines()) if p.exists() else 0
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with_pg = os.getpgid(proc.pid)
+    os.killpg(with_pg, signal.SIGKILL)
+    proc.wait()
+
+
+def test_driver_killed_at_random_point_resumes_identically(reference, tmp_path,
+                                                           tiny_llama_special):
+    out = tmp_path / "run"
+    stop_after = random.Random().randint(0, Q - 1)
+    proc = subprocess.Popen(cli(out, tiny_llama_special), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _wait_for(lambda: _lines(out) >= stop_after, 600, proc)
+    time.sleep(random.Random().random())
+    _kill_group(proc)
+    done = subprocess.run(cli(out, tiny_llama_special), capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert items_of(out) == items_of(reference)
+    assert (out / "report.json").read_text() == (reference / "report.json").read_text()
+
+
+def test_killed_worker_is_restarted_and_the_run_completes(reference, tmp_path,
+                                                          tiny_llama_special):
+    out = tmp_path / "run"
+    proc = subprocess.Popen(cli(out, tiny_llama_special), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _wait_for(lambda: (out / "workers.json").exists(), 600, proc)
+    policy_pid = json.loads((out / "workers.json").read_text())[0]["pid"]
+    os.kill(policy_pid, signal.SIGKILL)
+    try:
+        _, err = proc.communicate(timeout=900)
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+    assert proc.returncode == 0, err[-2000:]
+    assert items_of(out) == items_of(reference)
