@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from ..records import Question, Solution, StepScores
+from ..records import StepScores
 from ..torch_utils import resolve_device, resolve_dtype
-from .prm_prompt import EncodedPrompt, PRMPromptConfig, encode_solutions
+from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM
 
 
 @dataclass(frozen=True)
@@ -68,10 +68,8 @@ def shared_prefix_len(encoded: Sequence[EncodedPrompt]) -> int:
     return n
 
 
-class HFPRMScorer:
+class HFPRMScorer(PromptedPRM):
     """A causal-LM process reward model run with transformers (float32 on CPU, bf16 on GPU)."""
-
-    kind = "prm"
 
     def __init__(self, model: str | Any, *, tokenizer: Any = None, device: str = "auto",
                  dtype: str = "auto", max_len: int = 4096, doc_reserve: int = 1024,
@@ -111,15 +109,6 @@ class HFPRMScorer:
     @property
     def model_max_len(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
-
-    def encode(self, question: Question, documents: Sequence[str] | None,
-               solutions: Sequence[Solution]) -> list[EncodedPrompt]:
-        return encode_solutions(self.tokenizer, question, list(documents or []), solutions,
-                                self.prompt, self.model_max_len)
-
-    def score(self, question: Question, documents: Sequence[str] | None,
-              solutions: Sequence[Solution]) -> list[StepScores]:
-        return self.score_encoded(self.encode(question, documents, solutions))
 
     @torch.inference_mode()
     def score_encoded(self, encoded: Sequence[EncodedPrompt]) -> list[StepScores]:

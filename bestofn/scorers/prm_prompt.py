@@ -129,3 +129,25 @@ def question_documents(docs: list[str] | None, tokenizer: Any, cfg: PRMPromptCon
     if not cfg.use_docs or not docs:
         return []
     return fit_documents(docs, tokenizer, cfg.max_len, cfg.doc_reserve)
+
+
+class PromptedPRM:
+    """What both PRM backends share: encode a question's solutions, then `score_encoded`.
+
+    Subclasses set `tokenizer`, `prompt` and `model_max_len` and implement `score_encoded`.
+    """
+
+    kind = "prm"
+    tokenizer: Any
+    prompt: PRMPromptConfig
+    model_max_len: int | None
+
+    def encode(self, question: Any, documents: Any, solutions: Any) -> list[EncodedPrompt]:
+        return encode_solutions(self.tokenizer, question, list(documents or []), solutions,
+                                self.prompt, self.model_max_len)
+
+    def score(self, question: Any, documents: Any, solutions: Any) -> list[Any]:
+        return self.score_encoded(self.encode(question, documents, solutions))
+
+    def score_encoded(self, encoded: Any) -> list[Any]:
+        raise NotImplementedError

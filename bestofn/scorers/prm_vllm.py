@@ -18,16 +18,14 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
-from ..records import Question, Solution, StepScores
+from ..records import StepScores
 from ..registry import require
 from .prm_hf import MEDPRM_TOKENS, PRMTokens, label_token_id
-from .prm_prompt import EncodedPrompt, PRMPromptConfig, encode_solutions
+from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM
 
 
-class VLLMPRMScorer:
+class VLLMPRMScorer(PromptedPRM):
     """A causal-LM PRM served by vLLM's pooling runner."""
-
-    kind = "prm"
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto",
                  max_len: int = 4096, doc_reserve: int = 1024, use_docs: bool = True,
@@ -62,15 +60,6 @@ class VLLMPRMScorer:
             enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
             max_num_seqs=max_num_seqs, seed=0)
         self.model_max_len = max_len
-
-    def encode(self, question: Question, documents: Sequence[str] | None,
-               solutions: Sequence[Solution]) -> list[EncodedPrompt]:
-        return encode_solutions(self.tokenizer, question, list(documents or []), solutions,
-                                self.prompt, self.model_max_len)
-
-    def score(self, question: Question, documents: Sequence[str] | None,
-              solutions: Sequence[Solution]) -> list[StepScores]:
-        return self.score_encoded(self.encode(question, documents, solutions))
 
     def score_encoded(self, encoded: Sequence[EncodedPrompt]) -> list[StepScores]:
         todo = [e for e in encoded if not e.reason]
