@@ -39,6 +39,7 @@ from bestofn.scorers.prm_prompt import (
     EncodedPrompt,
     PRMPromptConfig,
     encode_solutions,
+    question_documents,
     render_prompt,
 )
 
@@ -172,13 +173,26 @@ def load(shape: str, device: str) -> tuple[Any, Any, str | None]:
     return model, AutoTokenizer.from_pretrained(model_folder("cpu")), None
 
 
+def matmul_params(model: Any) -> int:
+    """Weights a token's forward pass multiplies by (the embedding lookup and LM head excluded):
+    useful FLOPs = 2 x this x prefill tokens, attention scores not counted."""
+    skip = {id(model.get_input_embeddings().weight), id(model.get_output_embeddings().weight)}
+    return sum(p.numel() for p in model.parameters() if p.dim() == 2 and id(p) not in skip)
+
+
 def worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
     model, tok, folder = load(args.shape, args.device)
+    weights = matmul_params(model)
     cfg = PRMPromptConfig(max_len=args.max_len)
     work = build_workload(tok, Workload(args.questions, args.n, args.doc_tokens))
     encoded = [encode_solutions(tok, q, d, s, cfg, args.max_len) for q, d, s in work]
+    for (_, _, sols), encs in zip(work, encoded, strict=True):  # keep what fits in max_len
+        keep = [i for i, e in enumerate(encs) if not e.reason]
+        sols[:], encs[:] = [sols[i] for i in keep], [encs[i] for i in keep]
     run = {"reference": _run_reference, "bestofn": _run_bestofn, "vllm": _run_vllm}[method]
-    return run(model, tok, folder, work, encoded, args)
+    out = run(model, tok, folder, work, encoded, args)
+    out["useful_tflops"] = 2 * weights * out["prefill_tokens"] / out["seconds"] / 1e12
+    return out
 
 
 def _run_reference(model, tok, folder, work, encoded, args) -> dict[str, Any]:
@@ -189,7 +203,8 @@ def _run_reference(model, tok, folder, work, encoded, args) -> dict[str, Any]:
     jobs = []
     for (q, docs, sols), encs in zip(work, encoded, strict=True):
         for s, e in list(zip(sols, encs, strict=True))[: args.ref_solutions]:
-            text = render_prompt(tok, q.text(), s.marked, docs)
+            text = render_prompt(tok, q.text(), s.marked,
+                                 question_documents(docs, tok, PRMPromptConfig(args.max_len)))
             full = tuple(tok(text, add_special_tokens=True)["input_ids"])
             jobs.append(EncodedPrompt(full, e.marker_positions))
     with PeakMemory(args.device) as mem:
@@ -260,15 +275,17 @@ def _max_diff(ref: dict[str, Any], other: dict[str, Any]) -> float:
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
     ref = results["reference"]
     rows = ["| method | solutions/s | prefill tokens/solution | peak memory MB | speed-up | "
-            "memory ratio | max |score diff| |", "|---|---|---|---|---|---|---|"]
+            "memory ratio | max |score diff| | useful TFLOP/s |",
+            "|---|---|---|---|---|---|---|---|"]
     for name, r in results.items():
         sps = r["solutions"] / r["seconds"]
         ratio_mem = r["memory_mb"] / ref["memory_mb"] if ref["memory_mb"] else float("nan")
         rows.append(f"| {name} | {sps:.2f} | {r['prefill_tokens'] / r['solutions']:.0f} | "
                     f"{r['memory_mb']:.0f} | {sps / (ref['solutions'] / ref['seconds']):.1f}x | "
-                    f"{ratio_mem:.2f} | {_max_diff(ref, r):.1e} |")
+                    f"{ratio_mem:.2f} | {_max_diff(ref, r):.1e} | {r['useful_tflops']:.3f} |")
+    peak = f" (card bf16 peak: {args.peak_tflops} TFLOP/s)" if args.peak_tflops else ""
     head = (f"shape={args.shape} device={args.device} questions={args.questions} n={args.n} "
-            f"doc_tokens~{args.doc_tokens} reference solutions/question={args.ref_solutions}")
+            f"doc_tokens~{args.doc_tokens} reference solutions/question={args.ref_solutions}{peak}")
     return head + "\n\n" + "\n".join(rows)
 
 
@@ -280,12 +297,15 @@ def main() -> None:
     ap.add_argument("--questions", type=int, default=1)
     ap.add_argument("-n", type=int, default=64)
     ap.add_argument("--doc-tokens", type=int, default=3000)
-    ap.add_argument("--max-len", type=int, default=4096)
+    ap.add_argument("--max-len", type=int, default=4096,
+                    help="PRM prompt limit; solutions whose markers fall past it are dropped")
     ap.add_argument("--ref-solutions", type=int, default=16,
                     help="solutions per question the slow reference scores (rate is per solution)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-batch-tokens", type=int, default=None)
     ap.add_argument("--methods", default="reference,bestofn,vllm")
+    ap.add_argument("--peak-tflops", type=float, default=None,
+                    help="the card's measured bf16 matmul TFLOP/s, printed for comparison")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args, argv = ap.parse_args(), sys.argv[1:]
     if args.worker:

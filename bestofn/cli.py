@@ -22,7 +22,7 @@ def _add_prm_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="solutions per forward pass")
     p.add_argument("--max-batch-tokens", type=int, default=None,
                    help="cap on rows x (shared prefix + longest suffix) per forward pass; "
-                        "bounds memory (default 8192 on CPU, 131072 on GPU)")
+                        "bounds memory (default 4096 on CPU, 131072 on GPU)")
     p.add_argument("--no-double-bos", dest="double_bos", action="store_false",
                    help="tokenise the rendered chat template without adding special tokens "
                         "(the published scorer adds them, so Llama-3.1 sees BOS twice)")
@@ -55,7 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--questions", type=int, default=5)
     r.add_argument("-n", type=int, default=8, help="solutions per question")
     r.add_argument("--policy", default="smollm2", help="policy model (folder, HF id, smollm2)")
-    r.add_argument("--policy-backend", default="hf")
+    r.add_argument("--policy-backend", default="auto",
+                   help="vllm | hf | openai | replay (default: vllm when installed, else hf)")
+    r.add_argument("--preset", default="medprm", help="policy preset: medprm | ii-medical | "
+                   "grpo-acr (prompt, sampling defaults, answer format)")
+    r.add_argument("--valid-steps", default=None, metavar="MIN-MAX",
+                   help="Med-PRM's validity filter, e.g. 3-9: keep solutions with that many "
+                        "steps, top up short questions (then fill with the best rejected)")
     r.add_argument("--prm", default="smollm2", help="PRM model; 'none' for majority vote only")
     r.add_argument("--orm", default=None, help="outcome reward model (sequence classifier)")
     r.add_argument("--orm-adapter", default=None, help="PEFT LoRA adapter for the ORM")
@@ -64,8 +70,15 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top-k", type=int, default=50)
     r.add_argument("--top-p", type=float, default=1.0)
     r.add_argument("--max-tokens", type=int, default=384, help="new tokens per solution")
+    r.add_argument("--index", default=None, metavar="DIR|default",
+                   help="retrieve documents for the PRM prompt from a FAISS index folder "
+                        "(`default`: bundled MedQuAD index, built on first use, ~7 min on 2 "
+                        "cores)")
+    r.add_argument("-k", type=int, default=5, help="documents retrieved per question")
     r.add_argument("--docs", dest="use_docs", action="store_true",
-                   help="put the questions' documents in the PRM prompt")
+                   help="put the questions' own documents in the PRM prompt")
+    r.add_argument("--no-docs", action="store_true",
+                   help="plain PRM: no documents in the prompt even with --index")
     r.add_argument("--overwrite", action="store_true", help="discard results of another config")
     r.add_argument("--max-len", type=int, default=4096)
     r.add_argument("--device", default="auto")
@@ -120,14 +133,20 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    from policies import default_backend
+
     from .evaluate import LABELS
     from .pipeline import ExecConfig
     from .run import RunConfig, run
 
+    lo, _, hi = (a.valid_steps or "0-0").partition("-")
     cfg = RunConfig(out=a.out, dataset=a.dataset, questions=a.questions, n=a.n,
-                    policy=a.policy, policy_backend=a.policy_backend,
+                    policy=a.policy, preset=a.preset, min_steps=int(lo), max_steps=int(hi or lo),
+                    policy_backend=(default_backend() if a.policy_backend == "auto"
+                                    else a.policy_backend),
                     prm=None if a.prm.lower() == "none" else a.prm, orm=a.orm,
-                    orm_adapter=a.orm_adapter, use_docs=a.use_docs,
+                    orm_adapter=a.orm_adapter, index=a.index, k=a.k,
+                    use_docs=(a.use_docs or a.index is not None) and not a.no_docs,
                     max_len=a.max_len, double_bos=a.double_bos, seed=a.seed,
                     temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                     max_tokens=a.max_tokens, device=a.device)

@@ -33,12 +33,21 @@ class RunConfig:
     n: int = 8
     policy: str = "smollm2"
     policy_backend: str = "hf"
+    preset: str = "medprm"
+    min_steps: int = 0
+    max_steps: int = 0
+    """Med-PRM's validity filter keeps solutions with min..max steps (3..9), topping up
+    questions left short; 0..0 keeps every solution."""
     prm: str | None = "smollm2"
     prm_backend: str = "prm-hf"
     orm: str | None = None
     orm_backend: str = "orm-hf"
     orm_adapter: str | None = None
     use_docs: bool = False
+    index: str | None = None
+    """Retrieve each question's documents from this FAISS index folder (`default`: the
+    bundled MedQuAD index, built on first use and cached)."""
+    k: int = 5
     max_len: int = 4096
     double_bos: bool = True
     seed: int = 0
@@ -93,7 +102,7 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
     results = out / "results.jsonl"
     done = {d["question"]["id"]: Item.from_dict(d) for d in resume_lines(results)}
     questions = load_questions(cfg.dataset, limit=cfg.questions)
-    todo = [q for q in questions if q.id not in done]
+    todo = with_documents([q for q in questions if q.id not in done], cfg, out, progress)
     t0 = time.perf_counter()
     failures: list[dict[str, Any]] = []
     if todo:
@@ -112,6 +121,19 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
                           progress=progress)
     return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
+                   progress: bool) -> list[Question]:
+    """Questions with their top-k retrieved passages (a batched CPU step before dispatch;
+    results are cached per question in the run folder)."""
+    if not cfg.index or not questions:
+        return questions
+    from retrieval import attach_documents, default_index
+
+    index = default_index() if cfg.index == "default" else cfg.index
+    return attach_documents(questions, index, cfg.k, cache_dir=out / "retrieval",
+                            progress=progress)
 
 
 def _stream(cfg: RunConfig, ex: ExecConfig | None,

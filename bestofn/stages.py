@@ -18,8 +18,14 @@ if TYPE_CHECKING:
 
 def build_policy(cfg: RunConfig) -> Any:
     from policies import make_policy
+    from policies.validity import ValidityConfig, ValidPolicy
 
-    return make_policy(cfg.policy_backend, model=cfg.policy, device=cfg.device)
+    policy = make_policy(cfg.policy_backend, model=cfg.policy, device=cfg.device,
+                         preset=cfg.preset)
+    if not cfg.max_steps:
+        return policy
+    return ValidPolicy(policy, ValidityConfig(min_steps=cfg.min_steps, max_steps=cfg.max_steps,
+                                              fill_invalid=True))
 
 
 @dataclass

@@ -1,12 +1,16 @@
 """Policies: where the N solutions per question come from.
 
 Add a backend by writing a class with `sample(questions, n, params)` and registering it in
-`POLICIES`.
+`POLICIES`. Backends: `vllm` (offline engine), `openai` (any OpenAI-compatible server), `hf`
+(transformers `generate`), `replay` (solutions read from a file). `ValidPolicy`
+(`policies.validity`) adds Med-PRM's step-count filter and top-up to any of them, and
+`sample_to_file` writes a resumable solutions JSONL.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
@@ -26,9 +30,10 @@ class SamplingConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        if self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1:
+        if (self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1
+                or self.top_k < 0):
             raise ValueError(f"bad sampling config {self}: need temperature >= 0, "
-                             "0 < top_p <= 1, max_tokens >= 1")
+                             "0 < top_p <= 1, max_tokens >= 1, top_k >= 0 (0: off)")
 
 
 @runtime_checkable
@@ -45,10 +50,22 @@ def question_seed(seed: int, *parts: object) -> int:
 
 POLICIES = Registry("policy")
 POLICIES.register("hf", "policies.hf:HFPolicy")
+POLICIES.register("vllm", "policies.vllm:VLLMPolicy")
+POLICIES.register("openai", "policies.openai:OpenAIPolicy")
+POLICIES.register("replay", "policies.replay:ReplayPolicy")
 
 
 def make_policy(name: str, /, **kwargs: object) -> Policy:
     return POLICIES.create(name, **kwargs)
 
 
-__all__ = ["POLICIES", "Policy", "SamplingConfig", "make_policy", "question_seed"]
+def default_backend() -> str:
+    """The backend `bestofn` samples with by default: "vllm" when vLLM is installed, else
+    "hf". vLLM is looked up, not imported (importing it takes seconds)."""
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+from .sample import SampleReport, sample_to_file  # noqa: E402  (needs SamplingConfig above)
+
+__all__ = ["POLICIES", "Policy", "SampleReport", "SamplingConfig", "default_backend",
+           "make_policy", "question_seed", "sample_to_file"]

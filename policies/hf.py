@@ -6,32 +6,37 @@ from collections.abc import Sequence
 
 import torch
 
-from bestofn.prompts import MEDPRM_POLICY_SYSTEM
 from bestofn.records import Question, Solution
+from bestofn.registry import require
 from bestofn.torch_utils import resolve_device, resolve_dtype
 
 from . import SamplingConfig, question_seed
-
-
-def chat_messages(question: Question, system: str) -> list[dict[str, str]]:
-    return [{"role": "system", "content": system}, {"role": "user", "content": question.text()}]
+from .presets import Preset, get_preset
 
 
 class HFPolicy:
-    """N sampled solutions per question, in chunks of `batch_size` sequences."""
+    """N sampled solutions per question, in chunks of `batch_size` sequences.
 
-    def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto",
-                 batch_size: int = 16, system_prompt: str = MEDPRM_POLICY_SYSTEM) -> None:
+    `lora` names a PEFT adapter folder applied on top of the model (kept unmerged, so the
+    same weights as vLLM's `LoRARequest` are used).
+    """
+
+    def __init__(self, model: str, *, preset: str | Preset = "medprm", device: str = "auto",
+                 dtype: str = "auto", batch_size: int = 16, lora: str | None = None) -> None:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from bestofn.embedded import resolve_model
 
         path = resolve_model(model)
-        self.model_name, self.system_prompt, self.batch_size = model, system_prompt, batch_size
+        self.model_name, self.preset, self.batch_size = model, get_preset(preset), batch_size
         self.device = resolve_device(device)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
-        self.model = AutoModelForCausalLM.from_pretrained(
-            path, dtype=resolve_dtype(dtype, self.device)).to(self.device).eval()
+        net = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, self.device))
+        if lora is not None:
+            peft = require("peft", "peft")
+            net = peft.PeftModel.from_pretrained(net, lora)
+        self.model = net.to(self.device).eval()
+        self.stop_ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
 
     def sample(self, questions: Sequence[Question], n: int,
                params: SamplingConfig) -> list[list[Solution]]:
@@ -40,7 +45,7 @@ class HFPolicy:
     @torch.inference_mode()
     def _sample_one(self, q: Question, n: int, params: SamplingConfig) -> list[Solution]:
         ids = self.tokenizer.apply_chat_template(
-            chat_messages(q, self.system_prompt), add_generation_prompt=True,
+            self.preset.messages(q), add_generation_prompt=True,
             return_tensors="pt", return_dict=True)["input_ids"].to(self.device)
         out: list[Solution] = []
         for chunk, start in enumerate(range(0, n, self.batch_size)):
@@ -52,10 +57,17 @@ class HFPolicy:
                 top_k=params.top_k or None, top_p=params.top_p, max_new_tokens=params.max_tokens,
                 num_return_sequences=k, pad_token_id=self.tokenizer.pad_token_id
                 or self.tokenizer.eos_token_id)
-            for row in gen[:, ids.shape[1]:]:
-                n_tokens = int((row != (self.tokenizer.pad_token_id or -1)).sum())
-                text = self.tokenizer.decode(row, skip_special_tokens=True)
-                out.append(Solution.from_text(text, q.options or None, model=self.model_name,
-                                              seed=seed, tokens=n_tokens))
+            out += [self._solution(q, row, seed, start + i, params)
+                    for i, row in enumerate(gen[:, ids.shape[1]:])]
         assert len(out) == n, f"expected {n} solutions for question {q.id}, got {len(out)}"
         return out
+
+    def _solution(self, q: Question, row: torch.Tensor, seed: int, index: int,
+                  params: SamplingConfig) -> Solution:
+        tokens = row.tolist()
+        stop = next((i for i, t in enumerate(tokens) if t in self.stop_ids), None)
+        n_tokens = len(tokens) if stop is None else stop + 1
+        text = self.tokenizer.decode(tokens[:n_tokens], skip_special_tokens=True)
+        reason = "stop" if stop is not None else "length"
+        return self.preset.make_solution(text, q, model=self.model_name, seed=seed, index=index,
+                                         tokens=n_tokens, finish_reason=reason)

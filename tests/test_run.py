@@ -7,6 +7,7 @@ import json
 import pytest
 
 from bestofn.cli import main
+from bestofn.records import Item
 from bestofn.run import ConfigMismatch, RunConfig, run
 
 
@@ -51,3 +52,28 @@ def test_cli_run_majority_only(tmp_path, tiny_llama_special, capsys):
                  "--policy", str(tiny_llama_special), "--prm", "none", "--max-tokens", "8",
                  "--device", "cpu"]) == 0
     assert "Majority vote" in capsys.readouterr().out
+
+
+def test_run_with_an_index_puts_retrieved_documents_in_the_prm_prompt(tmp_path,
+                                                                      tiny_llama_special):
+    from bestofn.scorers.prm_hf import HFPRMScorer
+    from retrieval import build_index
+
+    corpus = tmp_path / "corpus.jsonl"
+    passages = [f"Passage {i} about {w} and its treatment." for i, w in enumerate(
+        ["tendon injury", "ethics of disclosure", "renal failure", "pneumonia", "anemia"])]
+    corpus.write_text("".join(json.dumps({"id": str(i), "text": t}) + "\n"
+                              for i, t in enumerate(passages)))
+    build_index(corpus, tmp_path / "index", "minilm", progress=False)
+    cfg = config(tmp_path, tiny_llama_special, questions=1, n=2, index=str(tmp_path / "index"),
+                 k=2, use_docs=True)
+    run(cfg, progress=False)
+    [line] = (tmp_path / "run" / "results.jsonl").read_text().splitlines()
+    item = Item.from_dict(json.loads(line))
+    docs = [d.text for d in item.question.documents]
+    assert len(docs) == 2 and set(docs) <= set(passages)
+    scorer = HFPRMScorer(str(tiny_llama_special), device="cpu")
+    [enc, _] = scorer.encode(item.question, docs, item.solutions)
+    prompt = scorer.tokenizer.decode(enc.input_ids)
+    assert f"Document 1: {docs[0]}\n\nDocument 2: {docs[1]}\n\nQuestion: " in prompt
+    assert (tmp_path / "run" / "retrieval").exists()

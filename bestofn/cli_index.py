@@ -1,0 +1,121 @@
+"""`bestofn index build|search`: build a retrieval index over a passage corpus and query it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import replace
+from typing import Any
+
+Handler = Callable[[argparse.Namespace], int]
+_SPEC_FLAGS = {"id_field": "id_field", "title_field": "title_field", "text_field": "text_fields",
+               "chunk_tokens": "chunk_tokens", "chunk_overlap": "chunk_overlap",
+               "duplicate_ids": "duplicate_ids"}
+
+
+def register(sub: Any) -> dict[str, Handler]:
+    p = sub.add_parser("index", help="build or search a retrieval index (FAISS)")
+    isub = p.add_subparsers(dest="index_command", required=True)
+    _add_build(isub.add_parser("build", help="embed a JSONL corpus and save a FAISS index"))
+    _add_search(isub.add_parser("search", help="top-k passages of an index for a query"))
+    return {"index": cmd_index}
+
+
+def _add_build(b: argparse.ArgumentParser) -> None:
+    b.add_argument("--corpus", required=True,
+                   help="JSONL(.gz) of passages, or 'medquad' for the bundled MedQuAD corpus")
+    b.add_argument("--out", required=True, help="index folder to write")
+    b.add_argument("--embedder", default="minilm",
+                   help="sentence-transformers model name or folder (default: embedded MiniLM)")
+    b.add_argument("--index", default="flat", choices=["flat", "ivf", "hnsw", "ivfpq"])
+    b.add_argument("--nlist", type=int, default=0, help="IVF lists (0: about 4*sqrt(n))")
+    b.add_argument("--nprobe", type=int, default=16, help="IVF lists searched per query")
+    b.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
+    b.add_argument("--ef-construction", type=int, default=200)
+    b.add_argument("--ef-search", type=int, default=128, help="HNSW candidates per query")
+    b.add_argument("--pq-m", type=int, default=0, help="IVF-PQ bytes per vector (0: dim/8)")
+    b.add_argument("--pq-bits", type=int, default=8)
+    b.add_argument("--id-field", default=None, help="field holding the passage id (id)")
+    b.add_argument("--title-field", default=None, help="field holding the title (title)")
+    b.add_argument("--text-field", action="append", default=None,
+                   help="field holding text; repeat to join several (text)")
+    b.add_argument("--chunk-tokens", type=int, default=None,
+                   help="cut passages into windows of this many embedder tokens (0: keep whole)")
+    b.add_argument("--chunk-overlap", type=int, default=None, help="tokens shared by windows")
+    b.add_argument("--no-dedup", dest="dedup", action="store_false",
+                   help="keep passages whose text repeats an earlier one")
+    b.add_argument("--duplicate-ids", default=None, choices=["suffix", "error"],
+                   help="repeated ids: rename to id~2, id~3 (suffix) or refuse (error)")
+    b.add_argument("--embed-title", action="store_true", default=None,
+                   help="embed title + text instead of the text alone")
+    b.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    b.add_argument("--batch-size", type=int, default=64, help="passages per embedding batch")
+    b.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
+
+
+def _add_search(s: argparse.ArgumentParser) -> None:
+    s.add_argument("--index", default="default",
+                   help="index folder, or 'default' (bundled MedQuAD, built on first use)")
+    s.add_argument("--query", action="append", required=True, help="query text; repeatable")
+    s.add_argument("-k", type=int, default=5, help="passages per query")
+    s.add_argument("--embedder", default=None, help="must match the index (default: its own)")
+    s.add_argument("--nprobe", type=int, default=None, help="override the IVF nprobe")
+    s.add_argument("--ef-search", type=int, default=None, help="override the HNSW efSearch")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--json", action="store_true", help="one JSON object per query")
+
+
+def cmd_index(a: argparse.Namespace) -> int:
+    return {"build": cmd_build, "search": cmd_search}[a.index_command](a)
+
+
+def corpus_args(a: argparse.Namespace) -> tuple[str, Any]:
+    """The corpus path and spec: the bundled MedQuAD defaults or plain ones, then the flags."""
+    from retrieval import MEDQUAD_PATH, MEDQUAD_SPEC, CorpusSpec
+
+    bundled = a.corpus.lower() == "medquad"
+    path, spec = (str(MEDQUAD_PATH), MEDQUAD_SPEC) if bundled else (a.corpus, CorpusSpec())
+    given = {field: getattr(a, flag) for flag, field in _SPEC_FLAGS.items()
+             if getattr(a, flag) is not None}
+    if "text_fields" in given:
+        given["text_fields"] = tuple(given["text_fields"])
+    if a.embed_title is not None:
+        given["embed_title"] = True
+    return path, replace(spec, dedup=a.dedup, **given)
+
+
+def cmd_build(a: argparse.Namespace) -> int:
+    from retrieval import IndexConfig, build_index
+
+    corpus, spec = corpus_args(a)
+    cfg = IndexConfig(kind=a.index, nlist=a.nlist, nprobe=a.nprobe, hnsw_m=a.hnsw_m,
+                      ef_construction=a.ef_construction, ef_search=a.ef_search, pq_m=a.pq_m,
+                      pq_bits=a.pq_bits)
+    m = build_index(corpus, a.out, a.embedder, cfg, spec, device=a.device,
+                    batch_size=a.batch_size, overwrite=a.overwrite)
+    st = m.corpus["stats"]
+    print(f"indexed {st['passages']} passages from {st['records']} lines "
+          f"({st['duplicates_dropped']} duplicates dropped, {st['ids_renamed']} ids renamed) "
+          f"-> {a.out} [{m.index['factory']}, {m.embedder['name']}, {m.build['seconds']} s]",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_search(a: argparse.Namespace) -> int:
+    from retrieval import FaissRetriever, default_index
+
+    folder = default_index() if a.index == "default" else a.index
+    r = FaissRetriever(folder, a.embedder, nprobe=a.nprobe, ef_search=a.ef_search,
+                       device=a.device)
+    for query, docs in zip(a.query, r.search(a.query, a.k), strict=True):
+        if a.json:
+            print(json.dumps({"query": query, "documents": [d.to_dict() for d in docs]},
+                             ensure_ascii=False))
+            continue
+        print(f"query: {query}")
+        for i, d in enumerate(docs, 1):
+            text = " ".join(d.text.split())
+            print(f"{i:>3}. {d.score:.4f}  [{d.id}] {d.title}: {text[:160]}")
+    return 0

