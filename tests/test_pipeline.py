@@ -38,7 +38,7 @@ def cfg(out: Path, model: Path, **over) -> RunConfig:
 def cli(out: Path, model: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "bestofn.cli", "run", "--out", str(out), "--questions", str(Q),
             "-n", str(N), "--policy", str(model), "--prm", str(model), "--max-tokens", "12",
-            "--device", "cpu", *extra]
+            "--device", "cpu", "--policy-backend", "hf", *extra]
 
 
 def items_of(out: Path) -> dict[str, dict]:

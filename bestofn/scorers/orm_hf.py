@@ -17,30 +17,27 @@ from typing import Any, Literal
 import torch
 from tqdm import tqdm
 
-from ..records import Question, Solution
 from ..registry import require
 from ..torch_utils import resolve_device, resolve_dtype
 from .orm_prompt import (
+    ConversationORM,
     EncodedConversation,
     Message,
     ORMPromptConfig,
     ORMResult,
     Truncation,
     encode_conversation,
-    solution_conversation,
 )
 from .prm_hf import length_batches
 
 
-class HFORMScorer:
+class HFORMScorer(ConversationORM):
     """A sequence-classification reward model (`num_labels=1`): one float per solution.
 
     Documents are not shown to the model: the published ORMs score a bare conversation.
     `max_batch_tokens` caps rows x longest row per forward pass (default 8,192 on CPU,
     131,072 on GPU, as for the PRM).
     """
-
-    kind = "orm"
 
     def __init__(self, model: str, *, adapter: str | None = None, merge_adapter: bool = False,
                  device: str = "auto", dtype: str = "auto", max_len: int = 4096,
@@ -76,16 +73,6 @@ class HFORMScorer:
     def encode(self, conversations: Sequence[list[Message]]) -> list[EncodedConversation]:
         return [encode_conversation(self.tokenizer, c, self.prompt, self.model_max_len)
                 for c in conversations]
-
-    def score(self, question: Question, documents: Sequence[str] | None,
-              solutions: Sequence[Solution]) -> list[float | None]:
-        return [r.score for r in self.score_detailed(question, documents, solutions)]
-
-    def score_detailed(self, question: Question, documents: Sequence[str] | None,
-                       solutions: Sequence[Solution]) -> list[ORMResult]:
-        """Like `score`, with the reason for each unscored solution."""
-        return self.score_conversations(
-            [solution_conversation(question, s, self.prompt) for s in solutions])
 
     def score_conversations(self, conversations: Sequence[list[Message]],
                             progress: bool = False) -> list[ORMResult]:

@@ -141,3 +141,24 @@ def check_conversation(messages: Any) -> str | None:
     if messages[-1]["role"] != "assistant":
         return f"the last message must be the assistant's, got role {messages[-1]['role']!r}"
     return None
+
+
+class ConversationORM:
+    """What both ORM backends share: a question's solutions become conversations, scored by
+    `score_conversations` (implemented by each backend); `prompt` is the ORMPromptConfig."""
+
+    kind = "orm"
+    prompt: ORMPromptConfig
+
+    def score(self, question: Question, documents: Any, solutions: Any) -> list[float | None]:
+        return [r.score for r in self.score_detailed(question, documents, solutions)]
+
+    def score_detailed(self, question: Question, documents: Any,
+                       solutions: Any) -> list[ORMResult]:
+        """Like `score`, with the reason for each unscored solution (documents are not shown:
+        the published ORMs score a bare conversation)."""
+        return self.score_conversations(
+            [solution_conversation(question, s, self.prompt) for s in solutions])
+
+    def score_conversations(self, conversations: Any, progress: bool = False) -> list[ORMResult]:
+        raise NotImplementedError

