@@ -136,3 +136,20 @@ def test_killed_worker_is_restarted_and_the_run_completes(reference, tmp_path,
             _kill_group(proc)
     assert proc.returncode == 0, err[-2000:]
     assert items_of(out) == items_of(reference)
+
+
+def test_readme_main_job_path_samples_with_vllm_on_ray(tmp_path, tiny_llama_special):
+    """The main job's path: default policy backend (vLLM here) inside a Ray actor."""
+    pytest.importorskip("vllm")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "bestofn.cli", "run", "--out", str(out), "--questions", "2",
+           "-n", "3", "--policy", str(tiny_llama_special), "--prm", str(tiny_llama_special),
+           "--max-tokens", "12", "--device", "cpu"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads((out / "config.json").read_text())["policy_backend"] == "vllm"
+    items = items_of(out)
+    assert sorted(items) == ["0", "1"]
+    assert all(len(it["solutions"]) == 3 and len(it["prm"]) == 3 for it in items.values())
+    assert all(s["meta"].get("finish_reason") for it in items.values() for s in it["solutions"])
+    assert (out / "accuracy_vs_n.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
