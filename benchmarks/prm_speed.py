@@ -214,7 +214,7 @@ def _run_reference(model, tok, folder, work, encoded, args) -> dict[str, Any]:
         dt = time.perf_counter() - t
     return {"solutions": len(jobs), "seconds": dt, "memory_mb": mem.used_mb,
             "prefill_tokens": sum(len(j.input_ids) for j in jobs), "scores": scores,
-            "per_question": args.ref_solutions}
+            "per_question": [min(args.ref_solutions, len(e)) for e in encoded]}
 
 
 def _run_bestofn(model, tok, folder, work, encoded, args) -> dict[str, Any]:
@@ -231,7 +231,8 @@ def _run_bestofn(model, tok, folder, work, encoded, args) -> dict[str, Any]:
     prefill = sum(shared_prefix_len(e) + sum(len(x.input_ids) - shared_prefix_len(e) for x in e)
                   for e in encoded)
     return {"solutions": len(scores), "seconds": dt, "memory_mb": mem.used_mb,
-            "prefill_tokens": prefill, "scores": scores, "per_question": args.n}
+            "prefill_tokens": prefill, "scores": scores,
+            "per_question": [len(e) for e in encoded]}
 
 
 def _run_vllm(model, tok, folder, work, encoded, args) -> dict[str, Any]:
@@ -246,7 +247,8 @@ def _run_vllm(model, tok, folder, work, encoded, args) -> dict[str, Any]:
         dt = time.perf_counter() - t
     return {"solutions": len(scores), "seconds": dt, "memory_mb": mem.used_mb,
             "prefill_tokens": sum(len(x.input_ids) for e in encoded for x in e),
-            "scores": scores, "per_question": args.n}
+            "scores": scores,
+            "per_question": [len(e) for e in encoded]}
 
 
 def _sync(device: str) -> None:
@@ -266,8 +268,12 @@ def _spawn(method: str, argv: list[str]) -> dict[str, Any] | None:
 
 
 def _max_diff(ref: dict[str, Any], other: dict[str, Any]) -> float:
-    k, n = ref["per_question"], other["per_question"]
-    got = [s for i, s in enumerate(other["scores"]) if i % n < k]
+    """Largest score difference on the solutions both scored (the reference's first k of each
+    question)."""
+    got, start = [], 0
+    for k, n in zip(ref["per_question"], other["per_question"], strict=True):
+        got += other["scores"][start: start + k]
+        start += n
     return max(abs(a - b) for x, y in zip(ref["scores"], got, strict=True)
                for a, b in zip(x, y, strict=True))
 
