@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from .files import InputError
 from .run import ConfigMismatch
+from .score import StaleProgress
 from .score_orm import add_orm_args
 
 
@@ -184,7 +185,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return commands[args.command](args)
-    except (InputError, FileNotFoundError, ValueError, KeyError, ImportError, ConfigMismatch) as e:
+    except (InputError, FileNotFoundError, ValueError, KeyError, ImportError, ConfigMismatch,
+            StaleProgress) as e:
         print(f"bestofn {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -7,7 +7,9 @@ questions already there and the final file is written atomically at the end.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -16,12 +18,39 @@ from .records import Item, StepScores
 from .scorers import Scorer
 
 
+class StaleProgress(ValueError):
+    """A progress file written under another scorer configuration."""
+
+
+def scorer_fingerprint(scorer: Scorer, use_docs: bool, solutions: int | None) -> dict[str, Any]:
+    """What must match for saved progress to be reused: backend, model, prompt settings."""
+    prompt = getattr(scorer, "prompt", None)
+    return {"scorer": type(scorer).__name__, "model": str(getattr(scorer, "model_name", "")),
+            "prompt": asdict(prompt) if is_dataclass(prompt) else None,  # type: ignore[arg-type]
+            "use_docs": use_docs, "solutions": solutions}
+
+
+def _resume(partial: Path | None, fingerprint: dict[str, Any]) -> list[dict[str, Any]]:
+    if partial is None:
+        return []
+    lines = resume_lines(partial)
+    if not lines:
+        append_line(partial, {"config": fingerprint})
+        return []
+    if lines[0].get("config") != fingerprint:
+        raise StaleProgress(f"{partial} holds progress of another scoring config "
+                            f"({lines[0].get('config')}, now {fingerprint}); delete it to start "
+                            "over, or rerun with the same flags to resume")
+    return lines[1:]
+
+
 def score_items(items: Sequence[Item], scorer: Scorer, *, use_docs: bool = True,
                 solutions: int | None = None, partial: Path | None = None,
                 progress: bool = True) -> list[Item]:
-    """Score each item's first `solutions` solutions; resumes from `partial` when given."""
-    done = {(d["index"], d["id"]): [StepScores.from_dict(s) for s in d["prm"]]
-            for d in (resume_lines(partial) if partial else [])}
+    """Score each item's first `solutions` solutions; resumes from `partial` when given (its
+    first line records the scorer config, and progress of another config is refused)."""
+    lines = _resume(partial, scorer_fingerprint(scorer, use_docs, solutions))
+    done = {(d["index"], d["id"]): [StepScores.from_dict(s) for s in d["prm"]] for d in lines}
     out = []
     for i, it in enumerate(tqdm(items, desc="scoring", unit="q", disable=not progress)):
         sols = it.solutions[:solutions] if solutions else it.solutions

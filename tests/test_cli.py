@@ -10,6 +10,8 @@ import pytest
 from bestofn.cli import main
 from bestofn.evaluate import evaluate
 from bestofn.files import read_items
+from bestofn.score import scorer_fingerprint
+from bestofn.scorers.prm_hf import HFPRMScorer
 
 from .test_prm_scoring import published_scores
 
@@ -78,12 +80,23 @@ def test_score_resumes_from_its_progress_file(tmp_path, tiny_llama_special):
     full = json.loads(out.read_text())
     # a previous run that stopped after question 0, with a torn second line
     partial = tmp_path / "out.json.partial.jsonl"
+    fp = scorer_fingerprint(HFPRMScorer(str(tiny_llama_special), device="cpu"), True, None)
     first = {"index": 0, "id": "q0", "prm": [
-        {"probs": s["PRM_score_list"], "reason": None} for s in full[0]["solutions"]]}
-    partial.write_text(json.dumps(first) + '\n{"index": 1, "id": "q1", "prm": [{"pro')
+        {"probs": [0.123] * len(s["PRM_score_list"]), "reason": None}
+        for s in full[0]["solutions"]]}
+    header = json.dumps({"config": fp}) + "\n"
+    partial.write_text(header + json.dumps(first) + '\n{"index": 1, "id": "q1", "prm": [{"pro')
     out.unlink()
     assert main(args) == 0
-    assert json.loads(out.read_text()) == full
+    resumed = json.loads(out.read_text())
+    assert resumed[1:] == full[1:], "questions after the saved one are scored again"
+    assert resumed[0]["solutions"][0]["PRM_score_list"][0] == 0.123, "saved progress is reused"
+
+    # progress saved under another config is refused, not mixed in
+    other = dict(fp, use_docs=False)
+    partial.write_text(json.dumps({"config": other}) + "\n" + json.dumps(first) + "\n")
+    assert main(args) == 2
+    assert partial.exists()
 
 
 def test_bad_input_exits_2_and_names_the_record(tmp_path, tiny_llama_special, capsys):
