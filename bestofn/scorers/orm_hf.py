@@ -103,7 +103,7 @@ class HFORMScorer(ConversationORM):
                                 position_ids=positions).last_hidden_state
         last = mask.shape[1] - 1 - mask.flip(-1).argmax(-1)
         rows = torch.arange(len(seqs), device=self.device)
-        return self._head(hidden[rows, last]).float()[:, 0].double().cpu().tolist()
+        return self._head(hidden[rows, last])[:, 0].double().cpu().tolist()
 
 
 def pad_batch(seqs: Sequence[Sequence[int]], pad: int,
