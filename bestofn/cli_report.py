@@ -42,16 +42,9 @@ def locate(run: str) -> tuple[Path, Path]:
     return p, p.parent
 
 
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip()]
-
-
 def cmd_report(a: argparse.Namespace) -> int:
     from .evaluate import LABELS
-    from .files import read_items
+    from .files import complete_lines, read_items
     from .report import write_report
 
     results, folder = locate(a.run)
@@ -60,7 +53,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     seed = a.seed if a.seed is not None else int(config.get("seed", 0))
     out = Path(a.out) if a.out else folder
     rep = write_report(out, read_items(results), config, seed=seed,
-                       failures=read_json_lines(folder / "failures.jsonl"),
+                       failures=complete_lines(folder / "failures.jsonl")[0],
                        bootstrap=a.bootstrap, draws=a.draws, plot=a.plot, progress=True)
     for m, v in rep["accuracy"].items():
         lo, hi = rep["ci"][m]

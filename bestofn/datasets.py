@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from importlib import resources
 from itertools import chain, zip_longest
 from pathlib import Path
 from typing import Any
 
-from .files import InputError
+from .files import InputError, json_objects, load_json
 from .records import Question
 
 BUNDLED = {"medqa": "medqa/test_4options.jsonl", "medqa5": "medqa/test_5options.jsonl"}
@@ -48,12 +47,10 @@ def load_questions(name_or_path: str, limit: int | None = None) -> list[Question
             qs = _interleave(load_mirage(path))
             return qs if limit is None else qs[:limit]
     out: list[Question] = []
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if limit is not None and len(out) >= limit:
-                break
-            if line.strip():
-                out.append(_question(line, path, n, source))
+    for n, d in json_objects(path):
+        if limit is not None and len(out) >= limit:
+            break
+        out.append(_question(d, path, n, source))
     return out
 
 
@@ -64,13 +61,7 @@ def load_mirage(path: str | Path | None = None,
     Format: `{component: {id: {question, options: {letter: text}, answer: letter}}}`.
     """
     p = Path(path) if path is not None else _bundled(MIRAGE_FILE)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(p, f"line {e.lineno} column {e.colno}", "(file)",
-                         f"malformed JSON: {e.msg}") from None
-    if not isinstance(data, dict):
-        raise InputError(p, "top level", "(file)", "expected an object of dataset → questions")
+    data = load_json(p, dict, "object of dataset → questions")
     wanted = components or tuple(data)
     for c in wanted:
         if c not in data:
@@ -128,14 +119,8 @@ def _check_unique_ids(path: Path, sets: dict[str, list[Question]]) -> None:
             seen[q.id] = component
 
 
-def _question(line: str, path: Path, n: int, source: str) -> Question:
+def _question(d: dict[str, Any], path: Path, n: int, source: str) -> Question:
     where = f"line {n}"
-    try:
-        d = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise InputError(path, where, "(line)", f"malformed JSON: {e.msg}") from None
-    if not isinstance(d, dict):
-        raise InputError(path, where, "(line)", "expected an object")
     if "stem" in d:
         return Question.from_dict(d)
     for key in ("question", "options"):

@@ -14,13 +14,14 @@ Every problem in a file raises `InputError` naming the file, the record and the 
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
 import re
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from .answers import extract_answer
 from .records import Document, Item, Question, Solution, StepScores
@@ -47,20 +48,17 @@ def read_items(path: str | os.PathLike[str]) -> list[Item]:
     return list(read_jsonl(p))
 
 
-def read_medprm(path: Path) -> list[Item]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise InputError(path, f"line {e.lineno} column {e.colno}", "(file)",
-                         f"malformed JSON: {e.msg}") from None
-    if not isinstance(data, list):
-        raise InputError(path, "top level", "(file)",
-                         f"expected a JSON list of questions, got {type(data).__name__}")
-    return [item_from_medprm(d, path, f"record {i}") for i, d in enumerate(data)]
+def open_text(path: Path) -> TextIO:
+    """A UTF-8 text file, gzip-compressed when its name ends in `.gz`."""
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return open(path, encoding="utf-8")
 
 
-def read_jsonl(path: Path) -> Iterator[Item]:
-    with path.open(encoding="utf-8") as f:
+def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a JSONL(.gz) file; a line that is
+    not a JSON object raises `InputError` naming it."""
+    with open_text(path) as f:
         for n, line in enumerate(f, 1):
             if not line.strip():
                 continue
@@ -68,12 +66,36 @@ def read_jsonl(path: Path) -> Iterator[Item]:
                 d = json.loads(line)
             except json.JSONDecodeError as e:
                 raise InputError(path, f"line {n}", "(line)", f"malformed JSON: {e.msg}") from None
-            yield item_from_line(d, path, f"line {n}")
+            if not isinstance(d, dict):
+                raise InputError(path, f"line {n}", "(line)",
+                                 f"expected a JSON object, got {type(d).__name__}")
+            yield n, d
 
 
-def item_from_line(d: Any, path: Path, where: str) -> Item:
-    if not isinstance(d, dict):
-        raise InputError(path, where, "(line)", f"expected an object, got {type(d).__name__}")
+def load_json(path: Path, kind: type[list] | type[dict], what: str) -> Any:
+    """A whole JSON file whose top level is a `kind` (`what` describes it in errors)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(path, f"line {e.lineno} column {e.colno}", "(file)",
+                         f"malformed JSON: {e.msg}") from None
+    if not isinstance(data, kind):
+        raise InputError(path, "top level", "(file)",
+                         f"expected a JSON {what}, got {type(data).__name__}")
+    return data
+
+
+def read_medprm(path: Path) -> list[Item]:
+    data = load_json(path, list, "list of questions")
+    return [item_from_medprm(d, path, f"record {i}") for i, d in enumerate(data)]
+
+
+def read_jsonl(path: Path) -> Iterator[Item]:
+    for n, d in json_objects(path):
+        yield item_from_line(d, path, f"line {n}")
+
+
+def item_from_line(d: dict[str, Any], path: Path, where: str) -> Item:
     if isinstance(d.get("question"), dict):
         try:
             return Item.from_dict(d)
@@ -272,11 +294,11 @@ def append_line(path: Path, d: dict[str, Any]) -> None:
         os.fsync(f.fileno())
 
 
-def resume_lines(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a progress file. A torn last line (a crash mid-write) is cut off
-    the file, so that appending after a restart starts on a clean line."""
+def complete_lines(path: Path) -> tuple[list[dict[str, Any]], str, int]:
+    """The records of an append-only JSONL file up to its first incomplete or torn line (a
+    crash mid-write), the file's text and the length of its good part."""
     if not path.exists():
-        return []
+        return [], "", 0
     raw = path.read_text(encoding="utf-8")
     out, good = [], 0
     for line in raw.splitlines(keepends=True):
@@ -287,6 +309,13 @@ def resume_lines(path: Path) -> list[dict[str, Any]]:
         except ValueError:
             break
         good += len(line)
+    return out, raw, good
+
+
+def resume_lines(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a progress file. A torn last line is cut off the file, so that
+    appending after a restart starts on a clean line."""
+    out, raw, good = complete_lines(path)
     if good != len(raw):
         atomic_write_text(path, raw[:good])
     return out

@@ -19,7 +19,6 @@ starts with the assistant's turn is the response only, and the prompt is put in 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -28,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .files import InputError
+from .files import InputError, json_objects, load_json
 from .scorers.orm_prompt import Message, ORMResult, check_conversation
 
 
@@ -77,24 +76,9 @@ def read_pairs(path: str | os.PathLike[str]) -> list[Pair]:
 
 def _records(path: Path) -> Iterator[tuple[str, Any]]:
     if path.suffix == ".json":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as e:
-            raise InputError(path, f"line {e.lineno}", "(file)", f"malformed JSON: {e.msg}") \
-                from None
-        if not isinstance(data, list):
-            raise InputError(path, "top level", "(file)", "expected a JSON list of pairs")
-        yield from ((f"record {i}", d) for i, d in enumerate(data))
-        return
-    with path.open(encoding="utf-8") as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                yield f"line {n}", json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(path, f"line {n}", "(line)", f"malformed JSON: {e.msg}") \
-                    from None
+        data = load_json(path, list, "list of pairs")
+        return ((f"record {i}", d) for i, d in enumerate(data))
+    return ((f"line {n}", d) for n, d in json_objects(path))
 
 
 def pair_from_record(d: Any, path: Path, where: str) -> Pair:

@@ -3,7 +3,8 @@
 A line is keyed by question id, the retriever's fingerprint (index manifest hash + search
 parameters), k and a hash of the query text, so a rebuilt index, another k or an edited
 question never reuses stale documents. Lines are appended and flushed; a torn last line from a
-crash is ignored (that question is searched again).
+crash is cut off when the cache is read (that question is searched again). One process (the
+driver) owns the file.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from bestofn.files import resume_lines
 from bestofn.records import Document
 
 CACHE_FILE = "retrieval_cache.jsonl"
@@ -40,14 +42,9 @@ class SearchCache:
             self._read()
 
     def _read(self) -> None:
-        with open(self.path, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    d = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                key = CacheKey(d["question_id"], d["index"], int(d["k"]), d["query_sha"])
-                self._docs[key] = [Document.from_dict(x) for x in d["documents"]]
+        for d in resume_lines(self.path):
+            key = CacheKey(d["question_id"], d["index"], int(d["k"]), d["query_sha"])
+            self._docs[key] = [Document.from_dict(x) for x in d["documents"]]
 
     def __len__(self) -> int:
         return len(self._docs)

@@ -8,15 +8,13 @@ file raises `InputError` naming the file, the line and the field.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
-from bestofn.files import InputError
+from bestofn.files import InputError, json_objects
 
 DATA_DIR = Path(__file__).parent / "data"
 MEDQUAD_PATH = DATA_DIR / "medquad_passages.jsonl.gz"
@@ -104,29 +102,12 @@ def file_sha256(path: str | Path) -> str:
     return h.hexdigest()
 
 
-def _open_text(path: Path) -> TextIO:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
-
-
 def read_records(path: str | Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, object) for every non-blank line of a JSONL(.gz) file."""
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: no such corpus file")
-    with _open_text(p) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(p, f"line {n}", "(line)", f"malformed JSON: {e.msg}") from None
-            if not isinstance(rec, dict):
-                raise InputError(p, f"line {n}", "(line)",
-                                 f"expected a JSON object, got {type(rec).__name__}")
-            yield n, rec
+    return json_objects(p)
 
 
 def passage_from_record(rec: dict[str, Any], spec: CorpusSpec, path: Path, line: int) -> Passage:

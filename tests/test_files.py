@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 
 import pytest
 
-from bestofn.files import InputError, read_items, resume_lines, write_items
+from bestofn.files import (
+    InputError,
+    complete_lines,
+    json_objects,
+    load_json,
+    read_items,
+    resume_lines,
+    write_items,
+)
 from bestofn.records import Item, Question, Solution, StepScores
 
 
@@ -99,3 +108,35 @@ def test_resume_lines_cuts_a_torn_last_line(tmp_path):
     p.write_text('{"a": 1}\n{"b": 2}\n{"c": ')
     assert resume_lines(p) == [{"a": 1}, {"b": 2}]
     assert p.read_text() == '{"a": 1}\n{"b": 2}\n'
+
+
+def test_json_objects_reads_plain_and_gzip_and_names_the_bad_line(tmp_path):
+    rows = [{"a": 1}, {"b": [2, 3]}]
+    text = json.dumps(rows[0]) + "\n\n" + json.dumps(rows[1]) + "\n"
+    plain, packed = tmp_path / "r.jsonl", tmp_path / "r.jsonl.gz"
+    plain.write_text(text)
+    packed.write_bytes(gzip.compress(text.encode()))
+    assert list(json_objects(plain)) == list(json_objects(packed)) == [(1, rows[0]), (3, rows[1])]
+    for bad, problem in (("[1]", "expected a JSON object, got list"), ('{"a":', "malformed JSON")):
+        plain.write_text(text + bad + "\n")
+        with pytest.raises(InputError, match=f"r.jsonl: line 4: field '\\(line\\)': {problem}"):
+            list(json_objects(plain))
+
+
+def test_load_json_checks_the_top_level(tmp_path):
+    p = tmp_path / "x.json"
+    p.write_text('{"a": 1}')
+    assert load_json(p, dict, "object") == {"a": 1}
+    with pytest.raises(InputError, match="top level: field '\\(file\\)': expected a JSON list "
+                                         "of things, got dict"):
+        load_json(p, list, "list of things")
+    p.write_text('[1,\n  2,,]')
+    with pytest.raises(InputError, match=r"x.json: line 2 column \d+: field '\(file\)'"):
+        load_json(p, list, "list")
+
+
+def test_complete_lines_reads_without_cutting(tmp_path):
+    p = tmp_path / "p.jsonl"
+    p.write_text('{"a": 1}\n{"c": ')
+    assert complete_lines(p)[0] == [{"a": 1}]
+    assert p.read_text() == '{"a": 1}\n{"c": '

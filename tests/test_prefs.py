@@ -129,7 +129,7 @@ def test_metrics_ties_unscored_and_bootstrap():
      "rejected"),
     ({"prompt": 5, "chosen": "a", "rejected": "b"}, "prompt"),
     ({"chosen": [{"role": "assistant", "content": "a"}], "rejected": "b"}, "prompt"),
-    ([1, 2], "(record)"),
+    ([1, 2], "(line)"),
 ])
 def test_bad_pairs_name_file_line_and_field(tmp_path, line, field):
     path = tmp_path / "pairs.jsonl"

@@ -383,6 +383,9 @@ def test_torn_cache_line_is_searched_again(minilm_index: Path, tmp_path: Path) -
     path.write_text(lines[0] + "\n" + lines[1][:40])
     got = attach_documents(questions(), minilm_index, k=2, cache_dir=run)
     assert got[1].documents[0].id == "p-hypothyroid"
+    lines = path.read_text().splitlines()
+    assert len(lines) == 2 and all(json.loads(line) for line in lines), \
+        "the torn tail is cut, so the re-searched question is appended on a clean line"
 
 
 def test_attach_refuses_a_different_embedder(minilm_index: Path) -> None:
