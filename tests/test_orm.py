@@ -47,7 +47,9 @@ def build_tiny_lora(base: Path, out: Path) -> Path:
     model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16,
                      target_modules=["q_proj", "v_proj", "o_proj", "up_proj"])
-    peft_model = get_peft_model(model, cfg)
+    with torch.random.fork_rng():
+        torch.manual_seed(3)  # PEFT draws lora_A from the global generator
+        peft_model = get_peft_model(model, cfg)
     g = torch.Generator().manual_seed(2)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
