@@ -10,7 +10,12 @@ alone, the work bestofn adds around the engine: rendering the chat template and 
 `Solution`s (step marking, answer extraction). On a busy machine the timed runs vary by more
 than that work; the direct timing bounds the true overhead.
 
+With `--per-call 1,4` it instead times the same questions sampled that many questions to a
+`VLLMPolicy.sample` call (the pipeline's `--policy-batch`), and checks that the grouping does
+not change the texts (seeds are per question).
+
   python benchmarks/sampling_speed.py                         # embedded SmolLM2, CPU
+  python benchmarks/sampling_speed.py --per-call 1,4          # questions per policy call
   python benchmarks/sampling_speed.py --model meta-llama/Llama-3.1-8B-Instruct -q 32 -n 64 \
       --max-tokens 1024 --gpu-memory-utilization 0.9           # GPU
 """
@@ -100,6 +105,37 @@ def report(res: dict[str, Any], a: argparse.Namespace) -> None:
           f"{100 * res['own_work'] / med['bare']:.2f}% of the bare run")
 
 
+def measure_grouping(policy: VLLMPolicy, a: argparse.Namespace) -> None:
+    """Tokens/s when the questions go to the engine `b` at a time, for each b in --per-call."""
+    questions = load_questions("medqa", limit=a.questions)
+    params = SamplingConfig(temperature=0.7, top_k=50, max_tokens=a.max_tokens, seed=a.seed)
+    sizes = [int(x) for x in a.per_call.split(",")]
+    policy.sample(questions[:1], 1, params)  # warm-up
+    times: dict[int, list[float]] = {b: [] for b in sizes}
+    tokens, texts = {}, {}
+    for r in range(a.repeats):
+        for b in (sizes if r % 2 == 0 else sizes[::-1]):
+            policy.llm.reset_prefix_cache()
+            t0 = time.perf_counter()
+            sols = [x for i in range(0, len(questions), b)
+                    for x in policy.sample(questions[i:i + b], a.n, params)]
+            times[b].append(time.perf_counter() - t0)
+            tokens[b] = sum(s.meta["tokens"] for x in sols for s in x)
+            texts[b] = [[s.text for s in x] for x in sols]
+    same = all(texts[b] == texts[sizes[0]] for b in sizes)
+    print(f"model {a.model}: {a.questions} questions x n={a.n} x max {a.max_tokens} tokens, "
+          f"{a.repeats} alternating repeats; identical texts for every grouping: {same}")
+    med = {b: statistics.median(v) for b, v in times.items()}
+    base = tokens[sizes[0]] / med[sizes[0]]
+    print(f"{'per call':>8}{'sequences':>11}{'tokens':>8}{'median s':>10}{'tok/s':>9}"
+          f"{'ratio':>8}  all runs (s)")
+    for b in sizes:
+        rate = tokens[b] / med[b]
+        runs = " ".join(f"{t:.2f}" for t in times[b])
+        print(f"{b:>8}{b * a.n:>11}{tokens[b]:>8}{med[b]:>10.2f}{rate:>9.1f}"
+              f"{rate / base:>8.2f}  {runs}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2")
@@ -111,10 +147,16 @@ def main() -> None:
     ap.add_argument("--max-model-len", type=int, default=2048)
     ap.add_argument("--kv-cache-gb", type=float, default=None)
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.9)
+    ap.add_argument("--per-call", default=None,
+                    help="comma-separated questions per call (e.g. 1,4): time the grouping "
+                         "instead of the overhead")
     a = ap.parse_args()
     policy = VLLMPolicy(a.model, max_model_len=a.max_model_len, kv_cache_gb=a.kv_cache_gb,
                         gpu_memory_utilization=a.gpu_memory_utilization)
-    report(measure(policy, a), a)
+    if a.per_call:
+        measure_grouping(policy, a)
+    else:
+        report(measure(policy, a), a)
 
 
 if __name__ == "__main__":

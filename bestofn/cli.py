@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--ray-address", default=None,
                    help="join a Ray cluster (`auto` or HOST:PORT); default: a local Ray")
     g.add_argument("--actors", type=int, default=1, help="policy actors")
+    g.add_argument("--policy-batch", type=int, default=4,
+                   help="questions per policy call: the engine sees this many times N "
+                        "sequences at once (default 4)")
     g.add_argument("--scorer-actors", type=int, default=1, help="scorer actors")
     g.add_argument("--policy-gpus", type=float, default=None,
                    help="GPUs per policy actor (default: 1 if the cluster has GPUs)")
@@ -153,7 +156,8 @@ def cmd_run(a: argparse.Namespace) -> int:
                     max_tokens=a.max_tokens, device=a.device)
     ex = ExecConfig(ray_address=a.ray_address, policy_actors=a.actors,
                     scorer_actors=a.scorer_actors, policy_gpus=a.policy_gpus,
-                    scorer_gpus=a.scorer_gpus, max_attempts=a.max_attempts) if a.ray else None
+                    scorer_gpus=a.scorer_gpus, max_attempts=a.max_attempts,
+                    policy_batch=a.policy_batch) if a.ray else None
     rep = run(cfg, overwrite=a.overwrite, ex=ex)
     for k, v in rep["accuracy"].items():
         print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")

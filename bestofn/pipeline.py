@@ -3,13 +3,15 @@
 Why actors and a driver loop rather than Ray Data: the unit of work that must be exactly-once
 is one question (resume, failure records, per-question seeds), each engine is expensive to
 start and must stay resident, and results must land in the run folder as each question
-finishes. A driver that keeps a bounded number of questions in flight per actor and hands each
-sampled question to the scorer pool as soon as it is ready (`ray.wait`) gives streaming between
-stages, while only the driver writes the run folder, so there is one writer and no duplicate.
+finishes. A driver that keeps a bounded number of policy calls (`policy_batch` questions each,
+so the engine batches across questions) in flight per actor and hands each sampled question to
+the scorer pool as soon as it is ready (`ray.wait`) gives streaming between stages, while only
+the driver writes the run folder, so there is one writer and no duplicate.
 
 Failures: actors restart after a crash (`max_restarts`) and Ray retries the call that was
-running (`max_task_retries`); a question whose call raises is retried up to `max_attempts`
-times and then reported as failed, and the run goes on.
+running (`max_task_retries`); a policy call that raises is retried question by question, and
+a question whose call raises is retried up to `max_attempts` times and then reported as failed,
+and the run goes on.
 """
 
 from __future__ import annotations
@@ -34,12 +36,23 @@ class ExecConfig:
     policy_gpus: float | None = None
     """GPUs per policy actor; `None`: 1 when the cluster has GPUs, else 0."""
     scorer_gpus: float | None = None
+    policy_batch: int = 4
+    """Questions per policy call: an engine sees `policy_batch * n` sequences at once, which
+    fills a GPU far better than one question's n. Seeds are per question, so it does not
+    change the samples."""
     in_flight: int = 2
-    """Questions queued per policy actor, so that it never waits for the driver."""
+    """Policy calls queued per policy actor, so that it never waits for the driver."""
     max_attempts: int = 3
     actor_restarts: int = 3
     num_cpus: int | None = None
     """CPUs of a locally started Ray (default: all)."""
+
+    def __post_init__(self) -> None:
+        counts = {k: getattr(self, k) for k in ("policy_actors", "scorer_actors", "policy_batch",
+                                                "in_flight", "max_attempts")}
+        bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
+        if bad:
+            raise ValueError(f"need at least 1: {', '.join(bad)}")
 
 
 @dataclass
@@ -63,10 +76,11 @@ class _PolicyWorker:
 
         return {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
-    def solve(self, q: dict[str, Any]) -> list[dict[str, Any]]:
+    def solve(self, qs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         from .stages import solve
 
-        return [s.to_dict() for s in solve(self.policy, Question.from_dict(q), self.cfg)]
+        out = solve(self.policy, [Question.from_dict(q) for q in qs], self.cfg)
+        return [[s.to_dict() for s in sols] for sols in out]
 
 
 class _ScorerWorker:
@@ -129,45 +143,61 @@ class RayPipeline:
         self.workers = ray.get([a.where.remote() for a in self.policies + self.scorers])
 
     def run(self, questions: list[Question]) -> Iterator[Item]:
-        """Yield each question's Item as soon as it is scored (completion order)."""
+        """Yield each question's Item as soon as it is scored (completion order).
+
+        Questions go to the policy pool `policy_batch` at a time and to the scorer pool one at
+        a time. A policy call that fails is retried question by question, so one bad question
+        cannot fail the others of its batch.
+        """
         ray = self.ray
-        queue = list(reversed(questions))
-        inflight: dict[Any, tuple[str, Question, Any, int]] = {}
+        size = self.ex.policy_batch
+        queue = [questions[i:i + size] for i in range(0, len(questions), size)][::-1]
+        inflight: dict[Any, tuple[str, list[Question], int]] = {}
         sols_of: dict[str, list[dict[str, Any]]] = {}
         turn = {"solve": 0, "verify": 0}
         cap = self.ex.in_flight * len(self.policies)
 
-        def submit(stage: str, q: Question, attempt: int) -> None:
+        def submit(stage: str, qs: list[Question], attempt: int) -> None:
             pool = self.policies if stage == "solve" else self.scorers
             actor = pool[turn[stage] % len(pool)]
             turn[stage] += 1
-            ref = (actor.solve.remote(q.to_dict()) if stage == "solve"
-                   else actor.verify.remote(q.to_dict(), sols_of[q.id]))
-            inflight[ref] = (stage, q, actor, attempt)
+            ref = (actor.solve.remote([q.to_dict() for q in qs]) if stage == "solve"
+                   else actor.verify.remote(qs[0].to_dict(), sols_of[qs[0].id]))
+            inflight[ref] = (stage, qs, attempt)
 
         while queue or inflight:
             while queue and sum(s == "solve" for s, *_ in inflight.values()) < cap:
                 submit("solve", queue.pop(), 1)
             [ref], _ = ray.wait(list(inflight), num_returns=1)
-            stage, q, _actor, attempt = inflight.pop(ref)
+            stage, qs, attempt = inflight.pop(ref)
             try:
                 out = ray.get(ref)
             except Exception as e:  # noqa: BLE001 - any task error is retried, then recorded
-                if attempt < self.ex.max_attempts:
-                    submit(stage, q, attempt + 1)
+                if len(qs) > 1:
+                    for q in qs:
+                        submit(stage, [q], attempt + 1)
+                elif attempt < self.ex.max_attempts:
+                    submit(stage, qs, attempt + 1)
                 else:
-                    self.failures.append(Failure(q.id, stage, _error_text(e), attempt))
-                    sols_of.pop(q.id, None)
+                    self.failures.append(Failure(qs[0].id, stage, _error_text(e), attempt))
+                    sols_of.pop(qs[0].id, None)
                 continue
-            if stage == "solve":
-                sols_of[q.id] = out
+            if stage == "verify":
+                yield self._item(qs[0], sols_of.pop(qs[0].id), out)
+                continue
+            for q, sols in zip(qs, out, strict=True):
+                sols_of[q.id] = sols
                 if self.scorers:
-                    submit("verify", q, 1)
-                    continue
-                out = {"prm": None, "orm": None}
-            sols = [Solution.from_dict(s) for s in sols_of.pop(q.id)]
-            prm = None if out["prm"] is None else [StepScores.from_dict(s) for s in out["prm"]]
-            yield Item(q, sols, prm=prm, orm=out["orm"])
+                    submit("verify", [q], 1)
+                else:
+                    yield self._item(q, sols_of.pop(q.id), {"prm": None, "orm": None})
+
+    @staticmethod
+    def _item(q: Question, sols: list[dict[str, Any]], scores: dict[str, Any]) -> Item:
+        prm = scores["prm"]
+        return Item(q, [Solution.from_dict(s) for s in sols],
+                    prm=None if prm is None else [StepScores.from_dict(s) for s in prm],
+                    orm=scores["orm"])
 
     def stop(self) -> None:
         for a in self.policies + self.scorers:

@@ -55,10 +55,14 @@ def sampling_params(cfg: RunConfig) -> Any:
     return SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p, cfg.max_tokens, cfg.seed)
 
 
-def solve(policy: Any, q: Question, cfg: RunConfig) -> list[Solution]:
-    sols = policy.sample([q], cfg.n, sampling_params(cfg))[0]
-    assert len(sols) <= cfg.n, f"question {q.id}: asked for {cfg.n} solutions, got {len(sols)}"
-    return sols
+def solve(policy: Any, qs: list[Question], cfg: RunConfig) -> list[list[Solution]]:
+    """N solutions for each question, in one policy call (seeds are per question, so how the
+    questions are grouped does not change the samples)."""
+    out = policy.sample(qs, cfg.n, sampling_params(cfg))
+    assert len(out) == len(qs), f"{len(qs)} questions, {len(out)} solution lists"
+    for q, sols in zip(qs, out, strict=True):
+        assert len(sols) <= cfg.n, f"question {q.id}: asked for {cfg.n} solutions, got {len(sols)}"
+    return out
 
 
 def verify(v: Verifiers, q: Question, sols: list[Solution],
@@ -75,6 +79,6 @@ def verify(v: Verifiers, q: Question, sols: list[Solution],
 
 def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig) -> Item:
     """One question through every stage, in this process."""
-    sols = solve(policy, q, cfg)
+    [sols] = solve(policy, [q], cfg)
     prm, orm = verify(v, q, sols, cfg)
     return Item(q, sols, prm=prm, orm=orm)

@@ -63,21 +63,26 @@ def local_ray():
     ray.shutdown()
 
 
-def test_pipeline_equals_in_process_run(local_ray, reference, tmp_path, tiny_llama_special):
+@pytest.mark.parametrize("batch", [4, 3])
+def test_pipeline_equals_in_process_run(local_ray, reference, tmp_path, tiny_llama_special,
+                                        batch):
+    """In process every question is sampled alone; here 4 or 3+1 to a policy call."""
     out = tmp_path / "ray"
-    rep = run(cfg(out, tiny_llama_special), progress=False, ex=ExecConfig())
+    rep = run(cfg(out, tiny_llama_special), progress=False, ex=ExecConfig(policy_batch=batch))
     assert rep["failed"] == 0 and rep["n_questions"] == Q
     assert items_of(out) == items_of(reference)
     assert (out / "report.json").read_text() == (reference / "report.json").read_text()
 
 
 def test_failing_question_is_recorded_and_the_run_goes_on(local_ray, reference, tmp_path):
+    """The bad question fails its whole policy batch; the batch is retried question by
+    question, so the other questions of the batch still finish."""
     stored = [Item.from_dict(d) for d in items_of(reference).values()]
     replay = tmp_path / "replay.jsonl"
     write_jsonl(replay, stored[:-1])  # the last question has no stored solutions
     out = tmp_path / "run"
     rep = run(cfg(out, replay, policy_backend="replay", prm=None), progress=False,
-              ex=ExecConfig(max_attempts=2))
+              ex=ExecConfig(max_attempts=2, policy_batch=Q))
     assert rep["failed"] == 1 and rep["n_questions"] == Q - 1
     [fail] = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
     assert fail["question_id"] == stored[-1].question.id and fail["attempts"] == 2

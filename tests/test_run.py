@@ -77,3 +77,10 @@ def test_run_with_an_index_puts_retrieved_documents_in_the_prm_prompt(tmp_path,
     prompt = scorer.tokenizer.decode(enc.input_ids)
     assert f"Document 1: {docs[0]}\n\nDocument 2: {docs[1]}\n\nQuestion: " in prompt
     assert (tmp_path / "run" / "retrieval").exists()
+
+
+def test_exec_config_refuses_counts_below_one():
+    from bestofn.pipeline import ExecConfig
+
+    with pytest.raises(ValueError, match="policy_batch=0, in_flight=0"):
+        ExecConfig(policy_batch=0, in_flight=0)
