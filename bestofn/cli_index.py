@@ -53,6 +53,12 @@ def _add_build(b: argparse.ArgumentParser) -> None:
     b.add_argument("--device", default="auto", help="cpu | cuda | auto")
     b.add_argument("--batch-size", type=int, default=64, help="passages per embedding batch")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
+    sh = b.add_mutually_exclusive_group()
+    sh.add_argument("--shard", default=None, metavar="I/K",
+                    help="embed only shard I of K (from 0) into the folder --out; a finished "
+                         "shard is skipped, so re-running a preempted job resumes it")
+    sh.add_argument("--from-shards", default=None, metavar="DIR",
+                    help="build the index at --out from the K finished shards in DIR")
 
 
 def _add_search(s: argparse.ArgumentParser) -> None:
@@ -88,13 +94,26 @@ def corpus_args(a: argparse.Namespace) -> tuple[str, Any]:
 
 def cmd_build(a: argparse.Namespace) -> int:
     from retrieval import IndexConfig, build_index
+    from retrieval.shards import build_from_shards, embed_shard, parse_shard
 
     corpus, spec = corpus_args(a)
+    if a.shard is not None:
+        shard, shards = parse_shard(a.shard)
+        info, fresh = embed_shard(corpus, a.out, shard, shards, a.embedder, spec,
+                                  device=a.device, batch_size=a.batch_size)
+        lo, hi = info.rows
+        print(f"shard {shard}/{shards}: rows {lo}..{hi} -> {a.out}/{info.stem}.npy "
+              f"[{'embedded in ' + str(info.embed_seconds) + ' s' if fresh else 'already done'}]",
+              file=sys.stderr)
+        return 0
     cfg = IndexConfig(kind=a.index, nlist=a.nlist, nprobe=a.nprobe, hnsw_m=a.hnsw_m,
                       ef_construction=a.ef_construction, ef_search=a.ef_search, pq_m=a.pq_m,
                       pq_bits=a.pq_bits)
-    m = build_index(corpus, a.out, a.embedder, cfg, spec, device=a.device,
-                    batch_size=a.batch_size, overwrite=a.overwrite)
+    if a.from_shards is not None:
+        m = build_from_shards(corpus, a.from_shards, a.out, cfg, spec, overwrite=a.overwrite)
+    else:
+        m = build_index(corpus, a.out, a.embedder, cfg, spec, device=a.device,
+                        batch_size=a.batch_size, overwrite=a.overwrite)
     st = m.corpus["stats"]
     print(f"indexed {st['passages']} passages from {st['records']} lines "
           f"({st['duplicates_dropped']} duplicates dropped, {st['ids_renamed']} ids renamed) "

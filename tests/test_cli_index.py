@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("faiss")
@@ -87,3 +88,80 @@ def test_errors_are_reported_with_their_location(corpus: Path, built: Path, tmp_
     assert main(["index", "search", "--index", str(built), "--query", "x",
                  "--embedder", "some/other-model"]) == 2
     assert "built with embedder" in capsys.readouterr().err
+
+
+def _shards(corpus: Path, folder: Path, k: int, *extra: str) -> None:
+    for i in range(k):
+        assert main(["index", "build", "--corpus", str(corpus), "--out", str(folder),
+                     "--shard", f"{i}/{k}", *FIELDS, *extra]) == 0
+
+
+def test_index_from_shards_equals_a_one_process_build(corpus: Path, built: Path,
+                                                      tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    import faiss
+
+    from retrieval.manifest import INDEX_FILE
+
+    shards, out = tmp_path / "shards", tmp_path / "from_shards"
+    _shards(corpus, shards, 3)
+    assert sorted(p.name for p in shards.glob("*.npy")) == [
+        f"shard-0000{i}-of-00003.npy" for i in range(3)]
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(out), *FIELDS,
+                 "--from-shards", str(shards)]) == 0
+    one, many = FaissRetriever(built), FaissRetriever(out)
+    assert many.manifest.corpus == one.manifest.corpus, "the duplicate is dropped corpus-wide"
+    assert many.manifest.embedder == one.manifest.embedder
+    assert many.manifest.build["shards"] == 3
+    vecs = [faiss.read_index(str(f / INDEX_FILE)) for f in (built, out)]
+    assert vecs[0].ntotal == vecs[1].ntotal == 4
+    np.testing.assert_allclose(vecs[1].reconstruct_n(0, 4), vecs[0].reconstruct_n(0, 4),
+                               rtol=0, atol=1e-5)
+    queries = ["pain in the flank", "wheezing", "headache and nausea", "big toe"]
+    assert ([[d.id for d in r] for r in many.search(queries, 4)]
+            == [[d.id for d in r] for r in one.search(queries, 4)])
+    assert [[d.text for d in r] for r in many.search(queries, 2)] == \
+        [[d.text for d in r] for r in one.search(queries, 2)]
+
+    capsys.readouterr()
+    before = (shards / "shard-00001-of-00003.npy").stat().st_mtime_ns
+    _shards(corpus, shards, 3)
+    assert capsys.readouterr().err.count("already done") == 3
+    assert (shards / "shard-00001-of-00003.npy").stat().st_mtime_ns == before
+
+
+def test_unfinished_or_foreign_shards_are_refused(corpus: Path, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    shards = tmp_path / "shards"
+    for i in (0, 2):
+        assert main(["index", "build", "--corpus", str(corpus), "--out", str(shards),
+                     "--shard", f"{i}/3", *FIELDS]) == 0
+    args = ["index", "build", "--corpus", str(corpus), "--out", str(tmp_path / "idx"), *FIELDS,
+            "--from-shards", str(shards)]
+    capsys.readouterr()
+    assert main(args) == 2
+    assert f"{shards}: 1 of 3 shards not finished: 1/3" in capsys.readouterr().err
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(shards),
+                 "--shard", "1/3", *FIELDS]) == 0
+    other = tmp_path / "other.jsonl"
+    other.write_text(corpus.read_text() + json.dumps({"doc": "d9", "q": "x", "a": "y"}) + "\n")
+    capsys.readouterr()
+    assert main([*args[:3], str(other), *args[4:]]) == 2
+    assert "embedded from another corpus file" in capsys.readouterr().err
+    assert main([*args, "--chunk-tokens", "8"]) == 2
+    assert "embedded with another corpus spec" in capsys.readouterr().err
+    assert main(["index", "build", "--corpus", str(corpus), "--out", str(shards),
+                 "--shard", "3/3", *FIELDS]) == 2
+    assert "--shard wants I/K with 0 <= I < K, got '3/3'" in capsys.readouterr().err
+    assert main(args) == 0
+    assert FaissRetriever(tmp_path / "idx").manifest.index["ntotal"] == 4
+
+
+@pytest.mark.parametrize("n, k", [(0, 1), (1, 3), (4, 3), (10, 4), (1000, 7)])
+def test_shard_rows_cover_every_row_once_in_order(n: int, k: int) -> None:
+    from retrieval.shards import shard_rows
+
+    rows = [shard_rows(n, i, k) for i in range(k)]
+    assert rows[0][0] == 0 and rows[-1][1] == n
+    assert all(a[1] == b[0] for a, b in zip(rows, rows[1:], strict=False))
+    assert max(hi - lo for lo, hi in rows) - min(hi - lo for lo, hi in rows) <= 1
