@@ -97,6 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--policy-gpus", type=float, default=None,
                    help="GPUs per policy actor (default: 1 if the cluster has GPUs)")
     g.add_argument("--scorer-gpus", type=float, default=None, help="GPUs per scorer actor")
+    g.add_argument("--retriever-cpus", type=float, default=0.0,
+                   help="CPUs reserved for the retrieval actor (default 0: it shares the "
+                        "engines' cores)")
     g.add_argument("--max-attempts", type=int, default=3,
                    help="tries per question before it is recorded as failed")
     return ap
@@ -157,7 +160,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     ex = ExecConfig(ray_address=a.ray_address, policy_actors=a.actors,
                     scorer_actors=a.scorer_actors, policy_gpus=a.policy_gpus,
                     scorer_gpus=a.scorer_gpus, max_attempts=a.max_attempts,
-                    policy_batch=a.policy_batch) if a.ray else None
+                    policy_batch=a.policy_batch,
+                    retriever_cpus=a.retriever_cpus) if a.ray else None
     rep = run(cfg, overwrite=a.overwrite, ex=ex)
     for k, v in rep["accuracy"].items():
         print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")

@@ -1,4 +1,4 @@
-"""The Ray pipeline: policy and scorer actor pools, streaming per question.
+"""The Ray pipeline: policy, retrieval and scorer actors, streaming per question.
 
 Why actors and a driver loop rather than Ray Data: the unit of work that must be exactly-once
 is one question (resume, failure records, per-question seeds), each engine is expensive to
@@ -7,6 +7,12 @@ finishes. A driver that keeps a bounded number of policy calls (`policy_batch` q
 so the engine batches across questions) in flight per actor and hands each sampled question to
 the scorer pool as soon as it is ready (`ray.wait`) gives streaming between stages, while only
 the driver writes the run folder, so there is one writer and no duplicate.
+
+Retrieval runs beside sampling, not before it: the policy never reads the documents, so a
+retrieval actor (it holds the FAISS index and the query embedder, and builds the default index
+on first use) searches while the engines sample, and a question goes to the scorer pool when
+both its solutions and its documents are in. The driver loads neither the index nor the
+embedder, and writes the search cache as results come back.
 
 Failures: actors restart after a crash (`max_restarts`) and Ray retries the call that was
 running (`max_task_retries`); a policy call that raises is retried question by question, and
@@ -18,10 +24,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
-from .records import Item, Question, Solution, StepScores
+from .records import Document, Item, Question, Solution, StepScores
 from .registry import require
 
 
@@ -44,12 +51,17 @@ class ExecConfig:
     """Policy calls queued per policy actor, so that it never waits for the driver."""
     max_attempts: int = 3
     actor_restarts: int = 3
+    retriever_cpus: float = 0.0
+    """CPUs reserved for the retrieval actor. 0 lets it share the engines' cores (between
+    index builds it only embeds queries); reserve one on a cluster whose CPUs are all booked."""
     num_cpus: int | None = None
     """CPUs of a locally started Ray (default: all)."""
 
     def __post_init__(self) -> None:
         counts = {k: getattr(self, k) for k in ("policy_actors", "scorer_actors", "policy_batch",
                                                 "in_flight", "max_attempts")}
+        if self.retriever_cpus < 0:
+            counts["retriever_cpus"] = self.retriever_cpus
         bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
         if bad:
             raise ValueError(f"need at least 1: {', '.join(bad)}")
@@ -63,18 +75,29 @@ class Failure:
     attempts: int
 
 
-class _PolicyWorker:
+class _Worker:
+    stage = ""
+
     def __init__(self, cfg: dict[str, Any]) -> None:
         from .run import RunConfig
-        from .stages import build_policy
 
         self.cfg = RunConfig(**cfg)
-        self.policy = build_policy(self.cfg)
 
     def where(self) -> dict[str, Any]:
         import ray
 
-        return {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
+        return {"stage": self.stage, "node": ray.get_runtime_context().get_node_id(),
+                "pid": os.getpid()}
+
+
+class _PolicyWorker(_Worker):
+    stage = "policy"
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
+        from .stages import build_policy
+
+        super().__init__(cfg)
+        self.policy = build_policy(self.cfg)
 
     def solve(self, qs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
         from .stages import solve
@@ -83,18 +106,40 @@ class _PolicyWorker:
         return [[s.to_dict() for s in sols] for sols in out]
 
 
-class _ScorerWorker:
+class _RetrieverWorker(_Worker):
+    """Opens the index on first use rather than at construction, so that an index error reaches
+    the driver as the error it is, and a restarted actor opens it again."""
+
+    stage = "retriever"
+
     def __init__(self, cfg: dict[str, Any]) -> None:
-        from .run import RunConfig
+        super().__init__(cfg)
+        self._retriever: Any = None
+
+    def _open(self) -> Any:
+        if self._retriever is None:
+            from retrieval import FaissRetriever, default_index
+
+            index = self.cfg.index
+            self._retriever = FaissRetriever(default_index() if index == "default" else index)
+        return self._retriever
+
+    def fingerprint(self) -> str:
+        return self._open().fingerprint
+
+    def search(self, queries: list[str]) -> list[list[dict[str, Any]]]:
+        found = self._open().search(queries, self.cfg.k)
+        return [[d.to_dict() for d in docs] for docs in found]
+
+
+class _ScorerWorker(_Worker):
+    stage = "scorer"
+
+    def __init__(self, cfg: dict[str, Any]) -> None:
         from .stages import build_scorer
 
-        self.cfg = RunConfig(**cfg)
+        super().__init__(cfg)
         self.scorer = build_scorer(self.cfg)
-
-    def where(self) -> dict[str, Any]:
-        import ray
-
-        return {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
     def verify(self, q: dict[str, Any], sols: list[dict[str, Any]]) -> dict[str, Any]:
         from .stages import verify
@@ -111,20 +156,26 @@ def _gpus(asked: float | None, ray: Any) -> float:
 
 
 def _actors(ray: Any, cls: type, n: int, gpus: float, cfg: dict[str, Any],
-            ex: ExecConfig) -> list[Any]:
-    remote = ray.remote(num_cpus=1, num_gpus=gpus, max_restarts=ex.actor_restarts,
+            ex: ExecConfig, cpus: float = 1) -> list[Any]:
+    remote = ray.remote(num_cpus=cpus, num_gpus=gpus, max_restarts=ex.actor_restarts,
                         max_task_retries=ex.actor_restarts)(cls)
     return [remote.options(scheduling_strategy="SPREAD").remote(cfg) for _ in range(n)]
 
 
+_NO_SCORES: dict[str, Any] = {"prm": None, "orm": None}
+
+
 class RayPipeline:
-    """Streams questions through policy and scorer actor pools; yields finished items."""
+    """Streams questions through policy, retrieval and scorer actors; yields finished items."""
 
     def __init__(self, cfg: Any, ex: ExecConfig) -> None:
         self.ray = require("ray", "'ray[data]'")
         self.cfg, self.ex = cfg, ex
         self.failures: list[Failure] = []
         self.workers: list[dict[str, Any]] = []
+        self.policies: list[Any] = []
+        self.scorers: list[Any] = []
+        self.retrievers: list[Any] = []
 
     def start(self) -> None:
         ray = self.ray
@@ -137,34 +188,61 @@ class RayPipeline:
         cfg = asdict(self.cfg)
         self.policies = _actors(ray, _PolicyWorker, self.ex.policy_actors,
                                 _gpus(self.ex.policy_gpus, ray), cfg, self.ex)
-        self.scorers = (_actors(ray, _ScorerWorker, self.ex.scorer_actors,
-                                _gpus(self.ex.scorer_gpus, ray), cfg, self.ex)
-                        if self.cfg.prm or self.cfg.orm else [])
-        self.workers = ray.get([a.where.remote() for a in self.policies + self.scorers])
+        if self.cfg.prm or self.cfg.orm:
+            self.scorers = _actors(ray, _ScorerWorker, self.ex.scorer_actors,
+                                   _gpus(self.ex.scorer_gpus, ray), cfg, self.ex)
+        if self.cfg.index:
+            self.retrievers = _actors(ray, _RetrieverWorker, 1, 0, cfg, self.ex,
+                                      cpus=self.ex.retriever_cpus)
+        actors = self.policies + self.scorers + self.retrievers
+        self.workers = ray.get([a.where.remote() for a in actors])
 
     def run(self, questions: list[Question]) -> Iterator[Item]:
         """Yield each question's Item as soon as it is scored (completion order).
 
-        Questions go to the policy pool `policy_batch` at a time and to the scorer pool one at
-        a time. A policy call that fails is retried question by question, so one bad question
-        cannot fail the others of its batch.
+        Questions go to the policy pool `policy_batch` at a time, to the retrieval actor (when
+        the run has an index) in chunks of `retrieval.attach.SEARCH_CHUNK` not already in the
+        run's search cache, and to the scorer pool one at a time once both are in. A call that
+        fails for several questions is retried question by question, so one bad question cannot
+        fail the others. An index that cannot be opened stops the run (a config error).
         """
         ray = self.ray
         size = self.ex.policy_batch
         queue = [questions[i:i + size] for i in range(0, len(questions), size)][::-1]
         inflight: dict[Any, tuple[str, list[Question], int]] = {}
         sols_of: dict[str, list[dict[str, Any]]] = {}
-        turn = {"solve": 0, "verify": 0}
+        docs_of: dict[str, list[Document]] = {}
+        failed: set[str] = set()
+        search: Any = None
+        turn = {"solve": 0, "retrieve": 0, "verify": 0}
         cap = self.ex.in_flight * len(self.policies)
 
         def submit(stage: str, qs: list[Question], attempt: int) -> None:
-            pool = self.policies if stage == "solve" else self.scorers
+            pool = {"solve": self.policies, "retrieve": self.retrievers,
+                    "verify": self.scorers}[stage]
             actor = pool[turn[stage] % len(pool)]
             turn[stage] += 1
-            ref = (actor.solve.remote([q.to_dict() for q in qs]) if stage == "solve"
-                   else actor.verify.remote(qs[0].to_dict(), sols_of[qs[0].id]))
+            if stage == "solve":
+                ref = actor.solve.remote([q.to_dict() for q in qs])
+            elif stage == "retrieve":
+                ref = actor.search.remote(search.queries(qs))
+            else:
+                ref = actor.verify.remote(self._with_docs(qs[0], docs_of).to_dict(),
+                                          sols_of[qs[0].id])
             inflight[ref] = (stage, qs, attempt)
 
+        def ready(qs: list[Question]) -> Iterator[Item]:
+            for q in qs:
+                if q.id not in sols_of or (self.retrievers and q.id not in docs_of):
+                    continue
+                if self.scorers:
+                    submit("verify", [q], 1)
+                else:
+                    yield self._item(self._with_docs(q, docs_of), sols_of.pop(q.id), _NO_SCORES)
+                    docs_of.pop(q.id, None)
+
+        if self.retrievers:
+            inflight[self.retrievers[0].fingerprint.remote()] = ("open", questions, 1)
         while queue or inflight:
             while queue and sum(s == "solve" for s, *_ in inflight.values()) < cap:
                 submit("solve", queue.pop(), 1)
@@ -173,24 +251,43 @@ class RayPipeline:
             try:
                 out = ray.get(ref)
             except Exception as e:  # noqa: BLE001 - any task error is retried, then recorded
+                if stage == "open":
+                    raise _cause(e) from e
                 if len(qs) > 1:
                     for q in qs:
                         submit(stage, [q], attempt + 1)
                 elif attempt < self.ex.max_attempts:
                     submit(stage, qs, attempt + 1)
-                else:
+                elif qs[0].id not in failed:
+                    failed.add(qs[0].id)
                     self.failures.append(Failure(qs[0].id, stage, _error_text(e), attempt))
                     sols_of.pop(qs[0].id, None)
+                    docs_of.pop(qs[0].id, None)
                 continue
             if stage == "verify":
-                yield self._item(qs[0], sols_of.pop(qs[0].id), out)
+                yield self._item(self._with_docs(qs[0], docs_of), sols_of.pop(qs[0].id), out)
+                docs_of.pop(qs[0].id, None)
                 continue
-            for q, sols in zip(qs, out, strict=True):
-                sols_of[q.id] = sols
-                if self.scorers:
-                    submit("verify", [q], 1)
-                else:
-                    yield self._item(q, sols_of.pop(q.id), {"prm": None, "orm": None})
+            if stage == "open":
+                from retrieval.attach import CachedSearch
+
+                search = CachedSearch(qs, out, self.cfg.k, Path(self.cfg.out) / "retrieval")
+                docs_of.update({i: d for i, d in search.cached().items() if i not in failed})
+                for part in search.missing():
+                    submit("retrieve", part, 1)
+                yield from ready([q for q in qs if q.id in sols_of])
+                continue
+            if stage == "retrieve":
+                found = search.record(qs, [[Document.from_dict(d) for d in ds] for ds in out])
+                docs_of.update({i: d for i, d in found.items() if i not in failed})
+            else:
+                sols_of.update({q.id: sols for q, sols in zip(qs, out, strict=True)
+                                if q.id not in failed})
+            yield from ready(qs)
+
+    @staticmethod
+    def _with_docs(q: Question, docs_of: dict[str, list[Document]]) -> Question:
+        return replace(q, documents=docs_of[q.id]) if q.id in docs_of else q
 
     @staticmethod
     def _item(q: Question, sols: list[dict[str, Any]], scores: dict[str, Any]) -> Item:
@@ -200,8 +297,14 @@ class RayPipeline:
                     orm=scores["orm"])
 
     def stop(self) -> None:
-        for a in self.policies + self.scorers:
+        for a in self.policies + self.scorers + self.retrievers:
             self.ray.kill(a)
+
+
+def _cause(e: BaseException) -> BaseException:
+    """The error a remote call raised (Ray wraps it), for errors that stop the run."""
+    cause = getattr(e, "cause", None)
+    return cause if isinstance(cause, BaseException) else e
 
 
 def _error_text(e: BaseException) -> str:

@@ -102,19 +102,23 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
     results = out / "results.jsonl"
     done = {d["question"]["id"]: Item.from_dict(d) for d in resume_lines(results)}
     questions = load_questions(cfg.dataset, limit=cfg.questions)
-    todo = with_documents([q for q in questions if q.id not in done], cfg, out, progress)
+    todo = [q for q in questions if q.id not in done]
+    if ex is None:
+        todo = with_documents(todo, cfg, out, progress)
     t0 = time.perf_counter()
     failures: list[dict[str, Any]] = []
     if todo:
         stream, finish = _stream(cfg, ex, todo)
         bar = tqdm(total=len(questions), initial=len(done), desc="questions", unit="q",
                    disable=not progress)
-        for item in stream:
-            append_line(results, item.to_dict())
-            done[item.question.id] = item
-            bar.update(1)
-        bar.close()
-        failures = finish()
+        try:
+            for item in stream:
+                append_line(results, item.to_dict())
+                done[item.question.id] = item
+                bar.update(1)
+        finally:
+            bar.close()
+            failures = finish()
     atomic_write_text(out / "failures.jsonl", "".join(json_line(f) for f in failures))
     items = [done[q.id] for q in questions if q.id in done]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
@@ -125,8 +129,8 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
 
 def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
                    progress: bool) -> list[Question]:
-    """Questions with their top-k retrieved passages (a batched CPU step before dispatch;
-    results are cached per question in the run folder)."""
+    """Questions with their top-k retrieved passages, cached per question in the run folder
+    (in-process runs; the Ray pipeline retrieves in an actor while the policy samples)."""
     if not cfg.index or not questions:
         return questions
     from retrieval import attach_documents, default_index

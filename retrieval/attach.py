@@ -11,7 +11,9 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from bestofn.records import Question
+from tqdm import tqdm
+
+from bestofn.records import Document, Question
 
 from .cache import CacheKey, SearchCache
 from .embed import Embedder
@@ -22,6 +24,50 @@ from .search import FaissRetriever, index_fingerprint
 def question_query(q: Question, with_options: bool = True) -> str:
     """The text searched for a question (a stem that already holds its options keeps them)."""
     return q.text() if with_options else q.stem
+
+
+SEARCH_CHUNK = 64
+"""Queries per search call, in question order. The in-process path and the Ray pipeline's
+retrieval actor search the same chunks, so both embed the same batches and find bit-identical
+documents; the cache is written after each chunk."""
+
+
+class CachedSearch:
+    """The bookkeeping of a cached search over questions, apart from the search itself: the
+    query and cache key of each question, the documents already cached, the chunks still to
+    search, and the cache writes as results come in. The Ray pipeline's driver uses it while
+    its retrieval actor searches; `attach_documents` while it searches in this process."""
+
+    def __init__(self, questions: Sequence[Question], fingerprint: str, k: int,
+                 cache_dir: str | Path | None = None, with_options: bool = True) -> None:
+        self.cache = SearchCache(cache_dir) if cache_dir is not None else None
+        self.query = {q.id: question_query(q, with_options) for q in questions}
+        self.key = {q.id: CacheKey.of(q.id, fingerprint, k, self.query[q.id])
+                    for q in questions}
+        self.questions = list(questions)
+
+    def cached(self) -> dict[str, list[Document]]:
+        if self.cache is None:
+            return {}
+        hits = {q.id: self.cache.get(self.key[q.id]) for q in self.questions}
+        return {i: docs for i, docs in hits.items() if docs is not None}
+
+    def missing(self) -> list[list[Question]]:
+        """The questions not in the cache, in chunks of `SEARCH_CHUNK`."""
+        hits = self.cached()
+        todo = [q for q in self.questions if q.id not in hits]
+        return [todo[i:i + SEARCH_CHUNK] for i in range(0, len(todo), SEARCH_CHUNK)]
+
+    def queries(self, qs: Sequence[Question]) -> list[str]:
+        return [self.query[q.id] for q in qs]
+
+    def record(self, qs: Sequence[Question],
+               found: Sequence[list[Document]]) -> dict[str, list[Document]]:
+        """Cache one chunk's results; returns them by question id."""
+        pairs = list(zip(qs, found, strict=True))
+        if self.cache is not None:
+            self.cache.put_many([(self.key[q.id], docs) for q, docs in pairs])
+        return {q.id: docs for q, docs in pairs}
 
 
 def attach_documents(questions: Sequence[Question], index_dir: str | Path, k: int,
@@ -39,18 +85,14 @@ def attach_documents(questions: Sequence[Question], index_dir: str | Path, k: in
         retriever = FaissRetriever(index_dir, embedder, device=device, batch_size=batch_size)
     fingerprint = (retriever.fingerprint if retriever
                    else index_fingerprint(Manifest.load(index_dir)))
-    queries = [question_query(q, with_options) for q in questions]
-    keys = [CacheKey.of(q.id, fingerprint, k, text) for q, text in zip(questions, queries,
-                                                                          strict=True)]
-    cache = SearchCache(cache_dir) if cache_dir is not None else None
-    docs = [cache.get(key) if cache else None for key in keys]
-    missing = [i for i, d in enumerate(docs) if d is None]
-    if missing:
+    plan = CachedSearch(questions, fingerprint, k, cache_dir, with_options)
+    docs = plan.cached()
+    parts = plan.missing()
+    if parts:
         retriever = retriever or FaissRetriever(index_dir, device=device, batch_size=batch_size)
-        found = retriever.search([queries[i] for i in missing], k, progress=progress)
-        for i, d in zip(missing, found, strict=True):
-            docs[i] = d
-        if cache is not None:
-            cache.put_many([(keys[i], d) for i, d in zip(missing, found, strict=True)])
-    return [replace(q, documents=d) for q, d in zip(questions, docs, strict=True)]
-
+        for part in tqdm(parts, desc="retrieval", unit="chunk",
+                         disable=not progress or len(parts) == 1):
+            found = retriever.search(plan.queries(part), k,
+                                     progress=progress and len(parts) == 1)
+            docs.update(plan.record(part, found))
+    return [replace(q, documents=docs[q.id]) for q in questions]

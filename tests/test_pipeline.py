@@ -1,6 +1,7 @@
 """The Ray pipeline (slow: real local Ray, real actors, tiny models).
 
-- its results equal the same run done stage by stage in this process;
+- its results equal the same run done stage by stage in this process, with and without
+  retrieval (the retrieval actor searches beside sampling; the driver keeps the search cache);
 - a driver killed with SIGKILL at a random point and restarted ends with an identical report;
 - a worker killed mid-run is restarted by Ray and the run completes;
 - a question that fails every attempt is recorded and the run goes on.
@@ -87,6 +88,57 @@ def test_failing_question_is_recorded_and_the_run_goes_on(local_ray, reference, 
     [fail] = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
     assert fail["question_id"] == stored[-1].question.id and fail["attempts"] == 2
     assert "no solutions for question" in fail["error"]
+
+
+@pytest.fixture(scope="module")
+def small_index(tmp_path_factory) -> Path:
+    from retrieval import build_index
+
+    folder = tmp_path_factory.mktemp("index")
+    corpus = folder / "corpus.jsonl"
+    topics = ["tendon injury", "ethics of disclosure", "renal failure", "pneumonia", "anemia",
+              "myocardial infarction", "meningitis"]
+    corpus.write_text("".join(json.dumps({"id": str(i), "text": f"Passage {i} about {t}."}) + "\n"
+                              for i, t in enumerate(topics)))
+    build_index(corpus, folder / "index", "minilm", progress=False)
+    return folder / "index"
+
+
+def test_pipeline_with_an_index_equals_in_process_run(local_ray, tmp_path, tiny_llama_special,
+                                                      small_index):
+    rag = dict(index=str(small_index), k=2, use_docs=True)
+    ref, out = tmp_path / "ref", tmp_path / "ray"
+    run(cfg(ref, tiny_llama_special, **rag), progress=False)
+    rep = run(cfg(out, tiny_llama_special, **rag), progress=False,
+              ex=ExecConfig(policy_batch=3))
+    assert rep["failed"] == 0 and rep["n_questions"] == Q
+    got = items_of(out)
+    assert all(len(d["question"]["documents"]) == 2 for d in got.values())
+    assert got == items_of(ref)
+    assert (out / "report.json").read_text() == (ref / "report.json").read_text()
+    stages = [w["stage"] for w in json.loads((out / "workers.json").read_text())]
+    assert stages == ["policy", "scorer", "retriever"]
+    cache = out / "retrieval" / "retrieval_cache.jsonl"
+    assert len(cache.read_text().splitlines()) == Q
+
+    # a run folder that already holds search results reads them instead of searching
+    again = tmp_path / "again"
+    (again / "retrieval").mkdir(parents=True)
+    rows = [json.loads(x) for x in cache.read_text().splitlines()]
+    for r in rows:
+        r["documents"][0]["text"] = f"cached for {r['question_id']}"
+    (again / "retrieval" / cache.name).write_text("".join(json.dumps(r) + "\n" for r in rows))
+    run(cfg(again, tiny_llama_special, **{**rag, "prm": None}), progress=False,
+        ex=ExecConfig())
+    for qid, d in items_of(again).items():
+        assert d["question"]["documents"][0]["text"] == f"cached for {qid}"
+
+
+def test_an_index_that_cannot_be_opened_stops_the_run(local_ray, tmp_path, tiny_llama_special):
+    missing = tmp_path / "no-index"
+    with pytest.raises(FileNotFoundError, match="not an index folder"):
+        run(cfg(tmp_path / "run", tiny_llama_special, index=str(missing), use_docs=True),
+            progress=False, ex=ExecConfig())
 
 
 def _wait_for(pred, timeout: float, proc: subprocess.Popen | None = None) -> None:

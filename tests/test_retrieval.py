@@ -388,6 +388,39 @@ def test_torn_cache_line_is_searched_again(minilm_index: Path, tmp_path: Path) -
         "the torn tail is cut, so the re-searched question is appended on a clean line"
 
 
+def test_search_in_chunks_keeps_each_chunk_in_the_cache(minilm_index: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of 2 over 5 questions: the documents equal one search over all of them, and a
+    stop after the second chunk keeps the first two chunks' results."""
+    import retrieval.attach as attach
+
+    qs = [replace(q, id=f"{q.id}-{i}") for i in range(3) for q in questions()][:5]
+    whole = FaissRetriever(minilm_index).search([q.text() for q in qs], k=2)
+    monkeypatch.setattr(attach, "SEARCH_CHUNK", 2)
+    plan = attach.CachedSearch(qs, "fp", 2, tmp_path)
+    assert [[q.id for q in part] for part in plan.missing()] == [
+        [q.id for q in qs[i:i + 2]] for i in (0, 2, 4)]
+    got = attach_documents(qs, minilm_index, k=2, cache_dir=tmp_path / "run")
+    for q, want in zip(got, whole, strict=True):
+        assert [d.id for d in q.documents] == [d.id for d in want]
+        assert [d.score for d in q.documents] == pytest.approx([d.score for d in want], abs=1e-5)
+
+    calls = []
+    real = FaissRetriever.search
+
+    def stop_after_two(self, queries, k, progress=False):
+        calls.append(len(queries))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, queries, k)
+
+    monkeypatch.setattr(FaissRetriever, "search", stop_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        attach_documents(qs, minilm_index, k=2, cache_dir=tmp_path / "stopped")
+    lines = (tmp_path / "stopped" / "retrieval_cache.jsonl").read_text().splitlines()
+    assert [json.loads(x)["question_id"] for x in lines] == [q.id for q in qs[:4]]
+
+
 def test_attach_refuses_a_different_embedder(minilm_index: Path) -> None:
     with pytest.raises(IndexMismatch, match="embedder"):
         attach_documents(questions(), minilm_index, k=2, embedder="/no/such/model")
