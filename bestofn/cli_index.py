@@ -123,10 +123,9 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
-    from retrieval import FaissRetriever, default_index
+    from retrieval import FaissRetriever, index_folder
 
-    folder = default_index() if a.index == "default" else a.index
-    r = FaissRetriever(folder, a.embedder, nprobe=a.nprobe, ef_search=a.ef_search,
+    r = FaissRetriever(index_folder(a.index), a.embedder, nprobe=a.nprobe, ef_search=a.ef_search,
                        device=a.device)
     for query, docs in zip(a.query, r.search(a.query, a.k), strict=True):
         if a.json:

@@ -60,11 +60,11 @@ class ExecConfig:
     def __post_init__(self) -> None:
         counts = {k: getattr(self, k) for k in ("policy_actors", "scorer_actors", "policy_batch",
                                                 "in_flight", "max_attempts")}
-        if self.retriever_cpus < 0:
-            counts["retriever_cpus"] = self.retriever_cpus
         bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
         if bad:
             raise ValueError(f"need at least 1: {', '.join(bad)}")
+        if self.retriever_cpus < 0:
+            raise ValueError(f"retriever_cpus must be >= 0, got {self.retriever_cpus}")
 
 
 @dataclass
@@ -118,10 +118,9 @@ class _RetrieverWorker(_Worker):
 
     def _open(self) -> Any:
         if self._retriever is None:
-            from retrieval import FaissRetriever, default_index
+            from retrieval import FaissRetriever, index_folder
 
-            index = self.cfg.index
-            self._retriever = FaissRetriever(default_index() if index == "default" else index)
+            self._retriever = FaissRetriever(index_folder(self.cfg.index))
         return self._retriever
 
     def fingerprint(self) -> str:
@@ -227,9 +226,16 @@ class RayPipeline:
             elif stage == "retrieve":
                 ref = actor.search.remote(search.queries(qs))
             else:
-                ref = actor.verify.remote(self._with_docs(qs[0], docs_of).to_dict(),
-                                          sols_of[qs[0].id])
+                ref = actor.verify.remote(with_docs(qs[0]).to_dict(), sols_of[qs[0].id])
             inflight[ref] = (stage, qs, attempt)
+
+        def with_docs(q: Question) -> Question:
+            return replace(q, documents=docs_of[q.id]) if q.id in docs_of else q
+
+        def finish(q: Question, scores: dict[str, Any]) -> Item:
+            item = self._item(with_docs(q), sols_of.pop(q.id), scores)
+            docs_of.pop(q.id, None)
+            return item
 
         def ready(qs: list[Question]) -> Iterator[Item]:
             for q in qs:
@@ -238,8 +244,7 @@ class RayPipeline:
                 if self.scorers:
                     submit("verify", [q], 1)
                 else:
-                    yield self._item(self._with_docs(q, docs_of), sols_of.pop(q.id), _NO_SCORES)
-                    docs_of.pop(q.id, None)
+                    yield finish(q, _NO_SCORES)
 
         if self.retrievers:
             inflight[self.retrievers[0].fingerprint.remote()] = ("open", questions, 1)
@@ -265,8 +270,7 @@ class RayPipeline:
                     docs_of.pop(qs[0].id, None)
                 continue
             if stage == "verify":
-                yield self._item(self._with_docs(qs[0], docs_of), sols_of.pop(qs[0].id), out)
-                docs_of.pop(qs[0].id, None)
+                yield finish(qs[0], out)
                 continue
             if stage == "open":
                 from retrieval.attach import CachedSearch
@@ -275,7 +279,7 @@ class RayPipeline:
                 docs_of.update({i: d for i, d in search.cached().items() if i not in failed})
                 for part in search.missing():
                     submit("retrieve", part, 1)
-                yield from ready([q for q in qs if q.id in sols_of])
+                yield from ready(qs)
                 continue
             if stage == "retrieve":
                 found = search.record(qs, [[Document.from_dict(d) for d in ds] for ds in out])
@@ -284,10 +288,6 @@ class RayPipeline:
                 sols_of.update({q.id: sols for q, sols in zip(qs, out, strict=True)
                                 if q.id not in failed})
             yield from ready(qs)
-
-    @staticmethod
-    def _with_docs(q: Question, docs_of: dict[str, list[Document]]) -> Question:
-        return replace(q, documents=docs_of[q.id]) if q.id in docs_of else q
 
     @staticmethod
     def _item(q: Question, sols: list[dict[str, Any]], scores: dict[str, Any]) -> Item:

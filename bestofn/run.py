@@ -133,10 +133,9 @@ def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
     (in-process runs; the Ray pipeline retrieves in an actor while the policy samples)."""
     if not cfg.index or not questions:
         return questions
-    from retrieval import attach_documents, default_index
+    from retrieval import attach_documents, index_folder
 
-    index = default_index() if cfg.index == "default" else cfg.index
-    return attach_documents(questions, index, cfg.k, cache_dir=out / "retrieval",
+    return attach_documents(questions, index_folder(cfg.index), cfg.k, cache_dir=out / "retrieval",
                             progress=progress)
 
 

@@ -19,7 +19,14 @@ from bestofn.records import Document
 from bestofn.registry import Registry
 
 from .attach import attach_documents, question_query
-from .build import build_index, default_index, default_index_dir, ensure_index, write_index
+from .build import (
+    build_index,
+    default_index,
+    default_index_dir,
+    ensure_index,
+    index_folder,
+    write_index,
+)
 from .corpus import MEDQUAD_PATH, MEDQUAD_SPEC, CorpusSpec, Passage, prepare_passages
 from .embed import DEFAULT_EMBEDDER, Embedder, embed_sharded
 from .faiss_index import INDEX_KINDS, IndexConfig
@@ -38,5 +45,5 @@ RETRIEVERS.register("faiss", "retrieval.search:FaissRetriever")
 __all__ = ["DEFAULT_EMBEDDER", "INDEX_KINDS", "MEDQUAD_PATH", "MEDQUAD_SPEC", "RETRIEVERS",
            "CorpusSpec", "Embedder", "FaissRetriever", "IndexConfig", "IndexMismatch", "Manifest",
            "Passage", "Retriever", "attach_documents", "build_index", "default_index",
-           "default_index_dir", "embed_sharded", "ensure_index", "prepare_passages",
+           "default_index_dir", "embed_sharded", "ensure_index", "index_folder", "prepare_passages",
            "question_query", "write_index"]

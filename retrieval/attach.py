@@ -54,8 +54,8 @@ class CachedSearch:
 
     def missing(self) -> list[list[Question]]:
         """The questions not in the cache, in chunks of `SEARCH_CHUNK`."""
-        hits = self.cached()
-        todo = [q for q in self.questions if q.id not in hits]
+        todo = [q for q in self.questions
+                if self.cache is None or self.cache.get(self.key[q.id]) is None]
         return [todo[i:i + SEARCH_CHUNK] for i in range(0, len(todo), SEARCH_CHUNK)]
 
     def queries(self, qs: Sequence[Question]) -> list[str]:

@@ -182,3 +182,9 @@ def default_index(progress: bool = True) -> Path:
     """The bundled MedQuAD corpus indexed with MiniLM (FlatIP), built on first use and cached."""
     return ensure_index(MEDQUAD_PATH, default_index_dir(), MEDQUAD_SPEC, DEFAULT_EMBEDDER,
                         FLAT, progress=progress)
+
+
+def index_folder(name: str | Path, progress: bool = True) -> Path:
+    """The folder an `--index` value names: `default` is the bundled MedQuAD index (built on
+    first use), anything else a folder."""
+    return default_index(progress) if str(name) == "default" else Path(name)

@@ -417,6 +417,7 @@ def test_search_in_chunks_keeps_each_chunk_in_the_cache(minilm_index: Path, tmp_
     monkeypatch.setattr(FaissRetriever, "search", stop_after_two)
     with pytest.raises(KeyboardInterrupt):
         attach_documents(qs, minilm_index, k=2, cache_dir=tmp_path / "stopped")
+    assert calls == [2, 2, 1]
     lines = (tmp_path / "stopped" / "retrieval_cache.jsonl").read_text().splitlines()
     assert [json.loads(x)["question_id"] for x in lines] == [q.id for q in qs[:4]]
 

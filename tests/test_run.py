@@ -84,3 +84,5 @@ def test_exec_config_refuses_counts_below_one():
 
     with pytest.raises(ValueError, match="policy_batch=0, in_flight=0"):
         ExecConfig(policy_batch=0, in_flight=0)
+    with pytest.raises(ValueError, match="retriever_cpus must be >= 0, got -1"):
+        ExecConfig(retriever_cpus=-1)
