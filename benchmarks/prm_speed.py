@@ -144,7 +144,7 @@ class PeakMemory:
 
 def model_folder(shape: str) -> Path:
     from bestofn.embedded import cache_dir
-    from bestofn.tiny_llama import build_tiny_llama
+    from bestofn.testing import build_tiny_llama
 
     out = cache_dir() / "bench" / f"prm-{shape}"
     if not (out / "config.json").exists():

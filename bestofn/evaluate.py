@@ -7,7 +7,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from .records import Item, Selection
-from .select import aggregate_all, best_of_n, is_correct, majority_vote, oracle, weighted_vote
+from .select import (
+    STRICT,
+    SelectionRules,
+    aggregate_all,
+    best_of_n,
+    label_of,
+    majority_vote,
+    selection_correct,
+    solution_correct,
+    weighted_vote,
+)
 
 PRM_METHODS: dict[str, tuple[str, str]] = {
     "prm_min": ("best", "min"), "prm_final": ("best", "final"),
@@ -35,19 +45,20 @@ LABELS = {
 }
 
 
-def select_all(item: Item, *, seed: int = 0) -> dict[str, Selection]:
+def select_all(item: Item, *, seed: int = 0,
+               rules: SelectionRules = STRICT) -> dict[str, Selection]:
     """Every applicable selection on one question (PRM/ORM methods only when so scored)."""
-    key, answers = item.question.id, item.answers
-    out = {"majority": majority_vote(answers, seed=seed, key=key)}
+    kw = {"seed": seed, "key": item.question.id, "rules": rules}
+    answers = rules.answers(item.solutions)
+    out = {"majority": majority_vote(answers, **kw)}  # type: ignore[arg-type]
     if item.prm is not None:
         for name, (kind, how) in PRM_METHODS.items():
             fn: Callable[..., Selection] = best_of_n if kind == "best" else weighted_vote
-            out[name] = fn(answers, aggregate_all(item.prm, how), method=name, seed=seed,
-                           key=key)
+            out[name] = fn(answers, aggregate_all(item.prm, how), method=name, **kw)
     if item.orm is not None:
-        out["orm_best"] = best_of_n(answers, item.orm, method="orm_best", seed=seed, key=key)
+        out["orm_best"] = best_of_n(answers, item.orm, method="orm_best", **kw)
         out["orm_weighted"] = weighted_vote(answers, orm_weights(item.orm),
-                                            method="orm_weighted", seed=seed, key=key)
+                                            method="orm_weighted", **kw)
     return out
 
 
@@ -76,38 +87,57 @@ class Evaluation:
     n_unscored: int = 0
     n_no_answer: int = 0
     n_orm_unscored: int = 0
+    n_unlabelled: int | None = None
+    """Under label grading: solutions without a correctness label (graded by the gold answer)."""
     per_question: list[dict[str, bool]] = field(default_factory=list, repr=False)
 
     def to_json(self) -> dict[str, float | int]:
-        return {**self.accuracy, "n_questions": self.n_questions,
-                "n_solutions": self.n_solutions, "n_unscored": self.n_unscored,
-                "n_no_answer": self.n_no_answer, "n_orm_unscored": self.n_orm_unscored}
+        out = {**self.accuracy, "n_questions": self.n_questions,
+               "n_solutions": self.n_solutions, "n_unscored": self.n_unscored,
+               "n_no_answer": self.n_no_answer, "n_orm_unscored": self.n_orm_unscored}
+        return out if self.n_unlabelled is None else {**out, "n_unlabelled": self.n_unlabelled}
 
 
-def question_outcomes(item: Item, *, seed: int = 0) -> dict[str, float]:
+def question_outcomes(item: Item, *, seed: int = 0,
+                      rules: SelectionRules = STRICT) -> dict[str, float]:
     """Correctness (0/1) of each method on one question, plus its single-solution accuracy."""
-    gold = item.question.answer
-    out: dict[str, float] = {m: float(is_correct(s.answer, gold))
-                             for m, s in select_all(item, seed=seed).items()}
-    out["oracle"] = float(oracle(item.answers, gold))
-    n = len(item.solutions)
-    out["single"] = sum(is_correct(a, gold) for a in item.answers) / n if n else 0.0
+    gold, sols = item.question.answer, item.solutions
+    out: dict[str, float] = {m: float(selection_correct(s, sols, gold, rules))
+                             for m, s in select_all(item, seed=seed, rules=rules).items()}
+    right = [solution_correct(s, gold, rules) for s in sols]
+    out["oracle"] = float(any(right))
+    out["single"] = sum(right) / len(sols) if sols else 0.0
     return out
 
 
-def evaluate(items: Sequence[Item], *, seed: int = 0) -> Evaluation:
-    """Mean correctness of every method over the questions that have a gold answer."""
-    graded = [it for it in items if it.question.answer is not None]
-    rows = [question_outcomes(it, seed=seed) for it in graded]
+def method_order(rows: Sequence[dict[str, float]]) -> list[str]:
+    """Methods present for every question: the table's order first, then any others."""
+    if not rows:
+        return []
     known = [*TABLE_KEYS, *PRM_METHODS, *ORM_METHODS]
-    methods = [m for m in known if rows and all(m in r for r in rows)]
-    acc = {m: sum(r[m] for r in rows) / len(rows) for m in dict.fromkeys(methods)}
+    extra = [m for m in rows[0] if m not in known]
+    return [m for m in dict.fromkeys([*known, *extra]) if all(m in r for r in rows)]
+
+
+def graded(items: Sequence[Item]) -> list[Item]:
+    """The questions with a gold answer: the ones every accuracy is computed over."""
+    return [it for it in items if it.question.answer is not None]
+
+
+def evaluate(items: Sequence[Item], *, seed: int = 0,
+             rules: SelectionRules = STRICT) -> Evaluation:
+    """Mean correctness of every method over the questions that have a gold answer."""
+    graded_items = graded(items)
+    rows = [question_outcomes(it, seed=seed, rules=rules) for it in graded_items]
+    acc = {m: sum(r[m] for r in rows) / len(rows) for m in method_order(rows)}
     return Evaluation(
-        accuracy=acc, n_questions=len(graded),
-        n_solutions=sum(len(it.solutions) for it in graded),
-        n_unscored=sum(sum(not s.scored for s in it.prm) for it in graded if it.prm),
-        n_no_answer=sum(a is None for it in graded for a in it.answers),
-        n_orm_unscored=sum(s is None for it in graded for s in it.orm or []),
+        accuracy=acc, n_questions=len(graded_items),
+        n_solutions=sum(len(it.solutions) for it in graded_items),
+        n_unscored=sum(sum(not s.scored for s in it.prm) for it in graded_items if it.prm),
+        n_no_answer=sum(a is None for it in graded_items for a in it.answers),
+        n_orm_unscored=sum(s is None for it in graded_items for s in it.orm or []),
+        n_unlabelled=None if rules.grade != "label" else sum(
+            label_of(s) is None for it in graded_items for s in it.solutions),
         per_question=rows)
 
 
@@ -119,4 +149,7 @@ def format_table(ev: Evaluation) -> str:
     lines.append("-" * 38)
     lines.append(f"questions {ev.n_questions}, solutions {ev.n_solutions}, "
                  f"unscored {ev.n_unscored}, no answer {ev.n_no_answer}")
+    if ev.n_unlabelled:
+        lines.append(f"{ev.n_unlabelled} solutions have no correctness label (`score`): "
+                     "graded by the gold answer")
     return "\n".join(lines)

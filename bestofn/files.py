@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import re
 import tempfile
@@ -163,6 +164,8 @@ def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Soluti
         raise InputError(path, where, f"{field}.solution", "empty solution text")
     answer = s["answer"] if "answer" in s else extract_answer(text, q.options or None)
     meta = {k: s[k] for k in ("score",) if k in s}
+    if answer == "":
+        meta["answer_raw"] = ""
     if isinstance(s.get("ORM_reason"), str):
         meta["orm_reason"] = s["ORM_reason"]
     return Solution(text=text, marked=marked if isinstance(marked, str) else mark_steps(text),
@@ -180,9 +183,17 @@ def _scores(sols: list[Any], path: Path, where: str) -> list[StepScores] | None:
         if not isinstance(probs, list) or not all(isinstance(p, int | float) for p in probs):
             raise InputError(path, where, f"solutions[{k}].PRM_score_list",
                              f"expected a list of numbers, got {probs!r}")
-        out.append(StepScores(tuple(float(p) for p in probs)) if probs else StepScores.unscored(
-            s.get("PRM_reason") or "no step score in the file"))
+        if probs and all(math.isfinite(p) for p in probs) and _finite(s.get("PRM_min_score")):
+            out.append(StepScores(tuple(float(p) for p in probs)))
+        else:
+            out.append(StepScores.unscored(s.get("PRM_reason") or "no step score in the file"))
     return out
+
+
+def _finite(v: Any) -> bool:
+    """A score field that does not mark the solution unscored (absent, or a finite number):
+    the published scorer writes -Infinity for a solution it could not score."""
+    return v is None or isinstance(v, int | float) and math.isfinite(v)
 
 
 def _orm_scores(sols: list[Any], path: Path, where: str) -> list[float | None] | None:

@@ -28,43 +28,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from .config import ExecConfig, RunConfig
 from .records import Document, Item, Question, Solution, StepScores
 from .registry import require
-
-
-@dataclass(frozen=True)
-class ExecConfig:
-    """Where and how a run executes; none of it changes the results."""
-
-    ray_address: str | None = None
-    """`None` starts a local Ray; `auto` or `HOST:PORT` joins a cluster."""
-    policy_actors: int = 1
-    scorer_actors: int = 1
-    policy_gpus: float | None = None
-    """GPUs per policy actor; `None`: 1 when the cluster has GPUs, else 0."""
-    scorer_gpus: float | None = None
-    policy_batch: int = 4
-    """Questions per policy call: an engine sees `policy_batch * n` sequences at once, which
-    fills a GPU far better than one question's n. Seeds are per question, so it does not
-    change the samples."""
-    in_flight: int = 2
-    """Policy calls queued per policy actor, so that it never waits for the driver."""
-    max_attempts: int = 3
-    actor_restarts: int = 3
-    retriever_cpus: float = 0.0
-    """CPUs reserved for the retrieval actor. 0 lets it share the engines' cores (between
-    index builds it only embeds queries); reserve one on a cluster whose CPUs are all booked."""
-    num_cpus: int | None = None
-    """CPUs of a locally started Ray (default: all)."""
-
-    def __post_init__(self) -> None:
-        counts = {k: getattr(self, k) for k in ("policy_actors", "scorer_actors", "policy_batch",
-                                                "in_flight", "max_attempts")}
-        bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
-        if bad:
-            raise ValueError(f"need at least 1: {', '.join(bad)}")
-        if self.retriever_cpus < 0:
-            raise ValueError(f"retriever_cpus must be >= 0, got {self.retriever_cpus}")
 
 
 @dataclass
@@ -79,8 +45,6 @@ class _Worker:
     stage = ""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        from .run import RunConfig
-
         self.cfg = RunConfig(**cfg)
 
     def where(self) -> dict[str, Any]:
@@ -167,7 +131,7 @@ _NO_SCORES: dict[str, Any] = {"prm": None, "orm": None}
 class RayPipeline:
     """Streams questions through policy, retrieval and scorer actors; yields finished items."""
 
-    def __init__(self, cfg: Any, ex: ExecConfig) -> None:
+    def __init__(self, cfg: RunConfig, ex: ExecConfig) -> None:
         self.ray = require("ray", "'ray[data]'")
         self.cfg, self.ex = cfg, ex
         self.failures: list[Failure] = []

@@ -9,7 +9,7 @@ The figures are those the Skywork MedArena LoRA card reports, defined here expli
   and rejected pooled. The card does not say which spread it means, so `margin_std` (of the
   margins) is given as well.
 - `ci_low`/`ci_high`: percentile bootstrap 95% interval of the accuracy (pairs resampled with
-  replacement, `bootstrap` draws, numpy generator seeded with `seed`).
+  replacement, `bootstrap` draws seeded with `seed`: `bestofn.bootstrap`, as the report).
 
 Pairs file: JSONL (or a `.json` list), one object per pair with `chosen` and `rejected`, each
 either a string (the response; then `prompt` is required, a string or a message list) or a
@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .bootstrap import bootstrap_interval
 from .files import InputError, json_objects, load_json
 from .scorers.orm_prompt import Message, ORMResult, check_conversation
 
@@ -131,7 +132,7 @@ def pref_metrics(chosen: Sequence[float | None], rejected: Sequence[float | None
             if c is not None and r is not None]
     correct = np.array([c is not None and r is not None and c > r
                         for c, r in zip(chosen, rejected, strict=True)], dtype=float)
-    low, high = bootstrap_interval(correct, bootstrap, seed)
+    low, high = accuracy_interval(correct, bootstrap, seed)
     spread = _spread(both)
     return PrefResult(
         accuracy=float(correct.mean()), ci_low=low, ci_high=high, n_pairs=len(chosen),
@@ -149,14 +150,12 @@ def _spread(both: list[tuple[float, float]]) -> dict[str, float | None]:
             "mean_rejected": float(r.mean())}
 
 
-def bootstrap_interval(correct: np.ndarray, draws: int, seed: int) -> tuple[float, float]:
-    """Percentile bootstrap 95% interval of the mean of `correct`."""
+def accuracy_interval(correct: np.ndarray, draws: int, seed: int) -> tuple[float, float]:
+    """The shared percentile bootstrap (`bestofn.bootstrap`) of the mean of `correct`."""
     if draws <= 0:
         return float("nan"), float("nan")
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(correct), size=(draws, len(correct)))
-    means = correct[idx].mean(axis=1)
-    return float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+    lo, hi = bootstrap_interval(correct, b=draws, seed=seed)
+    return float(lo), float(hi)
 
 
 def score_pairs(pairs: Sequence[Pair], scorer: Any,

@@ -2,7 +2,7 @@
 
 `report.json` (numbers under stable keys; the same items and seed give the same bytes),
 `report.md` (tables in percent), `accuracy_vs_n.csv` and `accuracy_vs_n.png` (when matplotlib
-is installed). What the intervals mean is in `bestofn.stats`.
+is installed). What the intervals mean is in `bestofn.bootstrap` and `bestofn.curves`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from .evaluate import LABELS, TABLE_KEYS, evaluate
+from .bootstrap import CI_LEVEL, Estimate, intervals, matrix_from_rows
+from .columns import benchmark_markdown, benchmark_table
+from .curves import Curves, accuracy_curves
+from .evaluate import LABELS, TABLE_KEYS, evaluate, graded
 from .files import atomic_write_text
 from .records import Item
-from .stats import CI_LEVEL, Curves, Estimate, accuracy_curves, graded, intervals, matrix_from_rows
+from .select import STRICT, SelectionRules, get_rules
 
 PLOT_FILE, CSV_FILE = "accuracy_vs_n.png", "accuracy_vs_n.csv"
 PLOT_INSTALL = "pip install 'bestofn[plot]'  (or: pip install matplotlib)"
@@ -35,7 +38,7 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
                  seed: int = 0, extra: dict[str, Any] | None = None,
                  failures: Sequence[dict[str, Any] | str] | None = None,
                  bootstrap: int = 1000, draws: int = 200, plot: bool | None = None,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, rules: SelectionRules = STRICT) -> dict[str, Any]:
     """Write the report files into `out_dir` and return report.json's content.
 
     `seed` seeds the selection tie-breaks, the bootstrap and the subset draws. `failures` are
@@ -44,7 +47,7 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
     """
     out_dir = Path(out_dir)
     data = build_report(items, config, seed=seed, failures=failures, bootstrap=bootstrap,
-                        draws=draws, progress=progress)
+                        draws=draws, progress=progress, rules=rules)
     data.update(extra or {})
     atomic_write_text(out_dir / "report.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
     atomic_write_text(out_dir / CSV_FILE, curves_csv(data["curves"]))
@@ -56,13 +59,13 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
 def build_report(items: Sequence[Item], config: dict[str, Any], *, seed: int = 0,
                  failures: Sequence[dict[str, Any] | str] | None = None, bootstrap: int = 1000,
                  draws: int = 200, level: float = CI_LEVEL,
-                 progress: bool = False) -> dict[str, Any]:
+                 progress: bool = False, rules: SelectionRules = STRICT) -> dict[str, Any]:
     """report.json's content: deterministic given the items, config, failures and seed."""
-    ev = evaluate(items, seed=seed)
+    ev = evaluate(items, seed=seed, rules=rules)
     methods, matrix = matrix_from_rows(ev.per_question)
     ci = intervals(methods, matrix, seed=seed, b=bootstrap, level=level)
     curves = accuracy_curves(items, draws=draws, seed=seed, level=level, methods=methods,
-                             progress=progress)
+                             progress=progress, rules=rules)
     fails = list(failures or [])
     sources = [it.question.source for it in graded(items)]
     return {"accuracy": ev.accuracy,
@@ -73,7 +76,20 @@ def build_report(items: Sequence[Item], config: dict[str, Any], *, seed: int = 0
             "by_source": by_source(sources, methods, matrix, seed=seed, b=bootstrap,
                                    level=level),
             "curves": curves_json(curves),
-            "failures": fails, "config": config}
+            "failures": fails, "config": config,
+            **_rules_json(rules, sources, methods, matrix)}
+
+
+def _rules_json(rules: SelectionRules, sources: Sequence[str], methods: list[str],
+                matrix: np.ndarray) -> dict[str, Any]:
+    """Keys present only when they say something: non-default rules, benchmark columns."""
+    out: dict[str, Any] = {}
+    if rules != STRICT:
+        out["rules"] = rules.name
+    table = benchmark_table(sources, methods, matrix)
+    if table:
+        out["benchmarks"] = table
+    return out
 
 
 def settings(config: dict[str, Any], items: Sequence[Item]) -> dict[str, Any]:
@@ -190,7 +206,9 @@ def _r(x: float | None) -> float | None:
 
 
 def markdown(data: dict[str, Any], *, plot: str = "off") -> str:
-    parts = ["# bestofn report", _settings_md(data), _accuracy_md(data), _sources_md(data),
+    parts = ["# bestofn report", _settings_md(data), _accuracy_md(data),
+             benchmark_markdown(data.get("benchmarks", {}), _headline(data["accuracy"]), LABELS),
+             _sources_md(data),
              _curves_md(data, plot), _failures_md(data), _config_md(data["config"])]
     return "\n\n".join(p for p in parts if p) + "\n"
 
@@ -205,7 +223,18 @@ def _settings_md(data: dict[str, Any]) -> str:
     return (f"{table}\n\n{c['graded']} questions graded ({c['questions']} in the results, "
             f"{c['ungraded']} without a gold answer, {c['failed']} failed); {c['solutions']} "
             f"solutions, {c['unscored']} unscored by the PRM, {c['orm_unscored']} by the ORM, "
-            f"{c['no_answer']} without an extracted answer.")
+            f"{c['no_answer']} without an extracted answer.{_rules_md(data)}")
+
+
+def _rules_md(data: dict[str, Any]) -> str:
+    if "rules" not in data:
+        return ""
+    r = get_rules(data["rules"])
+    text = (f"\n\nSelection rules: `{r.name}` (ties: {r.tie}; no-answer solutions "
+            f"{'vote' if r.none_votes else 'never vote'}; graded by {r.grade})")
+    n = data.get("n_unlabelled", 0)
+    return text + (f"; {n} solutions have no correctness label and were graded by the gold "
+                   "answer." if n else ".")
 
 
 def _accuracy_md(data: dict[str, Any]) -> str:

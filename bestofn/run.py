@@ -9,64 +9,19 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from tqdm import tqdm
 
+from .config import ExecConfig, RunConfig
 from .datasets import load_questions
 from .files import append_line, atomic_write_text, json_line, resume_lines
-from .pipeline import ExecConfig, RayPipeline
+from .pipeline import RayPipeline
 from .records import Item, Question
 from .report import write_report
 from .stages import build_policy, build_scorer, process
-
-
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines a run's results (saved as `config.json` in the run folder)."""
-
-    out: str = "runs/default"
-    dataset: str = "medqa"
-    questions: int = 5
-    n: int = 8
-    policy: str = "smollm2"
-    policy_backend: str = "hf"
-    preset: str = "medprm"
-    min_steps: int = 0
-    max_steps: int = 0
-    """Med-PRM's validity filter keeps solutions with min..max steps (3..9), topping up
-    questions left short; 0..0 keeps every solution."""
-    prm: str | None = "smollm2"
-    prm_backend: str = "prm-hf"
-    orm: str | None = None
-    orm_backend: str = "orm-hf"
-    orm_adapter: str | None = None
-    use_docs: bool = False
-    index: str | None = None
-    """Retrieve each question's documents from this FAISS index folder (`default`: the
-    bundled MedQuAD index, built on first use and cached)."""
-    k: int = 5
-    max_len: int = 4096
-    double_bos: bool = True
-    seed: int = 0
-    temperature: float = 0.7
-    top_k: int = 50
-    top_p: float = 1.0
-    max_tokens: int = 384
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        if self.n < 1 or self.questions < 1:
-            raise ValueError(f"need n >= 1 and questions >= 1, got n={self.n}, "
-                             f"questions={self.questions}")
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that change results (not where they are written)."""
-        d = asdict(self)
-        d.pop("out")
-        return d
 
 
 class ConfigMismatch(RuntimeError):

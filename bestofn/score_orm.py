@@ -7,61 +7,21 @@ skips the questions already scored; the final file is written atomically at the 
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
+from .config import ORMOptions
 from .files import append_line, read_items, resume_lines, write_items
 from .records import Item, Question, Solution
 from .scorers import Scorer, make_scorer
-from .scorers.orm_prompt import TRUNCATIONS
 
 
-def add_orm_args(p: argparse.ArgumentParser, *, required: bool, short: bool = False) -> None:
-    """The outcome-reward-model options shared by `score` and `prefs`.
-
-    Options that a PRM could also have are spelled `--orm-…`; `short` adds the plain spelling
-    too (`--max-len`, `--truncation`, `--attn-implementation`) for commands with no PRM.
-    """
-    def flags(name: str) -> list[str]:
-        return [f"--{name}", f"--orm-{name}"] if short else [f"--orm-{name}"]
-
-    p.add_argument("--orm", required=required, default=None, metavar="MODEL",
-                   help="outcome reward model: local folder or Hugging Face id "
-                        "(a sequence classifier with one label, e.g. Skywork-Reward)")
-    p.add_argument("--adapter", default=None, metavar="PATH_OR_ID",
-                   help="PEFT LoRA adapter on the ORM")
-    p.add_argument("--merge-adapter", action="store_true",
-                   help="merge the adapter into the weights (faster, same scores; orm-hf only)")
-    p.add_argument("--orm-backend", default="orm-hf", metavar="NAME",
-                   help="orm-hf (default) | orm-vllm")
-    p.add_argument(*flags("max-len"), dest="orm_max_len", type=int, default=4096, metavar="N",
-                   help="token limit of one ORM conversation (2048 for MedArena LoRA v2)")
-    p.add_argument(*flags("truncation"), dest="orm_truncation", choices=TRUNCATIONS,
-                   default="unscored",
-                   help="past the limit: leave unscored (default), keep_end (drop the "
-                        "response's first tokens) or keep_start (drop its last tokens)")
-    p.add_argument(*flags("attn-implementation"), dest="orm_attn", default=None, metavar="IMPL",
-                   help="transformers attention: eager (Gemma-2), sdpa, flash_attention_2")
-
-
-def build_orm_scorer(a: argparse.Namespace) -> Scorer:
-    """The ORM scorer the parsed options name (orm-hf or orm-vllm)."""
-    kw: dict[str, Any] = {"model": a.orm, "adapter": a.adapter, "device": a.device,
-                          "dtype": a.dtype, "max_len": a.orm_max_len,
-                          "truncation": a.orm_truncation}
-    if a.orm_backend == "orm-vllm":
-        if a.merge_adapter or a.orm_attn:
-            raise ValueError("--merge-adapter and --attn-implementation apply to orm-hf only")
-    else:
-        kw.update(merge_adapter=a.merge_adapter, batch_size=a.batch_size,
-                  max_batch_tokens=a.max_batch_tokens,
-                  attn_implementation=a.orm_attn)
-    return make_scorer(a.orm_backend, **kw)
+def build_orm_scorer(opts: ORMOptions) -> Scorer:
+    """The ORM scorer the options name (orm-hf or orm-vllm)."""
+    return make_scorer(opts.backend, **opts.scorer_kwargs())
 
 
 def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | None = None,

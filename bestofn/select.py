@@ -1,79 +1,142 @@
 """Picking one answer from N scored solutions: best-of-N, weighted vote, majority vote, oracle.
 
-Rules that hold for every method:
-- A solution with no extracted answer never wins: it casts no vote and is never picked.
-- A solution with no score (no marker, too long) is left out of score-based methods.
-- Ties (equal weight, equal score) are broken by a seeded draw among the tied candidates,
-  `random.Random(f"{seed}:{key}")` with `key` the question id and method, so a run is
-  reproducible and no position in the list is favoured.
+Every method follows one `SelectionRules` value, the single definition of
+- ties: `draw` breaks them by a seeded draw among the tied candidates,
+  `random.Random(f"{seed}:{key}:{method}")` with `key` the question id, so a run is reproducible
+  and no position in the list is favoured (tied answers are taken in sorted order, tied
+  solutions in list order); `first` takes the first in list order (the first-seen answer for
+  votes), as the published Med-PRM scripts do;
+- whether solutions with no extracted answer vote (`none_votes`): under `strict` they never
+  vote and are never picked; under `medprm` the answer None (or "") is a candidate like any
+  other;
+- grading (`grade`): `gold` compares the chosen answer with the question's gold answer; `label`
+  reads the solutions' correctness labels (a Med-PRM file's `score`: best-of-N is correct when
+  the chosen solution's label is 1, a vote when any solution with the chosen answer has label 1).
+
+A solution with no score (no marker, too long) is left out of score-based methods under both.
+The curves' array path (`bestofn.subsets`) draws ties through `tie_index` below, and is tested
+against these functions.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from .records import Selection, StepScores
+from .records import Selection, Solution, StepScores
+
+Answer = str | None
 
 
-def _tie_break(tied: list[str], seed: int, key: str) -> str:
-    return tied[0] if len(tied) == 1 else random.Random(f"{seed}:{key}").choice(sorted(tied))
+@dataclass(frozen=True)
+class SelectionRules:
+    """Tie rule, whether no-answer solutions vote, and how a choice is graded."""
+
+    name: str = "strict"
+    tie: str = "draw"
+    """draw | first."""
+    none_votes: bool = False
+    grade: str = "gold"
+    """gold | label (falls back to gold where a solution has no label)."""
+
+    def __post_init__(self) -> None:
+        if self.tie not in ("draw", "first") or self.grade not in ("gold", "label"):
+            raise ValueError(f"bad selection rules {self}: tie is draw|first, grade gold|label")
+
+    def tie_index(self, k: int, seed: int, key: str, method: str) -> int:
+        """Which of `k` tied candidates (in the order the module docstring gives) wins."""
+        if k == 1 or self.tie == "first":
+            return 0
+        return random.Random(f"{seed}:{key}:{method}").choice(range(k))
+
+    def votes(self, answer: Answer) -> bool:
+        return answer is not None or self.none_votes
+
+    def answers(self, solutions: Sequence[Solution]) -> list[Answer]:
+        """The vote keys: the extracted answers; with `none_votes`, an answer the file gave as
+        "" stays "" (the published count keeps None and "" apart)."""
+        if not self.none_votes:
+            return [s.answer for s in solutions]
+        return [s.meta.get("answer_raw", s.answer) for s in solutions]
 
 
-def _pick(weights: dict[str, float], method: str, seed: int, key: str) -> Selection:
+STRICT = SelectionRules()
+MEDPRM = SelectionRules(name="medprm", tie="first", none_votes=True, grade="label")
+RULES = {r.name: r for r in (STRICT, MEDPRM)}
+"""The named rule sets (`--rules NAME`)."""
+
+
+def get_rules(name: str) -> SelectionRules:
+    if name not in RULES:
+        raise ValueError(f"unknown rules {name!r}; known: {', '.join(RULES)}")
+    return RULES[name]
+
+
+def _tied_order(tied: list[Answer], rules: SelectionRules) -> list[Answer]:
+    if rules.tie == "first":
+        return tied
+    return sorted(tied, key=lambda a: (a is not None, a or ""))
+
+
+def _pick(weights: dict[Answer, float], method: str, seed: int, key: str,
+          rules: SelectionRules) -> Selection:
     if not weights:
         return Selection(None, method, reason="no solution with an extracted answer")
     top = max(weights.values())
-    tied = [a for a, w in weights.items() if w == top]
-    return Selection(_tie_break(tied, seed, f"{key}:{method}"), method, dict(weights),
-                     tied=sorted(tied) if len(tied) > 1 else [])
+    tied = _tied_order([a for a, w in weights.items() if w == top], rules)
+    answer = tied[rules.tie_index(len(tied), seed, key, method)]
+    return Selection(answer, method, dict(weights),  # type: ignore[arg-type]
+                     tied=tied if len(tied) > 1 else [])  # type: ignore[arg-type]
 
 
-def majority_vote(answers: Sequence[str | None], *, seed: int = 0, key: str = "") -> Selection:
-    """The most frequent extracted answer."""
-    weights: dict[str, float] = {}
+def majority_vote(answers: Sequence[Answer], *, seed: int = 0, key: str = "",
+                  rules: SelectionRules = STRICT) -> Selection:
+    """The most frequent answer."""
+    weights: dict[Answer, float] = {}
     for a in answers:
-        if a is not None:
+        if rules.votes(a):
             weights[a] = weights.get(a, 0.0) + 1.0
-    return _pick(weights, "majority", seed, key)
+    return _pick(weights, "majority", seed, key, rules)
 
 
-def weighted_vote(answers: Sequence[str | None], scores: Sequence[float | None], *,
-                  method: str = "weighted", seed: int = 0, key: str = "") -> Selection:
+def weighted_vote(answers: Sequence[Answer], scores: Sequence[float | None], *,
+                  method: str = "weighted", seed: int = 0, key: str = "",
+                  rules: SelectionRules = STRICT) -> Selection:
     """The answer with the largest sum of solution scores (unscored solutions add nothing)."""
     _check(answers, scores)
-    weights: dict[str, float] = {}
+    weights: dict[Answer, float] = {}
     for a, s in zip(answers, scores, strict=True):
-        if a is not None and s is not None:
+        if rules.votes(a) and s is not None:
             weights[a] = weights.get(a, 0.0) + s
-    sel = _pick(weights, method, seed, key)
-    if sel.answer is None and any(a is not None for a in answers):
+    sel = _pick(weights, method, seed, key, rules)
+    if sel.answer is None and not weights and any(a is not None for a in answers):
         sel.reason = "no scored solution with an extracted answer"
     return sel
 
 
-def best_of_n(answers: Sequence[str | None], scores: Sequence[float | None], *,
-              method: str = "best", seed: int = 0, key: str = "") -> Selection:
-    """The answer of the highest-scoring solution among scored solutions with an answer."""
+def best_of_n(answers: Sequence[Answer], scores: Sequence[float | None], *,
+              method: str = "best", seed: int = 0, key: str = "",
+              rules: SelectionRules = STRICT) -> Selection:
+    """The answer of the highest-scoring solution among the scored solutions that may win."""
     _check(answers, scores)
     cand = [i for i, (a, s) in enumerate(zip(answers, scores, strict=True))
-            if a is not None and s is not None]
+            if rules.votes(a) and s is not None]
     if not cand:
         return Selection(None, method, reason="no scored solution with an extracted answer")
     top = max(scores[i] for i in cand)  # type: ignore[type-var]
     tied_idx = [i for i in cand if scores[i] == top]
-    index = tied_idx[0] if len(tied_idx) == 1 else random.Random(
-        f"{seed}:{key}:{method}").choice(tied_idx)
-    weights: dict[str, float] = {}
+    index = tied_idx[rules.tie_index(len(tied_idx), seed, key, method)]
+    weights: dict[Answer, float] = {}
     for i in cand:
         a = answers[i]
-        weights[a] = max(weights.get(a, float("-inf")), scores[i])  # type: ignore[index,arg-type]
-    tied = sorted({answers[i] for i in tied_idx})  # type: ignore[misc]
-    return Selection(answers[index], method, weights, index=index,
-                     tied=tied if len(tied_idx) > 1 else [])
+        weights[a] = max(weights.get(a, float("-inf")), scores[i])  # type: ignore[arg-type]
+    tied = _tied_order(list(dict.fromkeys(answers[i] for i in tied_idx)), rules)
+    return Selection(answers[index], method, weights,  # type: ignore[arg-type]
+                     index=index, tied=tied if len(tied_idx) > 1 else [])  # type: ignore[arg-type]
 
 
-def oracle(answers: Sequence[str | None], gold: str | None) -> bool:
+def oracle(answers: Sequence[Answer], gold: str | None) -> bool:
     """Whether any solution's answer is correct (the ceiling of every reranker)."""
     return gold is not None and any(is_correct(a, gold) for a in answers)
 
@@ -83,6 +146,38 @@ def is_correct(answer: str | None, gold: str | None) -> bool:
     if answer is None or gold is None:
         return False
     return " ".join(answer.split()).casefold() == " ".join(gold.split()).casefold()
+
+
+def label_of(solution: Solution) -> bool | None:
+    """A solution's recorded correctness (Med-PRM's `score` field), None where absent."""
+    v = solution.meta.get("score")
+    try:
+        return None if v is None else float(v) == 1
+    except (TypeError, ValueError):
+        return None
+
+
+def solution_correct(solution: Solution, gold: str | None, rules: SelectionRules) -> bool:
+    """One solution's correctness under the rules' grading."""
+    if rules.grade == "label":
+        label = label_of(solution)
+        if label is not None:
+            return label
+    return is_correct(solution.answer, gold)
+
+
+def selection_correct(sel: Selection, solutions: Sequence[Solution], gold: str | None,
+                      rules: SelectionRules) -> bool:
+    """Whether a choice is right: its answer against the gold one, or by the labels."""
+    if sel.reason is not None:
+        return False
+    if rules.grade == "gold":
+        return is_correct(sel.answer, gold)
+    if sel.index is not None:
+        return solution_correct(solutions[sel.index], gold, rules)
+    keys = rules.answers(solutions)
+    return any(solution_correct(s, gold, rules)
+               for s, k in zip(solutions, keys, strict=True) if k == sel.answer)
 
 
 def aggregate_all(scores: Sequence[StepScores], how: str) -> list[float | None]:

@@ -8,12 +8,10 @@ both paths compute the same thing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from .config import RunConfig
 from .records import Item, Question, Solution, StepScores
-
-if TYPE_CHECKING:
-    from .run import RunConfig
 
 
 def build_policy(cfg: RunConfig) -> Any:
@@ -42,23 +40,17 @@ class Verifiers:
 def build_scorer(cfg: RunConfig) -> Verifiers:
     from .scorers import make_scorer
 
-    prm = make_scorer(cfg.prm_backend, model=cfg.prm, device=cfg.device, max_len=cfg.max_len,
-                      use_docs=cfg.use_docs, double_bos=cfg.double_bos) if cfg.prm else None
+    prm = make_scorer(cfg.prm_backend, model=cfg.prm,
+                      **cfg.prm_options().scorer_kwargs(cfg.use_docs)) if cfg.prm else None
     orm = make_scorer(cfg.orm_backend, model=cfg.orm, device=cfg.device,
                       adapter=cfg.orm_adapter) if cfg.orm else None
     return Verifiers(prm, orm)
 
 
-def sampling_params(cfg: RunConfig) -> Any:
-    from policies import SamplingConfig
-
-    return SamplingConfig(cfg.temperature, cfg.top_k, cfg.top_p, cfg.max_tokens, cfg.seed)
-
-
 def solve(policy: Any, qs: list[Question], cfg: RunConfig) -> list[list[Solution]]:
     """N solutions for each question, in one policy call (seeds are per question, so how the
     questions are grouped does not change the samples)."""
-    out = policy.sample(qs, cfg.n, sampling_params(cfg))
+    out = policy.sample(qs, cfg.n, cfg.sampling())
     assert len(out) == len(qs), f"{len(qs)} questions, {len(out)} solution lists"
     for q, sols in zip(qs, out, strict=True):
         assert len(sols) <= cfg.n, f"question {q.id}: asked for {cfg.n} solutions, got {len(sols)}"

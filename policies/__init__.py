@@ -10,30 +10,12 @@ Add a backend by writing a class with `sample(questions, n, params)` and registe
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+from bestofn.config import SamplingConfig, default_policy_backend
 from bestofn.records import Question, Solution
 from bestofn.registry import Registry
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    """Sampling parameters (Med-PRM's defaults: temperature 0.7, top_k 50, 4,096 new tokens)."""
-
-    temperature: float = 0.7
-    top_k: int = 50
-    top_p: float = 1.0
-    max_tokens: int = 4096
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if (self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1
-                or self.top_k < 0):
-            raise ValueError(f"bad sampling config {self}: need temperature >= 0, "
-                             "0 < top_p <= 1, max_tokens >= 1, top_k >= 0 (0: off)")
 
 
 @runtime_checkable
@@ -59,13 +41,10 @@ def make_policy(name: str, /, **kwargs: object) -> Policy:
     return POLICIES.create(name, **kwargs)
 
 
-def default_backend() -> str:
-    """The backend `bestofn` samples with by default: "vllm" when vLLM is installed, else
-    "hf". vLLM is looked up, not imported (importing it takes seconds)."""
-    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+default_backend = default_policy_backend
 
 
-from .sample import SampleReport, sample_to_file  # noqa: E402  (needs SamplingConfig above)
+from .sample import SampleReport, sample_to_file  # noqa: E402  (needs Policy above)
 
 __all__ = ["POLICIES", "Policy", "SampleReport", "SamplingConfig", "default_backend",
            "make_policy", "question_seed", "sample_to_file"]

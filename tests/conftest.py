@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bestofn.tiny_llama import Marker, build_tiny_llama
+from bestofn.testing import Marker, build_tiny_llama
 
 
 def _build(factory: pytest.TempPathFactory, marker: Marker) -> Path:

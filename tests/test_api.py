@@ -40,7 +40,7 @@ def test_bad_method_and_missing_verifier():
 
 def test_orm_best_of_n_uses_the_outcome_reward(tmp_path):
     from bestofn.scorers.orm_hf import HFORMScorer
-    from bestofn.tiny_llama import build_tiny_llama
+    from bestofn.testing import build_tiny_llama
 
     orm = HFORMScorer(str(build_tiny_llama(tmp_path / "orm", num_labels=1)), device="cpu")
     q = Question("q", "Which?", OPTIONS)

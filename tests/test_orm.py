@@ -19,7 +19,7 @@ from bestofn.records import Item, Question, Solution
 from bestofn.scorers import make_scorer
 from bestofn.scorers.orm_hf import HFORMScorer
 from bestofn.scorers.orm_prompt import ORMPromptConfig, encode_conversation, tokenize_once
-from bestofn.tiny_llama import EOT, build_tiny_llama
+from bestofn.testing import EOT, build_tiny_llama
 
 WORDS = ["the", "patient", "fever", "cough", "acute", "renal", "failure", "therapy", "dose",
          "because", "so", "lung", "heart", "infection", "treat", "likely", "shows"]

@@ -32,7 +32,7 @@ Q, N = 4, 3
 
 def cfg(out: Path, model: Path, **over) -> RunConfig:
     base = dict(out=str(out), questions=Q, n=N, policy=str(model), prm=str(model),
-                max_tokens=12, device="cpu")
+                policy_backend="hf", max_tokens=12, device="cpu")
     return RunConfig(**{**base, **over})
 
 

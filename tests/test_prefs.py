@@ -107,7 +107,8 @@ def test_metrics_ties_unscored_and_bootstrap():
                         for c, r in zip(chosen, rejected, strict=True)], dtype=float)
     assert res.n_pairs == 53 and res.n_unscored == 2 and res.n_ties == 1
     assert res.accuracy == pytest.approx(correct.mean()) and res.n_correct == correct.sum()
-    means = correct[np.random.default_rng(7).integers(0, 53, size=(400, 53))].mean(axis=1)
+    rng = np.random.default_rng(7)
+    means = [correct[rng.integers(0, 53, size=53)].mean() for _ in range(400)]
     assert (res.ci_low, res.ci_high) == pytest.approx(
         (np.percentile(means, 2.5), np.percentile(means, 97.5)))
     assert pref_metrics(chosen, rejected, bootstrap=400, seed=7) == res

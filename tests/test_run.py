@@ -13,6 +13,7 @@ from bestofn.run import ConfigMismatch, RunConfig, run
 
 def config(tmp_path, model, **over):
     base = dict(out=str(tmp_path / "run"), questions=2, n=3, policy=str(model), prm=str(model),
+                policy_backend="hf",
                 max_tokens=16, device="cpu")
     return RunConfig(**{**base, **over})
 

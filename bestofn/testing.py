@@ -1,4 +1,6 @@
-"""Small random Llama models with a locally trained tokenizer, for tests and CPU benchmarks.
+"""Test support (like `numpy.testing`): small random Llama models with a locally trained
+tokenizer, shared by `tests/` and `benchmarks/`. The engine never imports this module (a test
+checks it); it ships inside the package only so that benchmarks run from a fresh install.
 
 There is no model hub here, so tests cannot fetch a real PRM. `build_tiny_llama` writes a folder
 that looks like a Llama-3.1 checkpoint to both transformers (`from_pretrained`) and vLLM:

@@ -9,6 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .options import add_rules_option
+
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -24,6 +26,7 @@ def register(sub: Any) -> dict[str, Handler]:
                    help="seed of tie-breaks, bootstrap and subset draws (default: the run's)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--draws", type=int, default=200, help="random subsets per N per question")
+    add_rules_option(p)
     p.add_argument("--no-plot", dest="plot", action="store_false", default=None,
                    help="skip accuracy_vs_n.png")
     return {"report": cmd_report}
@@ -43,9 +46,10 @@ def locate(run: str) -> tuple[Path, Path]:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .evaluate import LABELS
-    from .files import complete_lines, read_items
-    from .report import write_report
+    from ..evaluate import LABELS
+    from ..files import complete_lines, read_items
+    from ..report import write_report
+    from ..select import get_rules
 
     results, folder = locate(a.run)
     cfg_path = folder / "config.json"
@@ -54,7 +58,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     out = Path(a.out) if a.out else folder
     rep = write_report(out, read_items(results), config, seed=seed,
                        failures=complete_lines(folder / "failures.jsonl")[0],
-                       bootstrap=a.bootstrap, draws=a.draws, plot=a.plot, progress=True)
+                       bootstrap=a.bootstrap, draws=a.draws, plot=a.plot, progress=True,
+                       rules=get_rules(a.rules))
     for m, v in rep["accuracy"].items():
         lo, hi = rep["ci"][m]
         print(f"{LABELS.get(m, m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")

@@ -11,7 +11,7 @@ from transformers import (
     AutoTokenizer,
 )
 
-from bestofn.tiny_llama import BOS, MINUS, PLUS, STEP_TAG, build_tiny_llama, check_tokenizer
+from bestofn.testing import BOS, MINUS, PLUS, STEP_TAG, build_tiny_llama, check_tokenizer
 
 
 def _special_ids(tok) -> set[int]:

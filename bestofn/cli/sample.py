@@ -7,6 +7,8 @@ import sys
 from dataclasses import replace
 from typing import Any
 
+from .options import add_sampling_options
+
 SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens")
 
 
@@ -24,11 +26,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--policy-preset", default="medprm", help="medprm | ii-medical | grpo-acr")
     s.add_argument("-n", type=int, default=64, help="solutions per question")
     s.add_argument("--output", required=True, help="solutions JSONL (resumed if it exists)")
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--temperature", type=float, default=None, help="default: the preset's")
-    s.add_argument("--top-p", type=float, default=None, help="default: the preset's")
-    s.add_argument("--top-k", type=int, default=None, help="0 turns it off; default: preset's")
-    s.add_argument("--max-tokens", type=int, default=None, help="default: the preset's")
+    add_sampling_options(s, from_preset=True)
     s.add_argument("--lora", default=None, help="PEFT LoRA adapter folder (vllm, hf)")
     s.add_argument("--base-url", default=None,
                    help="openai: server URL (default http://127.0.0.1:8000/v1); the API key "
@@ -101,7 +99,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
     from policies import make_policy, sample_to_file
     from policies.presets import get_preset
 
-    from .datasets import load_questions
+    from ..datasets import load_questions
 
     preset = get_preset(a.policy_preset)
     params, validity = sampling_config(a, preset), validity_config(a, preset)

@@ -9,17 +9,11 @@ from itertools import combinations
 import numpy as np
 import pytest
 
+from bestofn.bootstrap import accuracy_intervals, bootstrap_interval, outcome_matrix
+from bestofn.curves import accuracy_curves, curve_ns, sub_item
 from bestofn.evaluate import evaluate, question_outcomes
 from bestofn.records import Item, Question, Solution, StepScores
-from bestofn.stats import (
-    SubsetEvaluator,
-    accuracy_curves,
-    accuracy_intervals,
-    bootstrap_interval,
-    curve_ns,
-    outcome_matrix,
-    sub_item,
-)
+from bestofn.subsets import SubsetEvaluator
 
 
 def make_item(rng: random.Random, i: int, n: int, *, ties: bool, orm: bool = True) -> Item:
@@ -183,9 +177,9 @@ def test_curves_deterministic_and_seeded():
 
 
 def test_unknown_method_falls_back_to_object_path(monkeypatch):
-    import bestofn.stats as stats
+    import bestofn.curves as stats
 
-    def with_extra(item: Item, *, seed: int = 0) -> dict[str, float]:
+    def with_extra(item: Item, *, seed: int = 0, rules=None) -> dict[str, float]:
         out = question_outcomes(item, seed=seed)
         out["first_correct"] = float(item.solutions[0].answer == item.question.answer)
         return out

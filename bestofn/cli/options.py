@@ -1,0 +1,143 @@
+"""Flags shared by several subcommands, each defined once, with defaults from `bestofn.config`.
+
+Each `add_*` puts one group of flags on a parser; the matching function turns the parsed
+namespace into the config dataclass the library takes. Commands never pass a namespace on.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..config import ExecConfig, ORMOptions, PRMOptions, RunConfig, default_of
+from ..scorers.orm_prompt import TRUNCATIONS
+
+
+def add_prm_options(p: argparse.ArgumentParser, *, loading: bool = True) -> None:
+    """How a PRM runs. `loading=False` leaves out the batching flags (for `run`)."""
+    p.add_argument("--max-len", type=int, default=default_of(PRMOptions, "max_len"),
+                   help="token limit of one PRM prompt; documents fill max-len - 1024")
+    p.add_argument("--device", default=default_of(PRMOptions, "device"),
+                   help="cpu | cuda | auto (default)")
+    p.add_argument("--no-double-bos", dest="double_bos", action="store_false",
+                   help="tokenise the rendered chat template without adding special tokens "
+                        "(the published scorer adds them, so Llama-3.1 sees BOS twice)")
+    if loading:
+        add_loading_options(p, what="solutions")
+
+
+def add_loading_options(p: argparse.ArgumentParser, *, what: str) -> None:
+    """dtype and batching of a transformers scorer (PRM or ORM)."""
+    p.add_argument("--dtype", default=default_of(PRMOptions, "dtype"),
+                   help="auto (float32 on CPU, bfloat16 on GPU) | float32 | bfloat16")
+    p.add_argument("--batch-size", type=int, default=default_of(PRMOptions, "batch_size"),
+                   help=f"{what} per forward pass")
+    p.add_argument("--max-batch-tokens", type=int,
+                   default=default_of(PRMOptions, "max_batch_tokens"),
+                   help="cap on padded tokens per forward pass; bounds memory "
+                        "(default 4096 on CPU for a PRM, 8192 for an ORM; 131072 on GPU)")
+
+
+def prm_options(a: argparse.Namespace) -> PRMOptions:
+    return PRMOptions(max_len=a.max_len, device=a.device,
+                      dtype=getattr(a, "dtype", default_of(PRMOptions, "dtype")),
+                      batch_size=getattr(a, "batch_size", default_of(PRMOptions, "batch_size")),
+                      max_batch_tokens=getattr(a, "max_batch_tokens", None),
+                      double_bos=a.double_bos)
+
+
+def add_orm_options(p: argparse.ArgumentParser, *, required: bool, short: bool = False) -> None:
+    """The outcome-reward-model options shared by `score` and `prefs`.
+
+    Options that a PRM could also have are spelled `--orm-…`; `short` adds the plain spelling
+    too (`--max-len`, `--truncation`, `--attn-implementation`) for commands with no PRM.
+    """
+    def flags(name: str) -> list[str]:
+        return [f"--{name}", f"--orm-{name}"] if short else [f"--orm-{name}"]
+
+    p.add_argument("--orm", required=required, default=None, metavar="MODEL",
+                   help="outcome reward model: local folder or Hugging Face id "
+                        "(a sequence classifier with one label, e.g. Skywork-Reward)")
+    p.add_argument("--adapter", default=None, metavar="PATH_OR_ID",
+                   help="PEFT LoRA adapter on the ORM")
+    p.add_argument("--merge-adapter", action="store_true",
+                   help="merge the adapter into the weights (faster, same scores; orm-hf only)")
+    p.add_argument("--orm-backend", default=default_of(ORMOptions, "backend"), metavar="NAME",
+                   help="orm-hf (default) | orm-vllm")
+    p.add_argument(*flags("max-len"), dest="orm_max_len", type=int,
+                   default=default_of(ORMOptions, "max_len"), metavar="N",
+                   help="token limit of one ORM conversation (2048 for MedArena LoRA v2)")
+    p.add_argument(*flags("truncation"), dest="orm_truncation", choices=TRUNCATIONS,
+                   default=default_of(ORMOptions, "truncation"),
+                   help="past the limit: leave unscored (default), keep_end (drop the "
+                        "response's first tokens) or keep_start (drop its last tokens)")
+    p.add_argument(*flags("attn-implementation"), dest="orm_attn", default=None, metavar="IMPL",
+                   help="transformers attention: eager (Gemma-2), sdpa, flash_attention_2")
+
+
+def orm_options(a: argparse.Namespace) -> ORMOptions:
+    return ORMOptions(model=a.orm, adapter=a.adapter, merge_adapter=a.merge_adapter,
+                      backend=a.orm_backend, max_len=a.orm_max_len,
+                      truncation=a.orm_truncation, attn_implementation=a.orm_attn,
+                      device=a.device, dtype=a.dtype, batch_size=a.batch_size,
+                      max_batch_tokens=a.max_batch_tokens)
+
+
+def add_exec_options(p: argparse.ArgumentParser) -> None:
+    """Where a run executes (does not change results)."""
+    g = p.add_argument_group("execution (does not change results)")
+    g.add_argument("--no-ray", dest="ray", action="store_false",
+                   help="run every stage in this process (debugging; same results)")
+    g.add_argument("--ray-address", default=default_of(ExecConfig, "ray_address"),
+                   help="join a Ray cluster (`auto` or HOST:PORT); default: a local Ray")
+    g.add_argument("--actors", dest="policy_actors", type=int,
+                   default=default_of(ExecConfig, "policy_actors"), help="policy actors")
+    g.add_argument("--policy-batch", type=int, default=default_of(ExecConfig, "policy_batch"),
+                   help="questions per policy call: the engine sees this many times N "
+                        "sequences at once")
+    g.add_argument("--scorer-actors", type=int, default=default_of(ExecConfig, "scorer_actors"),
+                   help="scorer actors")
+    g.add_argument("--policy-gpus", type=float, default=default_of(ExecConfig, "policy_gpus"),
+                   help="GPUs per policy actor (default: 1 if the cluster has GPUs)")
+    g.add_argument("--scorer-gpus", type=float, default=default_of(ExecConfig, "scorer_gpus"),
+                   help="GPUs per scorer actor")
+    g.add_argument("--retriever-cpus", type=float,
+                   default=default_of(ExecConfig, "retriever_cpus"),
+                   help="CPUs reserved for the retrieval actor (default 0: it shares the "
+                        "engines' cores)")
+    g.add_argument("--max-attempts", type=int, default=default_of(ExecConfig, "max_attempts"),
+                   help="tries per question before it is recorded as failed")
+
+
+EXEC_FLAGS = ("ray_address", "policy_actors", "policy_batch", "scorer_actors", "policy_gpus",
+              "scorer_gpus", "retriever_cpus", "max_attempts")
+
+
+def exec_config(a: argparse.Namespace) -> ExecConfig | None:
+    """None (in-process) with --no-ray."""
+    return ExecConfig(**{k: getattr(a, k) for k in EXEC_FLAGS}) if a.ray else None
+
+
+def add_sampling_options(p: argparse.ArgumentParser, *, from_preset: bool) -> None:
+    """Sampling flags. `from_preset`: default None, meaning the policy preset's value."""
+    def default(name: str) -> Any:
+        return None if from_preset else default_of(RunConfig, name)
+
+    note = "default: the preset's" if from_preset else None
+    p.add_argument("--seed", type=int, default=default_of(RunConfig, "seed"))
+    p.add_argument("--temperature", type=float, default=default("temperature"), help=note)
+    p.add_argument("--top-p", type=float, default=default("top_p"), help=note)
+    p.add_argument("--top-k", type=int, default=default("top_k"),
+                   help="0 turns it off" + (f"; {note}" if note else ""))
+    p.add_argument("--max-tokens", type=int, default=default("max_tokens"),
+                   help="new tokens per solution" + (f"; {note}" if note else ""))
+
+
+def add_rules_option(p: argparse.ArgumentParser) -> None:
+    from ..select import RULES
+
+    p.add_argument("--rules", default="strict", choices=sorted(RULES),
+                   help="selection rules: strict (default: no-answer solutions never vote, "
+                        "seeded tie draw, graded by the gold answer) or medprm (the published "
+                        "Med-PRM scripts: first in list order on a tie, None/\"\" answers "
+                        "vote, graded by the solutions' `score` labels)")

@@ -1,0 +1,47 @@
+"""`bestofn score`: add PRM step scores and/or ORM scores to every solution of a file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from .options import add_orm_options, add_prm_options, orm_options, prm_options
+
+
+def register(sub: Any) -> dict[str, Any]:
+    s = sub.add_parser("score", help="add PRM step scores and/or ORM scores to a solutions file")
+    s.add_argument("--input", required=True, help="Med-PRM JSON (.json) or bestofn JSONL")
+    s.add_argument("--prm", default=None, help="local folder, Hugging Face id, or 'smollm2' "
+                   "(--prm, --orm or both)")
+    s.add_argument("--output", required=True, help="same format as the input (by suffix)")
+    s.add_argument("--no-docs", dest="use_docs", action="store_false",
+                   help="plain PRM: leave the documents out of the prompt")
+    s.add_argument("--solutions", type=int, default=None, help="score the first K per question")
+    s.add_argument("--backend", default="prm-hf", help="scorer backend (default prm-hf)")
+    add_prm_options(s)
+    add_orm_options(s, required=False)
+    return {"score": cmd_score}
+
+
+def cmd_score(a: argparse.Namespace) -> int:
+    from ..score import score_file
+    from ..scorers import make_scorer
+
+    if a.prm is None and a.orm is None:
+        raise ValueError("give --prm MODEL, --orm MODEL or both")
+    scorer = make_scorer(a.backend, model=a.prm,
+                         **prm_options(a).scorer_kwargs(a.use_docs)) if a.prm else None
+    if a.orm:
+        from ..score_orm import build_orm_scorer, score_file_with_orm, unscored_summary
+
+        items = score_file_with_orm(a.input, a.output, orm=build_orm_scorer(orm_options(a)),
+                                    prm=scorer, use_docs=a.use_docs, solutions=a.solutions)
+        print(f"ORM: {unscored_summary(items)}", file=sys.stderr)
+    else:
+        items = score_file(a.input, a.output, scorer, use_docs=a.use_docs,
+                           solutions=a.solutions)
+    unscored = sum(not s.scored for it in items for s in it.prm or [])
+    print(f"scored {len(items)} questions -> {a.output} ({unscored} solutions unscored)",
+          file=sys.stderr)
+    return 0

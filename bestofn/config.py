@@ -1,0 +1,195 @@
+"""Every configuration of bestofn, each default stated once.
+
+`RunConfig` decides a run's results (saved as the run folder's `config.json`); `ExecConfig` says
+where and how it executes and changes nothing in the results; `SamplingConfig` is what a policy
+is asked with; `PRMOptions` and `ORMOptions` build the verifiers. The CLI takes its flag defaults
+from these classes (`default_of`), and a test checks that every flag and field agree.
+
+This module imports nothing from the rest of the project, so any module may depend on it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+def default_of(cls: type, name: str) -> Any:
+    """The declared default of field `name` of dataclass `cls` (what a CLI flag defaults to)."""
+    for f in dataclasses.fields(cls):
+        if f.name == name:
+            if f.default is not dataclasses.MISSING:
+                return f.default
+            if f.default_factory is not dataclasses.MISSING:
+                return f.default_factory()
+            raise KeyError(f"{cls.__name__}.{name} has no default")
+    raise KeyError(f"{cls.__name__} has no field {name!r}")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Sampling parameters (Med-PRM's defaults: temperature 0.7, top_k 50, 4,096 new tokens)."""
+
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 1.0
+    max_tokens: int = 4096
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if (self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1
+                or self.top_k < 0):
+            raise ValueError(f"bad sampling config {self}: need temperature >= 0, "
+                             "0 < top_p <= 1, max_tokens >= 1, top_k >= 0 (0: off)")
+
+
+@dataclass(frozen=True)
+class PRMOptions:
+    """How a process reward model is loaded and run (not which one)."""
+
+    max_len: int = 4096
+    """Token limit of one PRM prompt; documents fill `max_len - 1024`."""
+    device: str = "auto"
+    dtype: str = "auto"
+    """auto: float32 on CPU, bfloat16 on GPU."""
+    batch_size: int = 16
+    max_batch_tokens: int | None = None
+    """Cap on rows x (shared prefix + longest suffix) per forward pass (default: 4,096 on CPU,
+    131,072 on GPU)."""
+    double_bos: bool = True
+    """Tokenise the rendered chat template with special tokens added, as the published scorer
+    does (so Llama-3.1 sees BOS twice)."""
+
+    def scorer_kwargs(self, use_docs: bool) -> dict[str, Any]:
+        return {**asdict(self), "use_docs": use_docs}
+
+
+@dataclass(frozen=True)
+class ORMOptions:
+    """An outcome reward model and how it is run."""
+
+    model: str | None = None
+    adapter: str | None = None
+    merge_adapter: bool = False
+    backend: str = "orm-hf"
+    max_len: int = 4096
+    truncation: str = "unscored"
+    attn_implementation: str | None = None
+    device: str = "auto"
+    dtype: str = "auto"
+    batch_size: int = 16
+    max_batch_tokens: int | None = None
+
+    def scorer_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of the registered ORM backend."""
+        kw: dict[str, Any] = {"model": self.model, "adapter": self.adapter, "device": self.device,
+                              "dtype": self.dtype, "max_len": self.max_len,
+                              "truncation": self.truncation}
+        if self.backend == "orm-vllm":
+            if self.merge_adapter or self.attn_implementation:
+                raise ValueError("--merge-adapter and --attn-implementation apply to orm-hf only")
+            return kw
+        return {**kw, "merge_adapter": self.merge_adapter, "batch_size": self.batch_size,
+                "max_batch_tokens": self.max_batch_tokens,
+                "attn_implementation": self.attn_implementation}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run's results (saved as `config.json` in the run folder)."""
+
+    out: str = "runs/default"
+    dataset: str = "medqa"
+    questions: int = 5
+    n: int = 8
+    policy: str = "smollm2"
+    policy_backend: str = "auto"
+    """vllm | hf | openai | replay; `auto` is resolved when the config is made: vllm when
+    installed, else hf (config.json records the resolved name)."""
+    preset: str = "medprm"
+    min_steps: int = 0
+    max_steps: int = 0
+    """Med-PRM's validity filter keeps solutions with min..max steps (3..9), topping up
+    questions left short; 0..0 keeps every solution."""
+    prm: str | None = "smollm2"
+    prm_backend: str = "prm-hf"
+    orm: str | None = None
+    orm_backend: str = "orm-hf"
+    orm_adapter: str | None = None
+    use_docs: bool = False
+    index: str | None = None
+    """Retrieve each question's documents from this FAISS index folder (`default`: the
+    bundled MedQuAD index, built on first use and cached)."""
+    k: int = 5
+    max_len: int = 4096
+    double_bos: bool = True
+    seed: int = 0
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 1.0
+    max_tokens: int = 384
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.n < 1 or self.questions < 1:
+            raise ValueError(f"need n >= 1 and questions >= 1, got n={self.n}, "
+                             f"questions={self.questions}")
+        if self.policy_backend == "auto":
+            object.__setattr__(self, "policy_backend", default_policy_backend())
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that change results (not where they are written)."""
+        d = asdict(self)
+        d.pop("out")
+        return d
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(self.temperature, self.top_k, self.top_p, self.max_tokens,
+                              self.seed)
+
+    def prm_options(self) -> PRMOptions:
+        return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos)
+
+
+def default_policy_backend() -> str:
+    """"vllm" when vLLM is installed, else "hf" (looked up, not imported: importing vLLM
+    takes seconds)."""
+    import importlib.util
+
+    return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+@dataclass(frozen=True)
+class ExecConfig:
+    """Where and how a run executes; none of it changes the results."""
+
+    ray_address: str | None = None
+    """`None` starts a local Ray; `auto` or `HOST:PORT` joins a cluster."""
+    policy_actors: int = 1
+    scorer_actors: int = 1
+    policy_gpus: float | None = None
+    """GPUs per policy actor; `None`: 1 when the cluster has GPUs, else 0."""
+    scorer_gpus: float | None = None
+    policy_batch: int = 4
+    """Questions per policy call: an engine sees `policy_batch * n` sequences at once, which
+    fills a GPU far better than one question's n. Seeds are per question, so it does not
+    change the samples."""
+    in_flight: int = 2
+    """Policy calls queued per policy actor, so that it never waits for the driver."""
+    max_attempts: int = 3
+    actor_restarts: int = 3
+    retriever_cpus: float = 0.0
+    """CPUs reserved for the retrieval actor. 0 lets it share the engines' cores (between
+    index builds it only embeds queries); reserve one on a cluster whose CPUs are all booked."""
+    num_cpus: int | None = None
+    """CPUs of a locally started Ray (default: all)."""
+
+    def __post_init__(self) -> None:
+        counts = {k: getattr(self, k) for k in ("policy_actors", "scorer_actors", "policy_batch",
+                                                "in_flight", "max_attempts")}
+        bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
+        if bad:
+            raise ValueError(f"need at least 1: {', '.join(bad)}")
+        if self.retriever_cpus < 0:
+            raise ValueError(f"retriever_cpus must be >= 0, got {self.retriever_cpus}")

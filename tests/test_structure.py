@@ -1,0 +1,151 @@
+"""The code's shape: no import cycles, no overlong module, test support kept out of the engine,
+and every CLI default equal to the config field it fills."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+from pathlib import Path
+
+import pytest
+
+from bestofn.cli import build_all
+from bestofn.config import ExecConfig, ORMOptions, PRMOptions, RunConfig, default_of
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("bestofn", "policies", "retrieval")
+MAX_LINES = 400
+
+
+def project_modules() -> dict[str, Path]:
+    mods = {}
+    for pkg in PACKAGES:
+        for p in sorted((ROOT / pkg).rglob("*.py")):
+            name = ".".join(p.relative_to(ROOT).with_suffix("").parts)
+            mods[name.removesuffix(".__init__")] = p
+    return mods
+
+
+def _type_checking(node: ast.AST) -> bool:
+    return isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+
+
+def imported(mods: dict[str, Path], name: str) -> set[str]:
+    """Project modules `name` imports anywhere (functions too), except under TYPE_CHECKING."""
+    path = mods[name]
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    out: set[str] = set()
+    stack: list[ast.AST] = [ast.parse(path.read_text())]
+    while stack:
+        node = stack.pop()
+        if _type_checking(node):
+            continue
+        stack.extend(ast.iter_child_nodes(node))
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                stem = ".".join(parts[: len(parts) - node.level + 1])
+                base = f"{stem}.{base}" if node.module else stem
+            targets = [base, *(f"{base}.{a.name}" for a in node.names)]
+        else:
+            continue
+        out |= {t for t in targets if t in mods and t != name}
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = project_modules()
+    graph = {m: imported(mods, m) for m in mods}
+    for m, deps in graph.items():
+        # A package re-exporting its own submodules is not a cycle.
+        graph[m] = {d for d in deps if not (mods[m].name == "__init__.py" and
+                                            d.startswith(m + "."))}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    path: list[str] = []
+
+    def visit(m: str) -> list[str] | None:
+        state[m] = 1
+        path.append(m)
+        for d in sorted(graph[m]):
+            if state.get(d) == 1:
+                return path[path.index(d):] + [d]
+            if d not in state and (found := visit(d)):
+                return found
+        path.pop()
+        state[m] = 2
+        return None
+
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_import_cycles():
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_no_module_over_the_line_limit():
+    long = {m: n for m, p in project_modules().items()
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_the_engine_does_not_import_test_support():
+    users = [m for m, deps in import_graph().items() if "bestofn.testing" in deps]
+    assert users == []
+
+
+def test_configs_import_nothing_from_the_project():
+    assert import_graph()["bestofn.config"] == set()
+
+
+
+def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
+    return {a.dest: a for a in parser._actions if a.dest != "help"}
+
+
+CONFIGS = {"run": (RunConfig, PRMOptions, ExecConfig), "score": (PRMOptions,),
+           "prefs": (PRMOptions,), "sample": (RunConfig,)}
+ONLY = {"sample": {"seed", "temperature", "top_p", "top_k", "max_tokens"}}
+
+
+@pytest.mark.parametrize("command", sorted(CONFIGS))
+def test_cli_defaults_are_the_config_defaults(command):
+    """A flag whose destination names a config field defaults to that field's default (or to
+    None where the value comes from a preset)."""
+    ap, _ = build_all()
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    flags = _flags(sub.choices[command])
+    checked = 0
+    for cls in CONFIGS[command]:
+        for dest, action in flags.items():
+            if command in ONLY and dest not in ONLY[command]:
+                continue
+            try:
+                want = default_of(cls, dest)
+            except KeyError:
+                continue
+            if command == "sample" and action.default is None:
+                continue
+            assert action.default == want, f"{command} --{dest}: {action.default!r} != {want!r}"
+            checked += 1
+    orm = {"orm_max_len": "max_len", "orm_truncation": "truncation", "orm_backend": "backend"}
+    for dest, field in orm.items():
+        if dest in flags:
+            assert flags[dest].default == default_of(ORMOptions, field)
+            checked += 1
+    assert checked >= 1, f"{command}: no flag matched a config field"
