@@ -3,8 +3,10 @@
 `extract_answer` ignores `<think>` blocks and, when an `<answer>…</answer>` tag is present,
 searches only the last tag's content. For multiple-choice questions the rules, in priority
 order and each taking the last match: `\\boxed{X}`; an answer phrase ("the answer is (X)",
-"Answer: X", "correct answer is option X", "is option X"); the option text alone; a line that
-is only a letter ("C.", "(C)") or a last line starting with a letter and its option text
+"Answer: X", "correct answer is option X", "is option X", "I would choose X") or the letter
+before one ("(X) is the correct answer"), hedges allowed ("the answer is most likely (X)", "would
+probably be X"); the option text alone, or as the last line; a line that is only a letter ("C.",
+"(C)", "Most likely C.") or a last line starting with a letter and its option text
 ("C) Cholesterol embolization."); "option X" in a sentence that calls it the answer or correct.
 Letters outside the question's options are never answers, and an ambiguous answer ("A and C",
 "B or C") is none: None is preferred over a wrong letter.
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 
@@ -30,19 +32,50 @@ _LETTER = (r"[ \t*]*(?:\([ \t]*(?P<paren>[A-Za-z])[ \t]*\)|\[[ \t]*(?P<paren2>[A
 _LETTER_RE = re.compile(_LETTER, re.M)
 # A lower-case bare letter must end the line or meet punctuation ("answer: a 45-year-old…").
 _LOWER_END_RE = re.compile(r"[ \t]*$|[).:,;!?*\]'\"]", re.M)
+# Hedges a model puts between the answer phrase and the letter ("is most likely (C)", "is,
+# probably, B", "would most likely be C"). "unlikely"/"less likely" are not hedges: they negate.
+_HEDGE = (r"(?:(?:most|very|quite|more[ \t]+than|highly|the[ \t]+most)[ \t]+)?"
+          r"(?:likely|probably|possibly|presumably|plausibly)"
+          r"|in[ \t]+all[ \t]+likelihood|almost[ \t]+certainly|certainly|definitely|clearly"
+          r"|perhaps|maybe|indeed|actually|still|therefore|thus|hence|then")
+_HEDGES = r"(?:[ \t]*,?[ \t]*(?:" + _HEDGE + r")\b[ \t]*,?)*"
+_BE = r"(?:[ \t]+(?:to|going[ \t]+to)[ \t]+be\b)?"
+# "is", "would be", "seems to be", ":" after "answer": hedged verbs included ("could be").
+_VERB = (r"(?:is|(?:would|could|might|may|should|must|will)" + _HEDGES + r"[ \t]+be"
+         r"|(?:seems|appears)[ \t]+to[ \t]+be|:)")
+# Fillers between "answer" and its verb ("the answer, therefore, is").
+_FILLER = r"(?:[ \t]*,[ \t]*(?:therefore|thus|then|hence|I[ \t]+(?:think|believe))[ \t]*,)?"
 _PHRASE_RE = re.compile(
-    r"(?:\banswer\b[ \t*]*(?:is|would[ \t]+be|:)|\bcorrect[ \t]+(?:option|choice)[ \t]+is"
-    r"|\bis[ \t]+(?=option|choice))[ \t]*:?[ \t]*(?:(?:option|choice)\b[ \t]*:?[ \t]*)?" + _LETTER,
+    r"(?:\banswer\b[ \t*]*" + _FILLER + r"[ \t*]*" + _VERB
+    + r"|\bcorrect[ \t]+(?:option|choice)[ \t]+is"
+    r"|\b(?:I|we)(?:[ \t]+(?:would|will)|'d|'ll)?[ \t]+(?:choose|select|pick|go[ \t]+with)"
+    r"|\bis" + _HEDGES + r"[ \t]+(?=option|choice))"
+    + _HEDGES + _BE + r"[ \t]*:?[ \t]*(?:(?:option|choice)\b[ \t]*:?[ \t]*)?" + _LETTER,
     re.I | re.M)
+# The letter before the phrase: "(C) is most likely the correct answer", "So B is the answer".
+# A bare letter must open its sentence or follow "so"/"thus"… (`_opens_sentence`): "vitamin C
+# is the answer" is not C.
+_REVERSE_RE = re.compile(
+    r"(?:\([ \t]*(?P<paren>[A-Z])[ \t]*\)|\b(?P<bare>[A-Z]))[ \t]+(?i:(?:is|would[ \t]+be"
+    r"|(?:seems|appears)[ \t]+to[ \t]+be)" + _HEDGES + r"[ \t]+the[ \t]+(?:(?:single"
+    r"|most[ \t]+likely|most[ \t]+appropriate|best|correct|right|final)[ \t]+)*"
+    r"(?:answer|option|choice)\b)", re.M)
+_LIST_HEAD_RE = re.compile(
+    r"(?<![A-Za-z])\(?[A-Z]\)?[ \t]*(?:,|/|&|\band/or|\band|\bor|\bas[ \t]+well[ \t]+as)[ \t]*$")
+_SENTENCE_START_RE = re.compile(r"(?:^|[.!?:;*]|(?i:\b(?:so|thus|therefore|hence|then),?))[ \t]*$")
 # "A, C", "A and C", "(B) or (C)": several letters given, so no single answer.
-_LIST_TAIL_RE = re.compile(r"[ \t]*\)?[ \t]*(?:,|/|&|\band\b|\bor\b)[ \t]*\(?[A-Z]\)?(?![A-Za-z])")
+_LIST_TAIL_RE = re.compile(
+    r"[ \t]*\)?[ \t]*(?:,|/|&|\band/or\b|\band\b|\bor\b|\bas[ \t]+well[ \t]+as\b)[ \t]*\(?[A-Z]\)?"
+    r"(?![A-Za-z])")
 _BOXED_RE = re.compile(r"\\boxed[ \t]*\{")
 _LATEX_WRAP_RE = re.compile(r"\\(?:text|textbf|mathrm|mathbf|bf)[ \t]*\{([^{}]*)\}")
+_LEAD_HEDGE = r"(?:(?i:" + _HEDGE + r")[ \t]*[,:]?[ \t]+)?"
 _LONE_LINE_RE = re.compile(
-    r"^[ \t*#>-]*(?:(?:[Oo]ption|[Cc]hoice)[ \t]+)?\(?[ \t]*(?P<letter>[A-Z])[ \t]*\)?[ \t]*[.):]?"
-    r"[ \t*]*$", re.M)
+    r"^[ \t*#>-]*" + _LEAD_HEDGE + r"(?:(?:[Oo]ption|[Cc]hoice)[ \t]+)?"
+    r"\(?[ \t]*(?P<letter>[A-Z])[ \t]*\)?[ \t]*[.):]?[ \t*]*$", re.M)
 _LETTER_TEXT_RE = re.compile(
-    r"^[ \t*#>-]*(?:\((?P<p>[A-Z])\)|(?P<b>[A-Z])[).:,])[ \t]+(?P<rest>\S.*)$", re.M)
+    r"^[ \t*#>-]*" + _LEAD_HEDGE + r"(?:\((?P<p>[A-Z])\)|(?P<b>[A-Z])[).:,])[ \t]+(?P<rest>\S.*)$",
+    re.M)
 _TEXT_SIMILARITY = 0.85
 # After the word "option" an upper-case letter may be followed by a word ("option C is …").
 _OPTION_WORD_RE = re.compile(
@@ -130,8 +163,22 @@ def _extract_choice(region: str, ch: _Choices) -> str | None:
 
 
 def _strict_letter(region: str, ch: _Choices) -> str | None:
-    """The last boxed letter, else the last letter after an answer phrase."""
-    return _boxed_letter(region, ch) or _last_letter(_PHRASE_RE.finditer(region), region, ch)
+    """The last boxed letter, else the last letter an answer phrase names (after or before it)."""
+    if boxed := _boxed_letter(region, ch):
+        return boxed
+    found = [(m.end(), x) for m in _PHRASE_RE.finditer(region) if (x := _letter_of(m, region, ch))]
+    found += [(m.end(), x) for m in _REVERSE_RE.finditer(region)
+              if (x := _reverse_letter(m, region, ch))]
+    return max(found)[1] if found else None
+
+
+def _reverse_letter(m: re.Match[str], s: str, ch: _Choices) -> str | None:
+    """The letter of "X is the answer", unless X is a word's letter or ends a list."""
+    before = s[:m.start()]
+    if m.group("bare") and not _SENTENCE_START_RE.search(before):
+        return None
+    letter = m.group("paren") or m.group("bare")
+    return None if letter not in ch.letters or _LIST_HEAD_RE.search(before) else letter
 
 
 def _letter_of(m: re.Match[str], s: str, ch: _Choices) -> str | None:
@@ -143,11 +190,6 @@ def _letter_of(m: re.Match[str], s: str, ch: _Choices) -> str | None:
     if letter not in ch.letters or _LIST_TAIL_RE.match(s, m.end()):
         return None
     return letter
-
-
-def _last_letter(matches: Iterable[re.Match[str]], s: str, ch: _Choices) -> str | None:
-    found = [x for x in (_letter_of(m, s, ch) for m in matches) if x]
-    return found[-1] if found else None
 
 
 def _boxed_contents(s: str) -> list[str]:
@@ -182,7 +224,10 @@ def _text_to_letter(s: str, ch: _Choices) -> str | None:
 
 
 def _option_text_alone(region: str, ch: _Choices) -> str | None:
-    return _text_to_letter(region, ch) if region.strip() else None
+    """The region, or else its last line, is exactly one option's text (a model that answers
+    with the option itself, after its reasoning or alone)."""
+    lines = [ln for ln in region.splitlines() if ln.strip()]
+    return (_text_to_letter(region, ch) or _text_to_letter(lines[-1], ch)) if lines else None
 
 
 def _lone_letter(region: str, ch: _Choices) -> str | None:

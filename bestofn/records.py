@@ -147,13 +147,37 @@ class StepScores:
         return cls(probs=(), reason=reason)
 
 
+@dataclass(frozen=True)
+class SolutionScore:
+    """What the verifiers computed for one solution (the library returns it; files store the
+    same numbers as `StepScores` and ORM floats).
+
+    `step_probs` are the PRM's per-step P(+) (empty: no PRM, or unscored with `prm_reason`);
+    `aggregate` is their aggregate under `aggregation` (the selection method's, e.g. `min`
+    for `prm_min`); `orm` is the outcome reward (None: no ORM, or unscored with `orm_reason`).
+    """
+
+    answer: str | None
+    step_probs: tuple[float, ...] = ()
+    aggregation: str | None = None
+    aggregate: float | None = None
+    prm_reason: str | None = None
+    orm: float | None = None
+    orm_reason: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "step_probs": list(self.step_probs)}
+
+
 @dataclass
 class Selection:
     """The outcome of one selection method on one question.
 
     `weights` maps each candidate answer to its vote weight (count, summed score, or the best
     score for best-of-N); `index` is the chosen solution for best-of-N methods (None for votes).
-    `reason` explains an empty choice (no scored solution, no extracted answer).
+    `reason` explains an empty choice (no scored solution, no extracted answer). `scores` holds
+    every solution's scores, in solution order, when the library computed them (None when the
+    selection was made from a file's stored scores).
     """
 
     answer: str | None
@@ -162,9 +186,15 @@ class Selection:
     index: int | None = None
     tied: list[str] = field(default_factory=list)
     reason: str | None = None
+    scores: list[SolutionScore] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """JSON form; `scores` appears only when present, so records written before it read
+        the same."""
+        d = {k: v for k, v in asdict(self).items() if k != "scores"}
+        if self.scores is not None:
+            d["scores"] = [s.to_dict() for s in self.scores]
+        return d
 
 
 @dataclass

@@ -48,6 +48,63 @@ def test_answer_phrases(text: str, want: str) -> None:
     assert extract_answer(text, OPTS) == want
 
 
+@pytest.mark.parametrize(("text", "want"), [
+    ("the answer is most likely (C)", "C"),
+    ("the answer is probably B", "B"),
+    ("Therefore, among A through D, the answer is most likely A) Renal papillary necrosis.", "A"),
+    ("Therefore, among A through D, the answer is most likely A) …", "A"),
+    ("The answer is likely to be (D).", "D"),
+    ("The answer would most likely be C.", "C"),
+    ("The answer, therefore, is probably (B).", "B"),
+    ("The answer is, most likely, (C).", "C"),
+    ("The answer is in all likelihood D.", "D"),
+    ("The answer seems to be B.", "B"),
+    ("The answer could be (B). On reflection the answer must be (D).", "D"),
+    ("Answer: most likely C", "C"),
+    ("The correct answer is most likely option C.", "C"),
+    ("This is most likely option B.", "B"),
+    ("So I would choose (C).", "C"),
+    ("I'd go with B.", "B"),
+    ("(C) is most likely the correct answer.", "C"),
+    ("So, B is the best answer.", "B"),
+    ("Step 2: fits.\nC is the answer.", "C"),
+    ("most likely C) Cholesterol embolization.", "C"),
+    ("Probably (B).", "B"),
+])
+def test_hedged_answers(text: str, want: str) -> None:
+    assert extract_answer(text, OPTS) == want
+
+
+@pytest.mark.parametrize("text", [
+    "the answer is most likely A and D.",
+    "The answer is probably A and/or D.",
+    "The answer may be A as well as D.",
+    "The answer could be B, C, or D.",
+    "The answer is most likely either A or C.",
+    "The answer is probably both A and D.",
+    "the answer is most likely none of the above.",
+    "the answer is most likely all of the above",
+    "The answer is probably not B.",
+    "The answer is unlikely to be C.",
+    "The answer is less likely to be C.",
+    "The answer cannot be A.",
+    "The answer is likely a viral infection.",
+    "Vitamin C is the answer.",
+    "Hepatitis B is most likely the correct answer.",
+    "A or C is the answer.",
+    "I would choose between A and B.",
+    "We can't select C.",
+])
+def test_hedge_traps_give_none(text: str) -> None:
+    assert extract_answer(text, OPTS) is None
+
+
+def test_last_line_option_text_after_reasoning() -> None:
+    text = "Step 1: spindle-shaped vacuoles.\nStep 2: so emboli.\nCholesterol embolization"
+    assert extract_answer(text, OPTS) == "C"
+    assert extract_answer("Step 1: spindle vacuoles.\nCholesterol crystals", OPTS) is None
+
+
 @pytest.mark.parametrize("text", [
     "The answer is a viral infection.",
     "Answer: a 45-year-old man with emboli",
@@ -219,7 +276,10 @@ def test_thoughtsource_agreement() -> None:
     for variant, r in result.items():
         print(f"ThoughtSource {variant}: records={r['records']} "
               f"agreement={r['agreement']:.4f} coverage={r['coverage']:.4f}")
-    # Measured 0.9957 (the 7 disagreements are records labelled incorrect whose letter is the
-    # gold one); the threshold is that minus one point.
+    # Measured 0.9957 on the answer texts (the 7 disagreements are records labelled incorrect
+    # whose answer names the gold option, e.g. "B) Amoxicillin-clavulanate." for gold B) and
+    # 0.9921 on CoT + answer (rules developed on the even-indexed questions; the odd half,
+    # measured once at the end: 0.9919 and 0.9861). Thresholds: measured minus one point.
     assert result["answer"]["agreement"] >= 0.985
+    assert result["cot+answer"]["agreement"] >= 0.982
     assert result["answer"]["records"] == 1641

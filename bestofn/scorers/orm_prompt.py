@@ -148,6 +148,7 @@ class ConversationORM:
     `score_conversations` (implemented by each backend); `prompt` is the ORMPromptConfig."""
 
     kind = "orm"
+    batches_questions = True  # conversations of many questions go to one scoring call
     prompt: ORMPromptConfig
 
     def score(self, question: Question, documents: Any, solutions: Any) -> list[float | None]:

@@ -27,6 +27,8 @@ from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM
 class VLLMPRMScorer(PromptedPRM):
     """A causal-LM PRM served by vLLM's pooling runner."""
 
+    batches_questions = True  # `score_encoded` takes prompts of many questions in one call
+
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto",
                  max_len: int = 4096, doc_reserve: int = 1024, use_docs: bool = True,
                  double_bos: bool = True, tokens: PRMTokens = MEDPRM_TOKENS,
