@@ -57,7 +57,7 @@ def test_orm_best_of_n_uses_the_outcome_reward(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny_orm(tmp_path_factory):
-    from bestofn.tiny_llama import build_tiny_llama
+    from bestofn.testing import build_tiny_llama
 
     return build_tiny_llama(tmp_path_factory.mktemp("orm"), num_labels=1)
 
