@@ -96,6 +96,51 @@ class ORMOptions:
 
 
 @dataclass(frozen=True)
+class EngineOptions:
+    """How a policy engine runs: never what it samples (so not part of a run's identity)."""
+
+    dtype: str = "auto"
+    """auto: float32 on CPU, the model's on GPU."""
+    tensor_parallel_size: int = 1
+    """vllm: GPUs per engine."""
+    gpu_memory_utilization: float = 0.9
+    """vllm, GPU only."""
+    max_model_len: int | None = None
+    """vllm: context limit."""
+    kv_cache_gb: float | None = None
+    """vllm: KV cache size (default on CPU: 2 GiB, or $VLLM_CPU_KVCACHE_SPACE)."""
+    batch_size: int = 16
+    """hf: sequences per generate."""
+    base_url: str | None = None
+    """openai: server URL (default http://127.0.0.1:8000/v1); the key comes from
+    $OPENAI_API_KEY."""
+    concurrency: int = 16
+    """openai: requests in flight."""
+
+    def backend_kwargs(self, backend: str, *, preset: str, device: str,
+                       lora: str | None) -> dict[str, Any]:
+        """The keyword arguments of the registered policy backend `backend`."""
+        if lora and backend not in ("vllm", "hf"):
+            raise ValueError(f"--lora works with the vllm and hf backends; for {backend!r} "
+                             "serve the adapter (vllm serve --lora-modules NAME=PATH) and pass "
+                             "NAME as --policy")
+        if self.base_url and backend != "openai":
+            raise ValueError("--base-url is for --policy-backend openai")
+        common: dict[str, Any] = {"preset": preset, "device": device}
+        if backend == "vllm":
+            return {**common, "dtype": self.dtype, "lora": lora,
+                    "tensor_parallel_size": self.tensor_parallel_size,
+                    "gpu_memory_utilization": self.gpu_memory_utilization,
+                    "max_model_len": self.max_model_len, "kv_cache_gb": self.kv_cache_gb}
+        if backend == "hf":
+            return {**common, "dtype": self.dtype, "batch_size": self.batch_size, "lora": lora}
+        if backend == "openai":
+            return {**common, "base_url": self.base_url or "http://127.0.0.1:8000/v1",
+                    "concurrency": self.concurrency}
+        return common
+
+
+@dataclass(frozen=True)
 class RunConfig:
     """Everything that determines a run's results (saved as `config.json` in the run folder)."""
 
@@ -107,11 +152,15 @@ class RunConfig:
     policy_backend: str = "auto"
     """vllm | hf | openai | replay; `auto` is resolved when the config is made: vllm when
     installed, else hf (config.json records the resolved name)."""
-    preset: str = "medprm"
-    min_steps: int = 0
-    max_steps: int = 0
+    preset: str = "auto"
+    """Prompt, sampling defaults, step filter and answer format of the policy
+    (`policies.presets`); auto: `smollm2` for the embedded policy, else `medprm`."""
+    lora: str | None = None
+    """PEFT LoRA adapter on the policy (vllm, hf)."""
+    min_steps: int | None = None
+    max_steps: int | None = None
     """Med-PRM's validity filter keeps solutions with min..max steps (3..9), topping up
-    questions left short; 0..0 keeps every solution."""
+    questions left short; 0..0 keeps every solution; None: the preset's."""
     prm: str | None = "smollm2"
     prm_backend: str = "prm-hf"
     orm: str | None = None
@@ -125,31 +174,66 @@ class RunConfig:
     max_len: int = 4096
     double_bos: bool = True
     seed: int = 0
-    temperature: float = 0.7
-    top_k: int = 50
-    top_p: float = 1.0
-    max_tokens: int = 384
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    """Sampling settings; None: the preset's (`resolved()` fills them in, and config.json
+    records what was used)."""
     device: str = "auto"
+    rules: str = "strict"
+    """Selection rules of the report (`bestofn.select.RULES`)."""
+    engine: EngineOptions = EngineOptions()
+    """How the policy engine runs (not part of `identity`)."""
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.questions < 1:
             raise ValueError(f"need n >= 1 and questions >= 1, got n={self.n}, "
                              f"questions={self.questions}")
-        if self.policy_backend == "auto":
-            object.__setattr__(self, "policy_backend", default_policy_backend())
+        object.__setattr__(self, "policy_backend", resolve_backend(self.policy_backend))
+        object.__setattr__(self, "preset", resolve_preset(self.preset, self.policy))
+        if isinstance(self.engine, dict):
+            object.__setattr__(self, "engine", EngineOptions(**self.engine))
 
     def identity(self) -> dict[str, Any]:
-        """The fields that change results (not where they are written)."""
+        """The fields that change results (not where or how they are computed)."""
         d = asdict(self)
         d.pop("out")
+        d.pop("engine")
         return d
 
     def sampling(self) -> SamplingConfig:
-        return SamplingConfig(self.temperature, self.top_k, self.top_p, self.max_tokens,
-                              self.seed)
+        assert self.is_resolved(), f"unresolved sampling settings: {self}"
+        return SamplingConfig(self.temperature, self.top_k, self.top_p,  # type: ignore[arg-type]
+                              self.max_tokens, self.seed)  # type: ignore[arg-type]
+
+    def is_resolved(self) -> bool:
+        return None not in (self.temperature, self.top_k, self.top_p, self.max_tokens,
+                            self.min_steps, self.max_steps)
+
+    def resolved(self, sampling: SamplingConfig, steps: tuple[int, int] | None) -> RunConfig:
+        """The config with every None sampling setting taken from a preset's `sampling` and
+        step bounds (`steps`; None: no filter)."""
+        lo, hi = steps or (0, 0)
+        fill = {"temperature": sampling.temperature, "top_k": sampling.top_k,
+                "top_p": sampling.top_p, "max_tokens": sampling.max_tokens,
+                "min_steps": lo, "max_steps": hi}
+        return dataclasses.replace(self, **{k: v for k, v in fill.items()
+                                            if getattr(self, k) is None})
 
     def prm_options(self) -> PRMOptions:
         return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos)
+
+
+def resolve_preset(preset: str, policy: str) -> str:
+    """`auto`: the embedded demo's preset for the embedded policy, else Med-PRM's."""
+    if preset != "auto":
+        return preset
+    return "smollm2" if policy == "smollm2" else "medprm"
+
+
+def resolve_backend(backend: str) -> str:
+    return default_policy_backend() if backend == "auto" else backend
 
 
 def default_policy_backend() -> str:

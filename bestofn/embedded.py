@@ -156,6 +156,12 @@ def resolve_model(name: str) -> str:
         return str(smollm2_path())
     if name == "minilm":
         return minilm_path()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return str(path)
+    if path.exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1:
+        raise FileNotFoundError(f"model {name!r} is neither a local folder nor a Hugging Face "
+                                "id (org/name) that could be reached")
     return name
 
 

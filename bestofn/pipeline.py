@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ExecConfig, RunConfig
+from .console import log_file_for_workers, to_log_file
 from .records import Document, Item, Question, Solution, StepScores
 from .registry import require
 
@@ -45,6 +46,9 @@ class _Worker:
     stage = ""
 
     def __init__(self, cfg: dict[str, Any]) -> None:
+        log = log_file_for_workers()
+        if log:
+            to_log_file(log)
         self.cfg = RunConfig(**cfg)
 
     def where(self) -> dict[str, Any]:
@@ -82,9 +86,9 @@ class _RetrieverWorker(_Worker):
 
     def _open(self) -> Any:
         if self._retriever is None:
-            from retrieval import FaissRetriever, index_folder
+            from retrieval import RETRIEVERS, index_folder
 
-            self._retriever = FaissRetriever(index_folder(self.cfg.index))
+            self._retriever = RETRIEVERS.create("faiss", folder=index_folder(self.cfg.index))
         return self._retriever
 
     def fingerprint(self) -> str:
@@ -143,11 +147,14 @@ class RayPipeline:
     def start(self) -> None:
         ray = self.ray
         if not ray.is_initialized():
-            env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false"}}
+            log = log_file_for_workers()
+            env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false",
+                                **({"BESTOFN_LOG_FILE": log} if log else {})}}
             if self.ex.ray_address:
-                ray.init(address=self.ex.ray_address, runtime_env=env)
+                ray.init(address=self.ex.ray_address, runtime_env=env, log_to_driver=not log)
             else:
-                ray.init(num_cpus=self.ex.num_cpus, include_dashboard=False, runtime_env=env)
+                ray.init(num_cpus=self.ex.num_cpus, include_dashboard=False, runtime_env=env,
+                         log_to_driver=not log)
         cfg = asdict(self.cfg)
         self.policies = _actors(ray, _PolicyWorker, self.ex.policy_actors,
                                 _gpus(self.ex.policy_gpus, ray), cfg, self.ex)

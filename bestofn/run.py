@@ -13,15 +13,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from .config import ExecConfig, RunConfig
+from .console import LOG_NAME, Console, Progress, quiet
 from .datasets import load_questions
 from .files import append_line, atomic_write_text, json_line, resume_lines
 from .pipeline import RayPipeline
 from .records import Item, Question
 from .report import write_report
-from .stages import build_policy, build_scorer, process
+from .select import get_rules
+from .stages import build_policy, build_scorer, process, resolve_config
 
 
 class ConfigMismatch(RuntimeError):
@@ -29,11 +29,17 @@ class ConfigMismatch(RuntimeError):
 
 
 def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
-    """Refuse to mix results of two configs in one folder unless `overwrite` clears it."""
+    """Refuse to mix results of two configs in one folder unless `overwrite` clears it.
+
+    A setting missing from an older config.json counts as its default, so a folder written
+    before a setting existed resumes when the setting keeps its default.
+    """
     path = out / "config.json"
     if path.exists() and not overwrite:
         old = json.loads(path.read_text())
-        diff = {k: (old.get(k), v) for k, v in cfg.identity().items() if old.get(k) != v}
+        defaults = RunConfig(policy_backend=cfg.policy_backend).identity()
+        diff = {k: (old.get(k, defaults.get(k)), v) for k, v in cfg.identity().items()
+                if old.get(k, defaults.get(k)) != v}
         if diff:
             changes = ", ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in diff.items())
             raise ConfigMismatch(f"{out} holds a run with another config ({changes}); "
@@ -45,18 +51,33 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
 
 
+def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
+    """The resolved config and its questions, every input checked before anything is written."""
+    cfg = resolve_config(cfg)
+    get_rules(cfg.rules)
+    return cfg, load_questions(cfg.dataset, limit=cfg.questions)
+
+
 def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
-        ex: ExecConfig | None = None) -> dict[str, Any]:
+        ex: ExecConfig | None = None, quiet_logs: bool = False) -> dict[str, Any]:
     """Run (or resume) and write the report: in-process when `ex` is None, else on Ray.
 
-    Returns report.json's content plus this session's `seconds`, `resumed_questions` and
-    `failed` (questions that failed every attempt; a later resume retries them).
+    `quiet_logs` sends engine and Ray logs to `engine.log` in the run folder and keeps the
+    terminal for the progress display. Returns report.json's content plus this session's
+    `seconds`, `resumed_questions` and `failed` (questions that failed every attempt; a later
+    resume retries them).
     """
+    cfg, questions = prepare(cfg)
     out = Path(cfg.out)
     check_run_dir(out, cfg, overwrite)
+    with quiet(out / LOG_NAME, verbose=not quiet_logs) as console:
+        return _run(cfg, questions, out, progress, ex, console)
+
+
+def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
+         ex: ExecConfig | None, console: Console) -> dict[str, Any]:
     results = out / "results.jsonl"
     done = {d["question"]["id"]: Item.from_dict(d) for d in resume_lines(results)}
-    questions = load_questions(cfg.dataset, limit=cfg.questions)
     todo = [q for q in questions if q.id not in done]
     if ex is None:
         todo = with_documents(todo, cfg, out, progress)
@@ -64,20 +85,21 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
     failures: list[dict[str, Any]] = []
     if todo:
         stream, finish = _stream(cfg, ex, todo)
-        bar = tqdm(total=len(questions), initial=len(done), desc="questions", unit="q",
-                   disable=not progress)
+        bar = Progress(len(questions), len(done), file=console.err, enabled=progress)
         try:
             for item in stream:
                 append_line(results, item.to_dict())
                 done[item.question.id] = item
-                bar.update(1)
+                bar.add(questions=1, samples=len(item.solutions),
+                        tokens=sum(int(s.meta.get("tokens") or 0) for s in item.solutions),
+                        scored=len(item.prm or []))
         finally:
             bar.close()
             failures = finish()
     atomic_write_text(out / "failures.jsonl", "".join(json_line(f) for f in failures))
     items = [done[q.id] for q in questions if q.id in done]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
-                          progress=progress)
+                          progress=progress, rules=get_rules(cfg.rules))
     return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
 

@@ -14,16 +14,25 @@ from .config import RunConfig
 from .records import Item, Question, Solution, StepScores
 
 
+def resolve_config(cfg: RunConfig) -> RunConfig:
+    """Sampling settings and step filter left open (None) taken from the policy's preset."""
+    from policies.presets import get_preset
+
+    preset = get_preset(cfg.preset)
+    return cfg.resolved(preset.sampling, preset.steps)
+
+
 def build_policy(cfg: RunConfig) -> Any:
     from policies import make_policy
     from policies.validity import ValidityConfig, ValidPolicy
 
-    policy = make_policy(cfg.policy_backend, model=cfg.policy, device=cfg.device,
-                         preset=cfg.preset)
+    policy = make_policy(cfg.policy_backend, model=cfg.policy,
+                         **cfg.engine.backend_kwargs(cfg.policy_backend, preset=cfg.preset,
+                                                     device=cfg.device, lora=cfg.lora))
     if not cfg.max_steps:
         return policy
-    return ValidPolicy(policy, ValidityConfig(min_steps=cfg.min_steps, max_steps=cfg.max_steps,
-                                              fill_invalid=True))
+    return ValidPolicy(policy, ValidityConfig(min_steps=cfg.min_steps or 1,
+                                              max_steps=cfg.max_steps, fill_invalid=True))
 
 
 @dataclass

@@ -83,6 +83,9 @@ PRESETS: dict[str, Preset] = {
         name="medprm", system=MEDPRM_POLICY_SYSTEM, open_system=MEDPRM_OPEN_POLICY_SYSTEM,
         sampling=SamplingConfig(temperature=0.7, top_k=50, top_p=1.0, max_tokens=4096),
         steps=(3, 9)),
+    "smollm2": Preset(
+        name="smollm2", system=MEDPRM_POLICY_SYSTEM, open_system=MEDPRM_OPEN_POLICY_SYSTEM,
+        sampling=SamplingConfig(temperature=0.7, top_k=50, top_p=1.0, max_tokens=384)),
     "ii-medical": Preset(
         name="ii-medical", user_template="{question}\n\n" + BOXED_INSTRUCTION,
         sampling=SamplingConfig(temperature=0.6, top_k=0, top_p=0.9, max_tokens=8192),

@@ -32,14 +32,14 @@ Q, N = 4, 3
 
 def cfg(out: Path, model: Path, **over) -> RunConfig:
     base = dict(out=str(out), questions=Q, n=N, policy=str(model), prm=str(model),
-                policy_backend="hf", max_tokens=12, device="cpu")
+                policy_backend="hf", max_tokens=12, device="cpu", min_steps=0, max_steps=0)
     return RunConfig(**{**base, **over})
 
 
 def cli(out: Path, model: Path, *extra: str) -> list[str]:
     return [sys.executable, "-m", "bestofn.cli", "run", "--out", str(out), "--questions", str(Q),
             "-n", str(N), "--policy", str(model), "--prm", str(model), "--max-tokens", "12",
-            "--device", "cpu", "--policy-backend", "hf", *extra]
+            "--device", "cpu", "--policy-backend", "hf", "--valid-steps", "off", *extra]
 
 
 def items_of(out: Path) -> dict[str, dict]:
@@ -201,7 +201,7 @@ def test_readme_main_job_path_samples_with_vllm_on_ray(tmp_path, tiny_llama_spec
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "bestofn.cli", "run", "--out", str(out), "--questions", "2",
            "-n", "3", "--policy", str(tiny_llama_special), "--prm", str(tiny_llama_special),
-           "--max-tokens", "12", "--device", "cpu"]
+           "--max-tokens", "12", "--device", "cpu", "--valid-steps", "off"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads((out / "config.json").read_text())["policy_backend"] == "vllm"

@@ -13,8 +13,7 @@ from bestofn.run import ConfigMismatch, RunConfig, run
 
 def config(tmp_path, model, **over):
     base = dict(out=str(tmp_path / "run"), questions=2, n=3, policy=str(model), prm=str(model),
-                policy_backend="hf",
-                max_tokens=16, device="cpu")
+                policy_backend="hf", max_tokens=16, device="cpu", min_steps=0, max_steps=0)
     return RunConfig(**{**base, **over})
 
 
@@ -51,7 +50,7 @@ def test_changed_config_is_refused_unless_overwrite(tmp_path, tiny_llama_special
 def test_cli_run_majority_only(tmp_path, tiny_llama_special, capsys):
     assert main(["run", "--out", str(tmp_path / "r"), "--questions", "1", "-n", "2",
                  "--policy", str(tiny_llama_special), "--prm", "none", "--max-tokens", "8",
-                 "--device", "cpu"]) == 0
+                 "--device", "cpu", "--valid-steps", "off"]) == 0
     assert "Majority vote" in capsys.readouterr().out
 
 

@@ -66,6 +66,7 @@ def _add_search(s: argparse.ArgumentParser) -> None:
                    help="index folder, or 'default' (bundled MedQuAD, built on first use)")
     s.add_argument("--query", action="append", required=True, help="query text; repeatable")
     s.add_argument("-k", type=int, default=5, help="passages per query")
+    s.add_argument("--retriever", default="faiss", help="retriever backend (retrieval.RETRIEVERS)")
     s.add_argument("--embedder", default=None, help="must match the index (default: its own)")
     s.add_argument("--nprobe", type=int, default=None, help="override the IVF nprobe")
     s.add_argument("--ef-search", type=int, default=None, help="override the HNSW efSearch")
@@ -123,10 +124,10 @@ def cmd_build(a: argparse.Namespace) -> int:
 
 
 def cmd_search(a: argparse.Namespace) -> int:
-    from retrieval import FaissRetriever, index_folder
+    from retrieval import RETRIEVERS, index_folder
 
-    r = FaissRetriever(index_folder(a.index), a.embedder, nprobe=a.nprobe, ef_search=a.ef_search,
-                       device=a.device)
+    r = RETRIEVERS.create(a.retriever, folder=index_folder(a.index), embedder=a.embedder,
+                          nprobe=a.nprobe, ef_search=a.ef_search, device=a.device)
     for query, docs in zip(a.query, r.search(a.query, a.k), strict=True):
         if a.json:
             print(json.dumps({"query": query, "documents": [d.to_dict() for d in docs]},

@@ -9,7 +9,14 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..config import ExecConfig, ORMOptions, PRMOptions, RunConfig, default_of
+from ..config import (
+    EngineOptions,
+    ExecConfig,
+    ORMOptions,
+    PRMOptions,
+    RunConfig,
+    default_of,
+)
 from ..scorers.orm_prompt import TRUNCATIONS
 
 
@@ -141,3 +148,43 @@ def add_rules_option(p: argparse.ArgumentParser) -> None:
                         "seeded tie draw, graded by the gold answer) or medprm (the published "
                         "Med-PRM scripts: first in list order on a tie, None/\"\" answers "
                         "vote, graded by the solutions' `score` labels)")
+
+
+def add_policy_options(p: argparse.ArgumentParser) -> None:
+    """Which policy backend and preset, the adapter, and how its engine runs."""
+    p.add_argument("--policy-backend", "--backend", dest="policy_backend",
+                   default=default_of(RunConfig, "policy_backend"),
+                   help="vllm | hf | openai | replay (default auto: vllm when installed, else hf)")
+    p.add_argument("--preset", "--policy-preset", dest="preset",
+                   default=default_of(RunConfig, "preset"),
+                   help="policy preset: medprm | ii-medical | grpo-acr | smollm2 (prompt, "
+                        "sampling defaults, step filter, answer format; default auto: smollm2 "
+                        "for the embedded policy, else medprm)")
+    p.add_argument("--lora", default=None, help="PEFT LoRA adapter folder (vllm, hf)")
+    e = EngineOptions
+    p.add_argument("--base-url", default=default_of(e, "base_url"),
+                   help="openai: server URL (default http://127.0.0.1:8000/v1); the API key "
+                        "comes from $OPENAI_API_KEY")
+    p.add_argument("--concurrency", type=int, default=default_of(e, "concurrency"),
+                   help="openai: requests in flight")
+    p.add_argument("--policy-dtype", "--dtype", dest="policy_dtype", default=default_of(e, "dtype"),
+                   help="policy engine dtype (auto: float32 on CPU, the model's on GPU)")
+    p.add_argument("--tensor-parallel-size", type=int,
+                   default=default_of(e, "tensor_parallel_size"), help="vllm: GPUs per engine")
+    p.add_argument("--gpu-memory-utilization", type=float,
+                   default=default_of(e, "gpu_memory_utilization"), help="vllm, GPU only")
+    p.add_argument("--max-model-len", type=int, default=default_of(e, "max_model_len"),
+                   help="vllm: context limit")
+    p.add_argument("--kv-cache-gb", type=float, default=default_of(e, "kv_cache_gb"),
+                   help="vllm: KV cache size (default on CPU: 2 GiB, or "
+                        "$VLLM_CPU_KVCACHE_SPACE)")
+    p.add_argument("--policy-batch-size", "--batch-size", dest="policy_batch_size", type=int,
+                   default=default_of(e, "batch_size"), help="hf: sequences per generate")
+
+
+def engine_options(a: argparse.Namespace) -> EngineOptions:
+    return EngineOptions(dtype=a.policy_dtype, tensor_parallel_size=a.tensor_parallel_size,
+                         gpu_memory_utilization=a.gpu_memory_utilization,
+                         max_model_len=a.max_model_len, kv_cache_gb=a.kv_cache_gb,
+                         batch_size=a.policy_batch_size, base_url=a.base_url,
+                         concurrency=a.concurrency)

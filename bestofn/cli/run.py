@@ -6,7 +6,15 @@ import argparse
 from typing import Any
 
 from ..config import RunConfig, default_of
-from .options import add_exec_options, add_prm_options, add_sampling_options, exec_config
+from .options import (
+    add_exec_options,
+    add_policy_options,
+    add_prm_options,
+    add_rules_option,
+    add_sampling_options,
+    engine_options,
+    exec_config,
+)
 
 
 def register(sub: Any) -> dict[str, Any]:
@@ -21,18 +29,18 @@ def register(sub: Any) -> dict[str, Any]:
     r.add_argument("-n", type=int, default=d("n"), help="solutions per question")
     r.add_argument("--policy", default=d("policy"),
                    help="policy model (folder, HF id, smollm2)")
-    r.add_argument("--policy-backend", default=d("policy_backend"),
-                   help="vllm | hf | openai | replay (default: vllm when installed, else hf)")
-    r.add_argument("--preset", default=d("preset"), help="policy preset: medprm | ii-medical | "
-                   "grpo-acr (prompt, sampling defaults, answer format)")
-    r.add_argument("--valid-steps", default=None, metavar="MIN-MAX",
+    add_policy_options(r)
+    r.add_argument("--valid-steps", default=None, metavar="MIN-MAX|off",
                    help="Med-PRM's validity filter, e.g. 3-9: keep solutions with that many "
-                        "steps, top up short questions (then fill with the best rejected)")
+                        "steps, top up short questions (then fill with the best rejected); "
+                        "default: the preset's (medprm: 3-9), off: keep every solution")
     r.add_argument("--prm", default=d("prm"), help="PRM model; 'none' for majority vote only")
+    r.add_argument("--prm-backend", default=d("prm_backend"), help="prm-hf | prm-vllm")
+    r.add_argument("--orm-backend", default=d("orm_backend"), help="orm-hf | orm-vllm")
     r.add_argument("--orm", default=d("orm"), help="outcome reward model (sequence classifier)")
     r.add_argument("--orm-adapter", default=d("orm_adapter"),
                    help="PEFT LoRA adapter for the ORM")
-    add_sampling_options(r, from_preset=False)
+    add_sampling_options(r, from_preset=True)
     r.add_argument("--index", default=d("index"), metavar="DIR|default",
                    help="retrieve documents for the PRM prompt from a FAISS index folder "
                         "(`default`: bundled MedQuAD index, built on first use, ~7 min on 2 "
@@ -43,29 +51,47 @@ def register(sub: Any) -> dict[str, Any]:
     r.add_argument("--no-docs", action="store_true",
                    help="plain PRM: no documents in the prompt even with --index")
     r.add_argument("--overwrite", action="store_true", help="discard results of another config")
+    add_rules_option(r)
+    r.add_argument("-v", "--verbose", action="store_true",
+                   help="show engine and Ray logs on the terminal (default: in the run "
+                        "folder's engine.log)")
     add_prm_options(r, loading=False)
     add_exec_options(r)
     return {"run": cmd_run}
 
 
+def valid_steps(text: str | None) -> tuple[int | None, int | None]:
+    """--valid-steps: None (the preset's), off (0-0: no filter) or MIN-MAX."""
+    if text is None:
+        return None, None
+    if text == "off":
+        return 0, 0
+    lo, sep, hi = text.partition("-")
+    if not (lo.isdigit() and (not sep or hi.isdigit())):
+        raise ValueError(f"--valid-steps {text!r}: expected MIN-MAX (e.g. 3-9) or off")
+    return int(lo), int(hi or lo)
+
+
 def run_config(a: argparse.Namespace) -> RunConfig:
-    lo, _, hi = (a.valid_steps or "0-0").partition("-")
+    lo, hi = valid_steps(a.valid_steps)
     return RunConfig(out=a.out, dataset=a.dataset, questions=a.questions, n=a.n,
-                     policy=a.policy, preset=a.preset, min_steps=int(lo),
-                     max_steps=int(hi or lo), policy_backend=a.policy_backend,
-                     prm=None if a.prm.lower() == "none" else a.prm, orm=a.orm,
+                     policy=a.policy, preset=a.preset, lora=a.lora, min_steps=lo, max_steps=hi,
+                     policy_backend=a.policy_backend,
+                     prm=None if a.prm.lower() == "none" else a.prm, prm_backend=a.prm_backend,
+                     orm=a.orm, orm_backend=a.orm_backend,
                      orm_adapter=a.orm_adapter, index=a.index, k=a.k,
                      use_docs=(a.use_docs or a.index is not None) and not a.no_docs,
                      max_len=a.max_len, double_bos=a.double_bos, seed=a.seed,
                      temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
-                     max_tokens=a.max_tokens, device=a.device)
+                     max_tokens=a.max_tokens, device=a.device, rules=a.rules,
+                     engine=engine_options(a))
 
 
 def cmd_run(a: argparse.Namespace) -> int:
     from ..evaluate import LABELS
     from ..run import run
 
-    rep = run(run_config(a), overwrite=a.overwrite, ex=exec_config(a))
+    rep = run(run_config(a), overwrite=a.overwrite, ex=exec_config(a), quiet_logs=not a.verbose)
     for k, v in rep["accuracy"].items():
         print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
     print(f"report: {a.out}/report.md ({rep['n_questions']} questions, "

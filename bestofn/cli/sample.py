@@ -7,39 +7,23 @@ import sys
 from dataclasses import replace
 from typing import Any
 
-from .options import add_sampling_options
+from .options import add_policy_options, add_sampling_options, engine_options
 
 SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens")
 
 
 def add_parser(sub: Any) -> None:
-    from policies import default_backend
-
     s = sub.add_parser("sample", help="sample N solutions per question into a JSONL")
     s.add_argument("--questions", required=True,
                    help="medqa | medqa5 | a questions JSONL (MedQA or Question lines)")
     s.add_argument("--limit", type=int, default=None, help="only the first K questions")
     s.add_argument("--policy", required=True, help="model: folder, HF id, smollm2; the served "
                    "model name (openai); the solutions file (replay)")
-    s.add_argument("--backend", default=default_backend(),
-                   help="vllm | hf | openai | replay (default: vllm when installed, else hf)")
-    s.add_argument("--policy-preset", default="medprm", help="medprm | ii-medical | grpo-acr")
+    add_policy_options(s)
     s.add_argument("-n", type=int, default=64, help="solutions per question")
     s.add_argument("--output", required=True, help="solutions JSONL (resumed if it exists)")
     add_sampling_options(s, from_preset=True)
-    s.add_argument("--lora", default=None, help="PEFT LoRA adapter folder (vllm, hf)")
-    s.add_argument("--base-url", default=None,
-                   help="openai: server URL (default http://127.0.0.1:8000/v1); the API key "
-                        "comes from $OPENAI_API_KEY")
-    s.add_argument("--concurrency", type=int, default=16, help="openai: requests in flight")
     s.add_argument("--device", default="auto", help="cpu | cuda | auto")
-    s.add_argument("--dtype", default="auto", help="auto: float32 on CPU, the model's on GPU")
-    s.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm: GPUs per engine")
-    s.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm, GPU only")
-    s.add_argument("--max-model-len", type=int, default=None, help="vllm: context limit")
-    s.add_argument("--kv-cache-gb", type=float, default=None, help="vllm: KV cache size "
-                   "(default on CPU: 2 GiB, or $VLLM_CPU_KVCACHE_SPACE)")
-    s.add_argument("--batch-size", type=int, default=16, help="hf: sequences per generate")
     s.add_argument("--min-steps", type=int, default=None, help="validity filter (medprm: 3)")
     s.add_argument("--max-steps", type=int, default=None, help="validity filter (medprm: 9)")
     s.add_argument("--no-filter", action="store_true", help="keep every solution")
@@ -60,12 +44,12 @@ def sampling_config(a: argparse.Namespace, preset: Any) -> Any:
     return replace(preset.sampling, seed=a.seed, **overrides)
 
 
-def validity_config(a: argparse.Namespace, preset: Any) -> Any:
+def validity_config(a: argparse.Namespace, preset: Any, backend: str) -> Any:
     """Med-PRM's filter with the preset's step bounds (or the flags'); None when off."""
     from policies.validity import ValidityConfig
 
     bounds = preset.steps
-    if a.no_filter or a.backend == "replay" or (bounds is None and a.min_steps is None
+    if a.no_filter or backend == "replay" or (bounds is None and a.min_steps is None
                                                 and a.max_steps is None):
         return None
     lo, hi = bounds or (1, 10**9)
@@ -74,37 +58,23 @@ def validity_config(a: argparse.Namespace, preset: Any) -> Any:
                           max_rounds=a.topup_rounds, fill_invalid=a.fill_invalid)
 
 
-def backend_kwargs(a: argparse.Namespace) -> dict[str, Any]:
-    if a.lora and a.backend not in ("vllm", "hf"):
-        raise ValueError(f"--lora works with the vllm and hf backends; for {a.backend!r} "
-                         "serve the adapter (vllm serve --lora-modules NAME=PATH) and pass "
-                         "NAME as --policy")
-    if a.base_url and a.backend != "openai":
-        raise ValueError("--base-url is for --backend openai")
-    common = {"preset": a.policy_preset, "device": a.device}
-    if a.backend == "vllm":
-        return {**common, "dtype": a.dtype, "tensor_parallel_size": a.tensor_parallel_size,
-                "gpu_memory_utilization": a.gpu_memory_utilization,
-                "max_model_len": a.max_model_len, "kv_cache_gb": a.kv_cache_gb,
-                "lora": a.lora}
-    if a.backend == "hf":
-        return {**common, "dtype": a.dtype, "batch_size": a.batch_size, "lora": a.lora}
-    if a.backend == "openai":
-        return {**common, "base_url": a.base_url or "http://127.0.0.1:8000/v1",
-                "concurrency": a.concurrency, "progress": True}
-    return common
+def backend_kwargs(a: argparse.Namespace, backend: str, preset: str) -> dict[str, Any]:
+    kw = engine_options(a).backend_kwargs(backend, preset=preset, device=a.device, lora=a.lora)
+    return {**kw, "progress": True} if backend == "openai" else kw
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
     from policies import make_policy, sample_to_file
     from policies.presets import get_preset
 
+    from ..config import resolve_backend, resolve_preset
     from ..datasets import load_questions
 
-    preset = get_preset(a.policy_preset)
-    params, validity = sampling_config(a, preset), validity_config(a, preset)
+    backend = resolve_backend(a.policy_backend)
+    preset = get_preset(resolve_preset(a.preset, a.policy))
+    params, validity = sampling_config(a, preset), validity_config(a, preset, backend)
     questions = load_questions(a.questions, limit=a.limit)
-    policy = make_policy(a.backend, model=a.policy, **backend_kwargs(a))
+    policy = make_policy(backend, model=a.policy, **backend_kwargs(a, backend, preset.name))
     rep = sample_to_file(questions, policy, a.output, a.n, params, validity=validity,
                          chunk_size=a.chunk)
     rate = f", {rep.tokens / rep.seconds:.1f} tok/s" if rep.tokens and rep.seconds else ""

@@ -33,7 +33,7 @@ class PRMPromptConfig:
     def __post_init__(self) -> None:
         if self.doc_reserve >= self.max_len:
             raise ValueError(f"doc_reserve ({self.doc_reserve}) must be below max_len "
-                             f"({self.max_len}); lower --doc-reserve or raise --max-len")
+                             f"({self.max_len}); lower doc_reserve or raise --max-len")
 
 
 @dataclass(frozen=True)
