@@ -183,10 +183,16 @@ class RunConfig:
     device: str = "auto"
     rules: str = "strict"
     """Selection rules of the report (`bestofn.select.RULES`)."""
+    adaptive: str | None = None
+    """A stopping rule (`bestofn.adaptive.RULES`, e.g. `beta:eps=0.05`): sample each question
+    in rounds of `round_size` until the rule says its answer is settled, at most `n`."""
+    round_size: int = 8
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
 
     def __post_init__(self) -> None:
+        if self.round_size < 1:
+            raise ValueError(f"round_size must be >= 1, got {self.round_size}")
         if self.n < 1 or self.questions < 1:
             raise ValueError(f"need n >= 1 and questions >= 1, got n={self.n}, "
                              f"questions={self.questions}")

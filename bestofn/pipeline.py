@@ -67,10 +67,11 @@ class _PolicyWorker(_Worker):
         super().__init__(cfg)
         self.policy = build_policy(self.cfg)
 
-    def solve(self, qs: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    def solve(self, qs: list[dict[str, Any]], n: int | None = None,
+              start: int = 0) -> list[list[dict[str, Any]]]:
         from .stages import solve
 
-        out = solve(self.policy, [Question.from_dict(q) for q in qs], self.cfg)
+        out = solve(self.policy, [Question.from_dict(q) for q in qs], self.cfg, n, start)
         return [[s.to_dict() for s in sols] for sols in out]
 
 
@@ -270,6 +271,29 @@ class RayPipeline:
     def stop(self) -> None:
         for a in self.policies + self.scorers + self.retrievers:
             self.ray.kill(a)
+
+
+class RayEngines(RayPipeline):
+    """The pipeline's actors serving an adaptive run's rounds (`adaptive.online.Engines`):
+    each round's policy calls and scoring spread over the actor pools, then gathered."""
+
+    def solve(self, calls: list[tuple[list[Question], int, int]]) -> list[list[list[Solution]]]:
+        refs = [self.policies[i % len(self.policies)].solve.remote([q.to_dict() for q in qs],
+                                                                   n, start)
+                for i, (qs, n, start) in enumerate(calls)]
+        return [[[Solution.from_dict(s) for s in sols] for sols in got]
+                for got in self.ray.get(refs)]
+
+    def verify(self, work: list[tuple[Question, list[Solution]]]
+               ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
+        refs = [self.scorers[i % len(self.scorers)].verify.remote(
+                    q.to_dict(), [s.to_dict() for s in sols]) for i, (q, sols) in enumerate(work)]
+        out = []
+        for got in self.ray.get(refs):
+            prm = got["prm"]
+            out.append((None if prm is None else [StepScores.from_dict(p) for p in prm],
+                        got["orm"]))
+        return out
 
 
 def _cause(e: BaseException) -> BaseException:

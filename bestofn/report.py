@@ -208,7 +208,7 @@ def _r(x: float | None) -> float | None:
 def markdown(data: dict[str, Any], *, plot: str = "off") -> str:
     parts = ["# bestofn report", _settings_md(data), _accuracy_md(data),
              benchmark_markdown(data.get("benchmarks", {}), _headline(data["accuracy"]), LABELS),
-             _sources_md(data),
+             _adaptive_md(data), _sources_md(data),
              _curves_md(data, plot), _failures_md(data), _config_md(data["config"])]
     return "\n\n".join(p for p in parts if p) + "\n"
 
@@ -224,6 +224,17 @@ def _settings_md(data: dict[str, Any]) -> str:
             f"{c['ungraded']} without a gold answer, {c['failed']} failed); {c['solutions']} "
             f"solutions, {c['unscored']} unscored by the PRM, {c['orm_unscored']} by the ORM, "
             f"{c['no_answer']} without an extracted answer.{_rules_md(data)}")
+
+
+def _adaptive_md(data: dict[str, Any]) -> str:
+    ad = data.get("adaptive")
+    if not ad:
+        return ""
+    share = 100 * ad["samples"] / max(ad["budget"], 1)
+    return (f"## Adaptive compute\n\nStopping rule `{ad['rule']}`, rounds of "
+            f"{ad['round_size']}: {ad['samples']} samples drawn of the fixed-N budget "
+            f"{ad['budget']} ({share:.1f}%), {ad['mean_samples']:.2f} per question (at most "
+            f"{ad['n_max']}).")
 
 
 def _rules_md(data: dict[str, Any]) -> str:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,8 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
             raise ConfigMismatch(f"{out} holds a run with another config ({changes}); "
                                  "use another --out or pass --overwrite")
     if overwrite:
-        for name in ("results.jsonl", "report.json", "report.md", "failures.jsonl"):
+        for name in ("results.jsonl", "rounds.jsonl", "report.json", "report.md",
+                     "failures.jsonl"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
@@ -55,6 +56,11 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
     """The resolved config and its questions, every input checked before anything is written."""
     cfg = resolve_config(cfg)
     get_rules(cfg.rules)
+    if cfg.adaptive:
+        from .adaptive.online import run_rule
+        from .adaptive.rules import format_rule
+
+        cfg = replace(cfg, adaptive=format_rule(run_rule(cfg)))
     return cfg, load_questions(cfg.dataset, limit=cfg.questions)
 
 
@@ -84,7 +90,7 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     t0 = time.perf_counter()
     failures: list[dict[str, Any]] = []
     if todo:
-        stream, finish = _stream(cfg, ex, todo)
+        stream, finish = _stream(cfg, ex, todo, out)
         bar = Progress(len(questions), len(done), file=console.err, enabled=progress)
         try:
             for item in stream:
@@ -99,9 +105,20 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     atomic_write_text(out / "failures.jsonl", "".join(json_line(f) for f in failures))
     items = [done[q.id] for q in questions if q.id in done]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
-                          progress=progress, rules=get_rules(cfg.rules))
+                          progress=progress, rules=get_rules(cfg.rules),
+                          extra=adaptive_summary(cfg, items))
     return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
+    """For an adaptive run: samples drawn against the fixed-N budget (nothing otherwise)."""
+    if not cfg.adaptive:
+        return {}
+    drawn = [len(it.solutions) for it in items]
+    return {"adaptive": {"rule": cfg.adaptive, "round_size": cfg.round_size, "n_max": cfg.n,
+                         "samples": sum(drawn), "budget": cfg.n * len(items),
+                         "mean_samples": sum(drawn) / len(drawn) if drawn else 0.0}}
 
 
 def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
@@ -116,9 +133,15 @@ def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
                             progress=progress)
 
 
-def _stream(cfg: RunConfig, ex: ExecConfig | None,
-            todo: list[Question]) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
+            out: Path) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
     """Finished items (any order) and a function returning the failures once drained."""
+    if cfg.adaptive:
+        from .adaptive.online import adaptive_stream
+
+        if ex is not None:
+            todo = with_documents(todo, cfg, out, progress=False)
+        return adaptive_stream(cfg, ex, todo, out)
     if ex is None:
         policy, scorer = build_policy(cfg), build_scorer(cfg)
         return (process(q, policy, scorer, cfg) for q in todo), list

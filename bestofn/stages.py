@@ -56,13 +56,17 @@ def build_scorer(cfg: RunConfig) -> Verifiers:
     return Verifiers(prm, orm)
 
 
-def solve(policy: Any, qs: list[Question], cfg: RunConfig) -> list[list[Solution]]:
-    """N solutions for each question, in one policy call (seeds are per question, so how the
+def solve(policy: Any, qs: list[Question], cfg: RunConfig, n: int | None = None,
+          start: int = 0) -> list[list[Solution]]:
+    """N solutions for each question (samples start..start+n-1 when given: an adaptive
+    round), in one policy call (seeds are per question and per sample index, so how the
     questions are grouped does not change the samples)."""
-    out = policy.sample(qs, cfg.n, cfg.sampling())
+    n = cfg.n if n is None else n
+    out = (policy.sample(qs, n, cfg.sampling()) if start == 0 and n == cfg.n
+           else policy.sample(qs, n, cfg.sampling(), start=start))
     assert len(out) == len(qs), f"{len(qs)} questions, {len(out)} solution lists"
     for q, sols in zip(qs, out, strict=True):
-        assert len(sols) <= cfg.n, f"question {q.id}: asked for {cfg.n} solutions, got {len(sols)}"
+        assert len(sols) <= n, f"question {q.id}: asked for {n} solutions, got {len(sols)}"
     return out
 
 

@@ -11,9 +11,16 @@ from bestofn.embedded import resolve_model
 PROMPT = "A 45-year-old man presents with chest pain. The most likely diagnosis is"
 
 
-@pytest.mark.parametrize("name", ["HuggingFaceTB/SmolLM2-135M-Instruct", "/some/local/dir", "x"])
+@pytest.mark.parametrize("name", ["HuggingFaceTB/SmolLM2-135M-Instruct", "x"])
 def test_resolve_model_passthrough(name: str) -> None:
     assert resolve_model(name) == name
+
+
+def test_resolve_model_local_folder_or_one_line_error(tmp_path: Path) -> None:
+    assert resolve_model(str(tmp_path)) == str(tmp_path)
+    for bad in ("/some/local/dir", "./nope", "a/b/c", str(tmp_path / "missing")):
+        with pytest.raises(FileNotFoundError, match="neither a local folder nor"):
+            resolve_model(bad)
 
 
 def test_cache_dir_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

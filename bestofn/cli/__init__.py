@@ -45,5 +45,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return commands[args.command](args)
     except USER_ERRORS as e:
-        print(f"bestofn {args.command}: error: {e}", file=sys.stderr)
+        text = e.args[0] if isinstance(e, KeyError) and e.args else e
+        print(f"bestofn {args.command}: error: {text}", file=sys.stderr)
         return 2

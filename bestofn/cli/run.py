@@ -26,7 +26,13 @@ def register(sub: Any) -> dict[str, Any]:
     r.add_argument("--out", default=d("out"), help="run folder (resumable)")
     r.add_argument("--dataset", default=d("dataset"), help="medqa | medqa5 | a questions JSONL")
     r.add_argument("--questions", type=int, default=d("questions"))
-    r.add_argument("-n", type=int, default=d("n"), help="solutions per question")
+    r.add_argument("-n", "--max-n", dest="n", type=int, default=d("n"),
+                   help="solutions per question (with --adaptive: the most a question draws)")
+    r.add_argument("--adaptive", default=d("adaptive"), metavar="RULE[:k=v,...]",
+                   help="sample in rounds until a stopping rule says the answer is settled: "
+                        "esc | beta | dirichlet | prm (see Adaptive compute)")
+    r.add_argument("--round", dest="round_size", type=int, default=d("round_size"),
+                   help="samples per question per round with --adaptive")
     r.add_argument("--policy", default=d("policy"),
                    help="policy model (folder, HF id, smollm2)")
     add_policy_options(r)
@@ -84,6 +90,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
                      max_len=a.max_len, double_bos=a.double_bos, seed=a.seed,
                      temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                      max_tokens=a.max_tokens, device=a.device, rules=a.rules,
+                     adaptive=a.adaptive, round_size=a.round_size,
                      engine=engine_options(a))
 
 
@@ -94,6 +101,11 @@ def cmd_run(a: argparse.Namespace) -> int:
     rep = run(run_config(a), overwrite=a.overwrite, ex=exec_config(a), quiet_logs=not a.verbose)
     for k, v in rep["accuracy"].items():
         print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
+    if "adaptive" in rep:
+        ad = rep["adaptive"]
+        print(f"adaptive {ad['rule']}: {ad['samples']} samples of {ad['budget']} "
+              f"({100 * ad['samples'] / max(ad['budget'], 1):.1f}%), "
+              f"{ad['mean_samples']:.2f} per question")
     print(f"report: {a.out}/report.md ({rep['n_questions']} questions, "
           f"{rep['resumed_questions']} resumed, {rep['failed']} failed, {rep['seconds']} s)")
     return 0

@@ -1,0 +1,176 @@
+"""`bestofn run --adaptive RULE`: sample each question in rounds until its stopping rule says so.
+
+Each round asks the policy for R more samples of every unsettled question (one request with
+`n=R` per question, starting at sample index k, so vLLM's prefix cache keeps the prompt's
+prefill shared and the seeds stay per question and per sample index: an adaptive run's first k
+samples are a fixed-N run's first k), scores only the new samples, and asks the rule. Rounds
+of several questions go to the engines together, so an engine stays full while questions
+settle. Every round is appended to `rounds.jsonl` (fsync'd) before the rule is asked, and a
+settled question goes to `results.jsonl` as an ordinary item; a run killed at any point
+resumes from both files to the identical report.
+
+The engines are the run's (`stages.build_policy`/`build_scorer`), in this process or on the
+Ray actors of `bestofn.pipeline`, behind the small `Engines` protocol.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from ..config import ExecConfig, RunConfig
+from ..files import append_line, resume_lines
+from ..records import Item, Question, Solution, StepScores
+from .rules import Bounds, Drawn, parse_rule
+
+ROUNDS_FILE = "rounds.jsonl"
+SCORE_AGGREGATE = "min"
+"""The PRM aggregate a verifier-aware rule reads (the `weighted_min` vote's)."""
+
+
+def run_rule(cfg: RunConfig) -> Bounds:
+    """The run's stopping rule with the run's N as its `max_n`, checked against the run."""
+    assert cfg.adaptive, "not an adaptive run"
+    rule = dataclasses.replace(parse_rule(cfg.adaptive), max_n=cfg.n)
+    if "scores" in rule.needs and not cfg.prm:
+        raise ValueError(f"--adaptive {rule.name} reads PRM scores: give --prm MODEL "
+                         "(or use a vote-based rule: esc, beta, dirichlet)")
+    if cfg.max_steps:
+        raise ValueError("--adaptive samples in rounds, which the step filter cannot top up: "
+                         "pass --valid-steps off")
+    return rule
+
+
+@dataclass
+class Partial:
+    """One question's samples and scores so far."""
+
+    question: Question
+    solutions: list[Solution] = field(default_factory=list)
+    prm: list[StepScores] = field(default_factory=list)
+    orm: list[float | None] = field(default_factory=list)
+
+    def drawn(self) -> Drawn:
+        scores = [s.aggregate(SCORE_AGGREGATE) for s in self.prm] if self.prm else None
+        return Drawn([s.answer for s in self.solutions], scores)
+
+    def add(self, sols: list[Solution], prm: list[StepScores] | None,
+            orm: list[float | None] | None) -> None:
+        self.solutions += sols
+        self.prm += prm or []
+        self.orm += orm or []
+
+    def item(self, has_prm: bool, has_orm: bool) -> Item:
+        return Item(self.question, self.solutions, prm=self.prm if has_prm else None,
+                    orm=self.orm if has_orm else None)
+
+
+class Engines(Protocol):
+    def solve(self, calls: list[tuple[list[Question], int, int]]) -> list[list[list[Solution]]]:
+        """For each call (questions, n, start): each question's samples start..start+n-1."""
+
+    def verify(self, work: list[tuple[Question, list[Solution]]]
+               ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]: ...
+
+
+class LocalEngines:
+    """The run's engines in this process."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        from ..stages import build_policy, build_scorer
+
+        self.cfg, self.policy, self.scorer = cfg, build_policy(cfg), build_scorer(cfg)
+
+    def solve(self, calls: list[tuple[list[Question], int, int]]) -> list[list[list[Solution]]]:
+        from ..stages import solve
+
+        return [solve(self.policy, qs, self.cfg, n, start) for qs, n, start in calls]
+
+    def verify(self, work: list[tuple[Question, list[Solution]]]
+               ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
+        from ..stages import verify
+
+        return [verify(self.scorer, q, sols, self.cfg) for q, sols in work]
+
+
+def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
+           batch: int | None = None) -> Iterator[Item]:
+    """Settled questions as items, in the order they settle; resumes from `rounds.jsonl`."""
+    rule = run_rule(cfg)
+    path = out / ROUNDS_FILE
+    state = {q.id: Partial(q) for q in todo}
+    for line in resume_lines(path):
+        if line["question"] in state:
+            state[line["question"]].add(*_decode(line))
+    has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
+    active = []
+    for q in todo:
+        if _done(rule, state[q.id]):
+            yield state.pop(q.id).item(has_prm, has_orm)
+        else:
+            active.append(q)
+    while active:
+        calls = _calls(active, state, cfg.round_size, rule.max_n, batch or len(active))
+        got = engines.solve(calls)
+        new: list[tuple[Question, list[Solution]]] = []
+        for (qs, n, _), sols in zip(calls, got, strict=True):
+            for q, s in zip(qs, sols, strict=True):
+                assert len(s) == n, f"question {q.id}: asked for {n} samples, got {len(s)}"
+                new.append((q, s))
+        scores = engines.verify(new) if (has_prm or has_orm) else [(None, None)] * len(new)
+        for (q, sols), (prm, orm) in zip(new, scores, strict=True):
+            line = {"question": q.id, "start": len(state[q.id].solutions),
+                    "solutions": [s.to_dict() for s in sols],
+                    "prm": None if prm is None else [p.to_dict() for p in prm], "orm": orm}
+            append_line(path, line)
+            state[q.id].add(sols, prm, orm)
+        still = []
+        for q in active:
+            if _done(rule, state[q.id]):
+                yield state.pop(q.id).item(has_prm, has_orm)
+            else:
+                still.append(q)
+        active = still
+
+
+def _done(rule: Bounds, p: Partial) -> bool:
+    return bool(p.solutions) and rule.stop(p.drawn())
+
+
+def _calls(active: list[Question], state: dict[str, Partial], size: int, max_n: int,
+           batch: int) -> list[tuple[list[Question], int, int]]:
+    """Policy calls of at most `batch` questions that share (n, start)."""
+    groups: dict[tuple[int, int], list[Question]] = {}
+    for q in active:
+        k = len(state[q.id].solutions)
+        groups.setdefault((min(size, max_n - k), k), []).append(q)
+    return [(qs[i:i + batch], n, start) for (n, start), qs in groups.items()
+            for i in range(0, len(qs), batch)]
+
+
+def _decode(line: dict[str, Any]) -> tuple[list[Solution], list[StepScores] | None,
+                                           list[float | None] | None]:
+    prm = line.get("prm")
+    return ([Solution.from_dict(s) for s in line["solutions"]],
+            None if prm is None else [StepScores.from_dict(s) for s in prm], line.get("orm"))
+
+
+def adaptive_stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
+                    ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+    """The run's finished items and a function returning failures (none: a round that fails
+    stops the run, and the resume redoes it)."""
+    if ex is None:
+        return rounds(cfg, todo, out, LocalEngines(cfg)), list
+    from ..pipeline import RayEngines
+
+    engines = RayEngines(cfg, ex)
+    engines.start()
+
+    def finish() -> list[dict[str, Any]]:
+        engines.stop()
+        return []
+
+    return rounds(cfg, todo, out, engines, batch=ex.policy_batch), finish

@@ -1,0 +1,135 @@
+"""`run`'s settings reach what they configure: the preset's sampling and step filter (and the
+flags that override them), the engine flags, the verifier backends; bad input leaves nothing
+behind; the quiet mode keeps engine logs off the terminal."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Sequence
+
+import pytest
+
+from bestofn.cli import build_all, main
+from bestofn.cli.run import run_config
+from bestofn.config import RunConfig, SamplingConfig
+from bestofn.records import Question, Solution
+from bestofn.run import prepare
+from bestofn.stages import build_policy, build_scorer, solve
+from policies import POLICIES
+from policies.presets import get_preset
+
+
+def parse(*argv: str):
+    ap, _ = build_all()
+    return ap.parse_args(["run", *argv])
+
+
+class RecordingPolicy:
+    """A policy backend that answers every question with fixed texts and records the sampling
+    parameters it was asked with (what reaches a backend is the thing under test)."""
+
+    asked: list[SamplingConfig] = []
+
+    def __init__(self, model: str, *, preset: str = "medprm", device: str = "auto") -> None:
+        self.preset = get_preset(preset)
+
+    def sample(self, questions: Sequence[Question], n: int, params: SamplingConfig,
+               start: int = 0) -> list[list[Solution]]:
+        RecordingPolicy.asked.append(params)
+        return [[Solution.from_text("Step 1: x.\nStep 2: y.\nStep 3: the answer is (A).")
+                 for _ in range(n)] for _ in questions]
+
+
+@pytest.fixture
+def recording():
+    POLICIES.register("recording", RecordingPolicy)
+    RecordingPolicy.asked.clear()
+    yield RecordingPolicy
+    POLICIES._entries.pop("recording", None)
+
+
+@pytest.mark.parametrize("preset", ["medprm", "ii-medical", "grpo-acr"])
+def test_the_preset_sets_sampling_and_flags_override_it(preset, recording):
+    want = get_preset(preset)
+    cfg, _ = prepare(run_config(parse("--policy", "m", "--policy-backend", "recording",
+                                      "--preset", preset, "--prm", "none")))
+    assert cfg.sampling() == SamplingConfig(want.sampling.temperature, want.sampling.top_k,
+                                            want.sampling.top_p, want.sampling.max_tokens, 0)
+    assert (cfg.min_steps, cfg.max_steps) == (want.steps or (0, 0))
+    [sols] = solve(build_policy(cfg), [Question(id="q", stem="s", options={"A": "a"})], cfg)
+    assert recording.asked[-1] == cfg.sampling() and len(sols) == cfg.n
+    over, _ = prepare(run_config(parse("--policy", "m", "--policy-backend", "recording",
+                                       "--preset", preset, "--temperature", "0.3",
+                                       "--max-tokens", "77", "--valid-steps", "2-5")))
+    assert (over.temperature, over.max_tokens, over.top_p) == (0.3, 77, want.sampling.top_p)
+    assert (over.min_steps, over.max_steps) == (2, 5)
+    solve(build_policy(over), [Question(id="q", stem="s", options={"A": "a"})], over)
+    assert recording.asked[-1].temperature == 0.3 and recording.asked[-1].max_tokens == 77
+
+
+def test_config_json_records_what_was_used(tmp_path, recording):
+    out = tmp_path / "r"
+    assert main(["run", "--out", str(out), "--questions", "2", "-n", "2", "--policy", "m",
+                 "--policy-backend", "recording", "--preset", "ii-medical", "--prm", "none",
+                 "--top-k", "7", "--no-ray"]) == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["temperature"], cfg["top_p"], cfg["top_k"], cfg["max_tokens"]) == (
+        0.6, 0.9, 7, 8192)
+    assert cfg["preset"] == "ii-medical" and "engine" not in cfg
+
+
+def test_engine_and_backend_flags_reach_their_backends(tiny_llama_special):
+    a = parse("--policy", "served-model", "--policy-backend", "openai", "--base-url",
+              "http://127.0.0.1:9/v1", "--concurrency", "3", "--prm", "none")
+    policy = build_policy(prepare(run_config(a))[0]).policy  # inside the medprm step filter
+    assert type(policy).__name__ == "OpenAIPolicy"
+    assert "127.0.0.1:9" in str(vars(policy)) and 3 in vars(policy).values()
+    v = run_config(parse("--policy-backend", "vllm", "--tensor-parallel-size", "2",
+                         "--gpu-memory-utilization", "0.5", "--kv-cache-gb", "3", "--lora",
+                         "adapter"))
+    kw = v.engine.backend_kwargs("vllm", preset=v.preset, device=v.device, lora=v.lora)
+    assert (kw["tensor_parallel_size"], kw["gpu_memory_utilization"], kw["kv_cache_gb"],
+            kw["lora"]) == (2, 0.5, 3.0, "adapter")
+    hf = prepare(run_config(parse("--policy", str(tiny_llama_special), "--policy-backend", "hf",
+                                  "--batch-size", "5", "--prm", str(tiny_llama_special),
+                                  "--prm-backend", "prm-hf", "--device", "cpu",
+                                  "--valid-steps", "off")))[0]
+    assert build_policy(hf).batch_size == 5
+    assert type(build_scorer(hf).prm).__name__ == "HFPRMScorer"
+    with pytest.raises(KeyError, match="unknown scorer 'prm-nope'"):
+        build_scorer(RunConfig(prm="x", prm_backend="prm-nope"))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--dataset", "missing.jsonl"], "missing.jsonl"),
+    (["--rules", "nope"], None),
+    (["--valid-steps", "3-x"], "--valid-steps"),
+    (["--preset", "nope"], "error: unknown policy preset 'nope'"),
+])
+def test_bad_input_leaves_no_run_folder(tmp_path, capsys, argv, message):
+    out = tmp_path / "r"
+    try:
+        code = main(["run", "--out", str(out), "--prm", "none", *argv])
+    except SystemExit as e:
+        code = e.code
+    assert code == 2 and not out.exists()
+    if message:
+        assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_quiet_run_keeps_engine_logs_in_the_log_file(tmp_path, tiny_llama_special):
+    pytest.importorskip("vllm")
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "bestofn.cli", "run", "--out", str(out), "--questions", "1",
+           "-n", "2", "--policy", str(tiny_llama_special), "--prm", "none", "--max-tokens", "8",
+           "--device", "cpu", "--valid-steps", "off", "--no-ray"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    terminal = done.stdout + done.stderr
+    assert "INFO" not in terminal and "vLLM" not in terminal
+    assert "Majority vote" in done.stdout
+    log = (out / "engine.log").read_text()
+    assert "INFO" in log
