@@ -1,0 +1,305 @@
+"""Stopping rules: when the samples drawn so far for one question have settled its answer.
+
+A rule is pure: `stop(drawn)` looks at the answers (and, for verifier-aware rules, the per-sample
+verifier scores) of the samples drawn so far for ONE question, in draw order, and says whether
+to stop drawing. Every rule has `min_n` and `max_n`: it never stops before `min_n` samples and
+always stops at `max_n` (`Bounds.stop` applies both around the rule's own `settled` test). A
+sample with no extracted answer (`None`) never votes but counts as drawn.
+
+Rules (`RULES`, `parse_rule("beta:eps=0.01,max_n=32")`; `fixed:max_n=N` is fixed N as a rule):
+
+- `esc`: Early-Stopping Self-Consistency (Li et al., ICLR 2024). Samples are drawn in
+  consecutive, non-overlapping windows of `w` (default 5, the paper's window; its Figure 1
+  splits a budget of 20 into windows of 5 and stops at the first window whose answers are all
+  the same, i.e. whose answer distribution has zero entropy). The decision is per window: the
+  rule is asked after every sample but only says stop after a full window (k a multiple of
+  `w`) whose `w` answers are identical and not None.
+- `beta`: Adaptive-Consistency (Aggarwal et al., EMNLP 2023; `BetaStoppingCriteria` in
+  Pranjal2041/AdaptiveConsistency). With v1 >= v2 the counts of the two most frequent answers,
+  stop when P(p > 1/2 | p ~ Beta(v1 + 1, v2 + 1)) >= 1 - eps, the posterior probability that
+  the leader stays ahead of the runner-up. With more than two answers this top-two Beta is the
+  paper's tractable stand-in for the Dirichlet over all answers (their Dirichlet variant needs
+  a Monte Carlo integral and is not the one they ship as default). Default eps = 0.05 (their
+  default `conf_thresh` 0.95). For integer counts the probability is computed exactly: P(Beta(
+  a + 1, b + 1) > 1/2) = P(Binomial(a + b + 1, 1/2) >= a + 1), a finite sum of binomial
+  coefficients (no quadrature, no sampling).
+- `prm`: verifier-aware, for PRM-weighted vote (and reported for PRM best-of-N). Each sample
+  with an answer and a score s in [0, 1] votes s for its answer (as `select.weighted_vote`).
+  W1 >= W2 are the leader's and the runner-up's summed scores after k samples.
+  * Safe: with r = max_n - k samples still allowed, each able to add at most 1 (a PRM score is
+    a probability) to one answer, the leader cannot be overturned when W1 - W2 > r; the
+    weighted vote at max_n is then the one already in hand, whatever the rest would say.
+  * Probabilistic (eps > 0): the summed scores, rescaled so that they add up to the number of
+    scored samples with an answer (c_a = W_a / mean score: an answer whose samples the
+    verifier likes more than average gets more than one vote per sample, and the rule does not
+    depend on the scale of the scores, exactly like the weighted vote itself), are treated as
+    Adaptive-Consistency's counts: stop when P(Beta(c1 + 1, c2 + 1) > 1/2) >= 1 - eps. The
+    regularised incomplete beta for these non-integer counts is a continued fraction
+    (`beta_upper_tail`). Stop when either test holds; eps = 0 is the safe rule alone.
+  Default eps = 0.05, the same confidence level as `beta`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from functools import lru_cache
+from typing import ClassVar, Protocol, runtime_checkable
+
+DEFAULT_MAX_N = 64
+"""A question never draws more than this many samples unless the rule says otherwise."""
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """What one question has drawn so far, in draw order. `scores` (a verifier aggregate per
+    sample, e.g. PRM min, None for unscored) and `confidences` run parallel to `answers`."""
+
+    answers: Sequence[str | None]
+    scores: Sequence[float | None] | None = None
+    confidences: Sequence[float | None] | None = None
+
+    def __len__(self) -> int:
+        return len(self.answers)
+
+
+@runtime_checkable
+class StoppingRule(Protocol):
+    """Stop or not, given one question's samples so far. `needs` names the per-sample inputs
+    beyond the answers that the rule reads ("scores", "confidences")."""
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]]
+    min_n: int
+    max_n: int
+
+    def stop(self, drawn: Drawn) -> bool: ...
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """`min_n` <= samples <= `max_n`, shared by every rule; subclasses define `settled`."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset()
+    min_n: int = 1
+    max_n: int = DEFAULT_MAX_N
+
+    def __post_init__(self) -> None:
+        if self.min_n < 1:
+            raise ValueError(f"rule {self.name!r}: min_n must be >= 1, got {self.min_n}")
+        if self.max_n < self.min_n:
+            raise ValueError(f"rule {self.name!r}: max_n ({self.max_n}) < min_n ({self.min_n})")
+
+    def stop(self, drawn: Drawn) -> bool:
+        k = len(drawn)
+        if k >= self.max_n:
+            return True
+        if k < self.min_n:
+            return False
+        return self.settled(drawn)
+
+    def settled(self, drawn: Drawn) -> bool:
+        raise NotImplementedError
+
+
+def top_two(weights: dict[str, float]) -> tuple[float, float]:
+    """The largest and second-largest values (0 when missing)."""
+    if not weights:
+        return 0.0, 0.0
+    if len(weights) == 1:
+        return next(iter(weights.values())), 0.0
+    a, b = sorted(weights.values(), reverse=True)[:2]
+    return a, b
+
+
+@lru_cache(maxsize=65536)
+def beta_leader_prob(a: int, b: int) -> float:
+    """P(p > 1/2) for p ~ Beta(a + 1, b + 1), exactly, for integer counts a, b >= 0.
+
+    The Beta(a + 1, b + 1) CDF at x is P(Binomial(a + b + 1, x) >= a + 1), so at x = 1/2 the
+    upper tail is P(Binomial(n, 1/2) <= a) = sum_{j=0}^{a} C(n, j) / 2^n with n = a + b + 1
+    (integer arithmetic, then one division).
+    """
+    n = a + b + 1
+    return sum(math.comb(n, j) for j in range(a + 1)) / 2**n
+
+
+def beta_upper_tail(alpha: float, beta: float, x: float = 0.5) -> float:
+    """P(X > x) for X ~ Beta(alpha, beta), alpha, beta > 0: 1 - I_x(alpha, beta).
+
+    The regularised incomplete beta by its continued fraction (modified Lentz), evaluated on
+    the side where it converges fast (x < (alpha + 1) / (alpha + beta + 2)), with the symmetry
+    I_x(a, b) = 1 - I_{1-x}(b, a) on the other side.
+    """
+    if not (alpha > 0 and beta > 0):
+        raise ValueError(f"Beta parameters must be > 0, got {alpha}, {beta}")
+    if x <= 0:
+        return 1.0
+    if x >= 1:
+        return 0.0
+    log_front = (math.lgamma(alpha + beta) - math.lgamma(alpha) - math.lgamma(beta)
+                 + alpha * math.log(x) + beta * math.log1p(-x))
+    if x < (alpha + 1) / (alpha + beta + 2):
+        return 1.0 - math.exp(log_front) * _betacf(alpha, beta, x) / alpha
+    return math.exp(log_front) * _betacf(beta, alpha, 1 - x) / beta
+
+
+def _betacf(a: float, b: float, x: float, iters: int = 300, tol: float = 1e-15) -> float:
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, iters + 1):
+        m2 = 2 * m
+        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
+                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < tol:
+            break
+    return h
+
+
+@dataclass(frozen=True)
+class ESC(Bounds):
+    """Early-Stopping Self-Consistency: stop after a window of `w` identical answers."""
+
+    name: ClassVar[str] = "esc"
+    w: int = 5
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.w < 1:
+            raise ValueError(f"rule 'esc': w must be >= 1, got {self.w}")
+
+    def settled(self, drawn: Drawn) -> bool:
+        k = len(drawn)
+        if k % self.w:
+            return False
+        window = drawn.answers[k - self.w:]
+        return window[0] is not None and all(a == window[0] for a in window)
+
+
+@dataclass(frozen=True)
+class Beta(Bounds):
+    """Adaptive-Consistency: stop when P(leader stays ahead of the runner-up) >= 1 - eps."""
+
+    name: ClassVar[str] = "beta"
+    eps: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.eps < 1:
+            raise ValueError(f"rule 'beta': eps must be in (0, 1), got {self.eps}")
+
+    def settled(self, drawn: Drawn) -> bool:
+        counts = Counter(a for a in drawn.answers if a is not None)
+        if not counts:
+            return False
+        (_, a), *rest = counts.most_common(2)
+        return beta_leader_prob(a, rest[0][1] if rest else 0) >= 1 - self.eps
+
+
+@dataclass(frozen=True)
+class PRM(Bounds):
+    """Verifier-weighted vote settled: safe margin bound, or score-weighted Beta (eps > 0)."""
+
+    name: ClassVar[str] = "prm"
+    needs: ClassVar[frozenset[str]] = frozenset({"scores"})
+    eps: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 <= self.eps < 1:
+            raise ValueError(f"rule 'prm': eps must be in [0, 1), got {self.eps}")
+
+    def settled(self, drawn: Drawn) -> bool:
+        if drawn.scores is None:
+            raise ValueError("rule 'prm' needs per-sample verifier scores (PRM); none given")
+        weights: dict[str, float] = {}
+        n_scored = 0
+        for a, s in zip(drawn.answers, drawn.scores, strict=True):
+            if a is not None and s is not None:
+                weights[a] = weights.get(a, 0.0) + s
+                n_scored += 1
+        w1, w2 = top_two(weights)
+        if w1 - w2 > self.max_n - len(drawn):
+            return True
+        total = sum(weights.values())
+        if self.eps == 0 or total <= 0:
+            return False
+        scale = n_scored / total
+        return beta_upper_tail(w1 * scale + 1, w2 * scale + 1) >= 1 - self.eps
+
+
+@dataclass(frozen=True)
+class Fixed(Bounds):
+    """Never settled: exactly `max_n` samples (fixed N as a rule, for side-by-side figures)."""
+
+    name: ClassVar[str] = "fixed"
+
+    def settled(self, drawn: Drawn) -> bool:
+        return False
+
+
+RULES: dict[str, type[Bounds]] = {r.name: r for r in (ESC, Beta, PRM, Fixed)}
+"""Rule name → class; every parameter is a dataclass field (`min_n`, `max_n` and the rule's)."""
+
+_PARSERS: dict[type, Callable[[str], object]] = {int: int, float: float}
+
+
+def make_rule(name: str, /, **params: object) -> Bounds:
+    """A rule by name with keyword parameters; unknown names and parameters are refused."""
+    if name not in RULES:
+        raise ValueError(f"unknown stopping rule {name!r}; known: {', '.join(sorted(RULES))}")
+    cls = RULES[name]
+    known = rule_params(name)
+    bad = sorted(set(params) - set(known))
+    if bad:
+        raise ValueError(f"rule {name!r}: unknown parameter(s) {', '.join(bad)}; "
+                         f"known: {', '.join(known)}")
+    return cls(**params)  # type: ignore[arg-type]
+
+
+def rule_params(name: str) -> dict[str, object]:
+    """A rule's parameters and their defaults."""
+    return {f.name: f.default for f in fields(RULES[name])}
+
+
+def parse_rule(spec: str) -> Bounds:
+    """`"beta"`, `"beta:eps=0.01,min_n=4,max_n=64"` → a rule. Errors name the bad part."""
+    name, _, rest = spec.strip().partition(":")
+    name = name.strip()
+    if name not in RULES:
+        raise ValueError(f"unknown stopping rule {name!r} in {spec!r}; "
+                         f"known: {', '.join(sorted(RULES))}")
+    defaults = rule_params(name)
+    params: dict[str, object] = {}
+    for part in filter(None, (p.strip() for p in rest.split(","))):
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq:
+            raise ValueError(f"rule {name!r}: expected key=value, got {part!r} in {spec!r}")
+        if key not in defaults:
+            raise ValueError(f"rule {name!r}: unknown parameter {key!r}; "
+                             f"known: {', '.join(defaults)}")
+        kind = type(defaults[key])
+        try:
+            params[key] = _PARSERS[kind](value.strip())
+        except ValueError:
+            raise ValueError(f"rule {name!r}: parameter {key!r} must be "
+                             f"{'an integer' if kind is int else 'a number'}, "
+                             f"got {value.strip()!r}") from None
+    return make_rule(name, **params)
+
+
+def format_rule(rule: Bounds) -> str:
+    """The spec `parse_rule` reads back to an equal rule."""
+    params = ",".join(f"{f.name}={getattr(rule, f.name)}" for f in fields(rule))
+    return f"{rule.name}:{params}"
