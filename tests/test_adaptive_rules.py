@@ -258,3 +258,17 @@ def test_make_rule_errors():
         make_rule("nope")
     with pytest.raises(ValueError, match="unknown parameter"):
         make_rule("esc", eps=0.1)
+
+
+@pytest.mark.parametrize("spec", ["beta", "beta:eps=0.2,min_n=3,max_n=12", "esc",
+                                  "esc:w=3,min_n=4", "prm", "prm:eps=0,max_n=10",
+                                  "prm:eps=0.3,min_n=2", "fixed:max_n=6"])
+def test_incremental_first_stop_equals_asking_prefix_by_prefix(spec):
+    rule = parse_rule(spec)
+    rng = random.Random(spec)
+    for _ in range(150):
+        n = rng.randint(0, 30)
+        answers = rng.choices(["A", "B", "C", None], weights=[6, 2, 1, 1], k=n)
+        scores = [None if rng.random() < 0.1 else rng.random() for _ in range(n)]
+        drawn = Drawn(answers, scores)
+        assert rule.first_stop(drawn) == first_stop(rule, answers, scores), (answers, scores)

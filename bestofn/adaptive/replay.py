@@ -24,6 +24,7 @@ import numpy as np
 
 from ..evaluate import question_outcomes
 from ..records import Item
+from ..select import aggregate_all
 from ..stats import CI_LEVEL, Estimate, bootstrap_interval, method_order
 from .rules import Bounds, Drawn, Fixed, format_rule
 
@@ -107,6 +108,8 @@ class Replayer:
             raise ValueError("no question with a gold answer to evaluate")
         self.draws, self.seed, self.aggregate = draws, seed, aggregate
         self.orders = [self._orders(it) for it in self.items]
+        self.scores = [None if it.prm is None else aggregate_all(it.prm, aggregate)
+                       for it in self.items]
         self._cache: dict[tuple[int, int, int], dict[str, float]] = {}
 
     def _orders(self, item: Item) -> list[list[int]]:
@@ -139,20 +142,12 @@ class Replayer:
     def drawn(self, qi: int, order: Sequence[int]) -> Drawn:
         it = self.items[qi]
         answers = [it.solutions[i].answer for i in order]
-        scores = None if it.prm is None else [it.prm[i].aggregate(self.aggregate) for i in order]
+        agg = self.scores[qi]
+        scores = None if agg is None else [agg[i] for i in order]
         return Drawn(answers, scores)
 
-    def stop_point(self, rule: Bounds, full: Drawn) -> int:
-        """The first k at which `rule` stops on the prefix of k, or all samples."""
-        cap = min(len(full), rule.max_n)
-        for k in range(1, cap):
-            prefix = Drawn(full.answers[:k],
-                           None if full.scores is None else full.scores[:k])
-            if rule.stop(prefix):
-                return k
-        return cap
-
     def outcomes(self, qi: int, d: int, k: int) -> dict[str, float]:
+        """`question_outcomes` of the first k samples of draw d (cached)."""
         key = (qi, d, k)
         if key not in self._cache:
             it, order = self.items[qi], self.orders[qi][d][:k]
@@ -172,7 +167,7 @@ class Replayer:
         for qi, it in enumerate(self.items):
             per_draw = []
             for d, order in enumerate(self.orders[qi]):
-                k = self.stop_point(rule, self.drawn(qi, order))
+                k = rule.first_stop(self.drawn(qi, order))
                 stops[qi, d] = k
                 toks = [it.solutions[i].meta.get("tokens") for i in order[:k]]
                 counted = counted and all(isinstance(t, int) for t in toks)

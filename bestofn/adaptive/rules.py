@@ -64,6 +64,11 @@ class Drawn:
     def __len__(self) -> int:
         return len(self.answers)
 
+    def prefix(self, k: int) -> Drawn:
+        """The first k samples."""
+        return Drawn(self.answers[:k], None if self.scores is None else self.scores[:k],
+                     None if self.confidences is None else self.confidences[:k])
+
 
 @runtime_checkable
 class StoppingRule(Protocol):
@@ -103,6 +108,18 @@ class Bounds:
 
     def settled(self, drawn: Drawn) -> bool:
         raise NotImplementedError
+
+    def first_stop(self, full: Drawn) -> int:
+        """The first k at which `stop` holds on the first k samples of `full`, or len(full)
+        when none does. Asking prefix by prefix costs O(n^2); rules override this with one
+        incremental pass that gives the same k (tests hold them to this loop)."""
+        for k in range(1, len(full) + 1):
+            if self.stop(full.prefix(k)):
+                return k
+        return len(full)
+
+    def _cap(self, full: Drawn) -> int:
+        return min(len(full), self.max_n)
 
 
 def top_two(weights: dict[str, float]) -> tuple[float, float]:
@@ -185,6 +202,14 @@ class ESC(Bounds):
         window = drawn.answers[k - self.w:]
         return window[0] is not None and all(a == window[0] for a in window)
 
+    def first_stop(self, full: Drawn) -> int:
+        cap = self._cap(full)
+        first = max(self.w, -(-self.min_n // self.w) * self.w)
+        for k in range(first, cap, self.w):
+            if self.settled(full.prefix(k)):
+                return k
+        return cap
+
 
 @dataclass(frozen=True)
 class Beta(Bounds):
@@ -204,6 +229,18 @@ class Beta(Bounds):
             return False
         (_, a), *rest = counts.most_common(2)
         return beta_leader_prob(a, rest[0][1] if rest else 0) >= 1 - self.eps
+
+    def first_stop(self, full: Drawn) -> int:
+        cap = self._cap(full)
+        counts: dict[str, int] = {}
+        for k, a in enumerate(full.answers[:cap - 1], 1):
+            if a is not None:
+                counts[a] = counts.get(a, 0) + 1
+            if k >= self.min_n and counts:
+                v1, v2 = top_two(counts)
+                if beta_leader_prob(int(v1), int(v2)) >= 1 - self.eps:
+                    return k
+        return cap
 
 
 @dataclass(frozen=True)
@@ -228,14 +265,32 @@ class PRM(Bounds):
             if a is not None and s is not None:
                 weights[a] = weights.get(a, 0.0) + s
                 n_scored += 1
+        return self._settled(weights, n_scored, len(drawn))
+
+    def _settled(self, weights: dict[str, float], n_scored: int, k: int) -> bool:
         w1, w2 = top_two(weights)
-        if w1 - w2 > self.max_n - len(drawn):
+        if w1 - w2 > self.max_n - k:
             return True
-        total = sum(weights.values())
+        total = math.fsum(weights.values())
         if self.eps == 0 or total <= 0:
             return False
         scale = n_scored / total
         return beta_upper_tail(w1 * scale + 1, w2 * scale + 1) >= 1 - self.eps
+
+    def first_stop(self, full: Drawn) -> int:
+        if full.scores is None:
+            raise ValueError("rule 'prm' needs per-sample verifier scores (PRM); none given")
+        cap = self._cap(full)
+        weights: dict[str, float] = {}
+        n_scored = 0
+        for k in range(1, cap):
+            a, s = full.answers[k - 1], full.scores[k - 1]
+            if a is not None and s is not None:
+                weights[a] = weights.get(a, 0.0) + s
+                n_scored += 1
+            if k >= self.min_n and self._settled(weights, n_scored, k):
+                return k
+        return cap
 
 
 @dataclass(frozen=True)
@@ -246,6 +301,9 @@ class Fixed(Bounds):
 
     def settled(self, drawn: Drawn) -> bool:
         return False
+
+    def first_stop(self, full: Drawn) -> int:
+        return self._cap(full)
 
 
 RULES: dict[str, type[Bounds]] = {r.name: r for r in (ESC, Beta, PRM, Fixed)}
