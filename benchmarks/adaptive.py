@@ -41,6 +41,7 @@ ROOT = Path(__file__).resolve().parent.parent
 THOUGHTSOURCE = ROOT / "tests" / "data" / "thoughtsource_medqa_cots.json.gz"
 SMOLLM2 = ROOT / "benchmarks" / "data" / "smollm2_medqa40_n16_prm.jsonl"
 GRIDS = {"beta": ("eps", [0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.001]),
+         "dirichlet": ("eps", [0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.001]),
          "esc": ("w", [2, 3, 4, 5, 6, 8]),
          "prm": ("eps", [0.3, 0.2, 0.1, 0.05, 0.02, 0.01, 0.0])}
 B = 2000
@@ -156,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     lines = ["## Adaptive compute: stopping rules on stored samples", "",
              f"`python benchmarks/adaptive.py --draws {a.draws}{' --write' if a.write else ''}`"
-             " (bootstrap B = 2000 over questions; rules at their defaults: beta eps=0.05, "
-             "esc w=5, prm eps=0.05, max_n=64).", ""]
+             " (bootstrap B = 2000 over questions; rules at their defaults: beta and "
+             "dirichlet eps=0.05, esc w=5, prm eps=0.05, max_n=64).", ""]
     run_dataset("ThoughtSource MedQA CoTs (GPT-4/3.5, Cohere, Flan-T5, davinci)",
                 thoughtsource_items(min_cots=a.min_cots), a.draws, lines)
     if Path(a.smollm2).exists():

@@ -23,6 +23,10 @@ Rules (`RULES`, `parse_rule("beta:eps=0.01,max_n=32")`; `fixed:max_n=N` is fixed
   default `conf_thresh` 0.95). For integer counts the probability is computed exactly: P(Beta(
   a + 1, b + 1) > 1/2) = P(Binomial(a + b + 1, 1/2) >= a + 1), a finite sum of binomial
   coefficients (no quadrature, no sampling).
+- `dirichlet`: Adaptive-Consistency's Dirichlet criterion: P(the leader has the largest
+  probability | p ~ Dirichlet(counts + 1) over every observed answer) >= 1 - eps; with fewer
+  than three answers it is `beta`, as in their code. Their code integrates by Monte Carlo;
+  here it is a deterministic one-dimensional integral (`posterior.dirichlet_leader_prob`).
 - `prm`: verifier-aware, for PRM-weighted vote (and reported for PRM best-of-N). Each sample
   with an answer and a score s in [0, 1] votes s for its answer (as `select.weighted_vote`).
   W1 >= W2 are the leader's and the runner-up's summed scores after k samples.
@@ -45,8 +49,9 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from functools import lru_cache
 from typing import ClassVar, Protocol, runtime_checkable
+
+from .posterior import beta_leader_prob, beta_upper_tail, dirichlet_leader_prob, top_two
 
 DEFAULT_MAX_N = 64
 """A question never draws more than this many samples unless the rule says otherwise."""
@@ -122,67 +127,6 @@ class Bounds:
         return min(len(full), self.max_n)
 
 
-def top_two(weights: dict[str, float]) -> tuple[float, float]:
-    """The largest and second-largest values (0 when missing)."""
-    if not weights:
-        return 0.0, 0.0
-    if len(weights) == 1:
-        return next(iter(weights.values())), 0.0
-    a, b = sorted(weights.values(), reverse=True)[:2]
-    return a, b
-
-
-@lru_cache(maxsize=65536)
-def beta_leader_prob(a: int, b: int) -> float:
-    """P(p > 1/2) for p ~ Beta(a + 1, b + 1), exactly, for integer counts a, b >= 0.
-
-    The Beta(a + 1, b + 1) CDF at x is P(Binomial(a + b + 1, x) >= a + 1), so at x = 1/2 the
-    upper tail is P(Binomial(n, 1/2) <= a) = sum_{j=0}^{a} C(n, j) / 2^n with n = a + b + 1
-    (integer arithmetic, then one division).
-    """
-    n = a + b + 1
-    return sum(math.comb(n, j) for j in range(a + 1)) / 2**n
-
-
-def beta_upper_tail(alpha: float, beta: float, x: float = 0.5) -> float:
-    """P(X > x) for X ~ Beta(alpha, beta), alpha, beta > 0: 1 - I_x(alpha, beta).
-
-    The regularised incomplete beta by its continued fraction (modified Lentz), evaluated on
-    the side where it converges fast (x < (alpha + 1) / (alpha + beta + 2)), with the symmetry
-    I_x(a, b) = 1 - I_{1-x}(b, a) on the other side.
-    """
-    if not (alpha > 0 and beta > 0):
-        raise ValueError(f"Beta parameters must be > 0, got {alpha}, {beta}")
-    if x <= 0:
-        return 1.0
-    if x >= 1:
-        return 0.0
-    log_front = (math.lgamma(alpha + beta) - math.lgamma(alpha) - math.lgamma(beta)
-                 + alpha * math.log(x) + beta * math.log1p(-x))
-    if x < (alpha + 1) / (alpha + beta + 2):
-        return 1.0 - math.exp(log_front) * _betacf(alpha, beta, x) / alpha
-    return math.exp(log_front) * _betacf(beta, alpha, 1 - x) / beta
-
-
-def _betacf(a: float, b: float, x: float, iters: int = 300, tol: float = 1e-15) -> float:
-    tiny = 1e-300
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, iters + 1):
-        m2 = 2 * m
-        for num in (m * (b - m) * x / ((a + m2 - 1) * (a + m2)),
-                    -(a + m) * (a + b + m) * x / ((a + m2) * (a + m2 + 1))):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + num / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < tol:
-            break
-    return h
-
-
 @dataclass(frozen=True)
 class ESC(Bounds):
     """Early-Stopping Self-Consistency: stop after a window of `w` identical answers."""
@@ -241,6 +185,29 @@ class Beta(Bounds):
                 if beta_leader_prob(int(v1), int(v2)) >= 1 - self.eps:
                     return k
         return cap
+
+
+@dataclass(frozen=True)
+class Dirichlet(Bounds):
+    """Adaptive-Consistency's Dirichlet criterion over every observed answer, computed exactly
+    (their code: Monte Carlo); with fewer than three answers it is the Beta rule, as theirs."""
+
+    name: ClassVar[str] = "dirichlet"
+    eps: float = 0.05
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if not 0 < self.eps < 1:
+            raise ValueError(f"rule 'dirichlet': eps must be in (0, 1), got {self.eps}")
+
+    def settled(self, drawn: Drawn) -> bool:
+        counts = sorted(Counter(a for a in drawn.answers if a is not None).values(),
+                        reverse=True)
+        if not counts:
+            return False
+        if len(counts) < 3:
+            return beta_leader_prob(counts[0], counts[1] if len(counts) > 1 else 0) >= 1 - self.eps
+        return dirichlet_leader_prob(tuple(counts)) >= 1 - self.eps
 
 
 @dataclass(frozen=True)
@@ -306,7 +273,7 @@ class Fixed(Bounds):
         return self._cap(full)
 
 
-RULES: dict[str, type[Bounds]] = {r.name: r for r in (ESC, Beta, PRM, Fixed)}
+RULES: dict[str, type[Bounds]] = {r.name: r for r in (ESC, Beta, Dirichlet, PRM, Fixed)}
 """Rule name → class; every parameter is a dataclass field (`min_n`, `max_n` and the rule's)."""
 
 _PARSERS: dict[type, Callable[[str], object]] = {int: int, float: float}
