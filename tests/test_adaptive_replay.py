@@ -139,3 +139,16 @@ def test_replay_of_2000_by_64_takes_seconds():
     took = time.perf_counter() - t0
     assert res.stops.shape == (2000, 1)
     assert took < 30, took  # measured ~3 s on the 2-core machine; loose for shared load
+
+
+def test_rounds_ask_the_rule_only_at_round_ends():
+    items = make_items(30, 20, seed=7)
+    rule = parse_rule("beta")
+    res = replay(items, rule, round_size=4)
+    for it, k in zip(items, res.stops[:, 0], strict=True):
+        answers = [s.answer for s in it.solutions]
+        want = next((r for r in range(4, 20, 4) if rule.stop(Drawn(answers[:r]))), 20)
+        assert k == want
+    assert res.mean_samples >= replay(items, rule).mean_samples
+    with pytest.raises(ValueError, match="round_size must be >= 1"):
+        replay(items, rule, round_size=0)

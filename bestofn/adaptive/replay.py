@@ -157,7 +157,19 @@ class Replayer:
             self._cache[key] = question_outcomes(sub, seed=self.seed)
         return self._cache[key]
 
-    def run(self, rule: Bounds) -> AdaptiveResult:
+    def stop_point(self, rule: Bounds, full: Drawn, round_size: int = 1) -> int:
+        """Where `rule` stops on `full`, asked after every sample (`round_size` 1) or, as an
+        online run drawing rounds of R does, only after samples R, 2R, … (and at the cap)."""
+        if round_size == 1:
+            return rule.first_stop(full)
+        cap = min(len(full), rule.max_n)
+        return next((k for k in range(round_size, cap, round_size)
+                     if rule.stop(full.prefix(k))), cap)
+
+    def run(self, rule: Bounds, *, round_size: int = 1) -> AdaptiveResult:
+        """Replay `rule` (asked every `round_size` samples) over every question and draw."""
+        if round_size < 1:
+            raise ValueError(f"round_size must be >= 1, got {round_size}")
         self.check(rule)
         n_draws = len(self.orders[0])
         stops = np.zeros((len(self.items), n_draws), dtype=np.int64)
@@ -167,7 +179,7 @@ class Replayer:
         for qi, it in enumerate(self.items):
             per_draw = []
             for d, order in enumerate(self.orders[qi]):
-                k = rule.first_stop(self.drawn(qi, order))
+                k = self.stop_point(rule, self.drawn(qi, order), round_size)
                 stops[qi, d] = k
                 toks = [it.solutions[i].meta.get("tokens") for i in order[:k]]
                 counted = counted and all(isinstance(t, int) for t in toks)
@@ -186,10 +198,12 @@ class Replayer:
 
 
 def replay(items: Sequence[Item], rule: Bounds, *, draws: int | None = None, seed: int = 0,
-           aggregate: str = "min") -> AdaptiveResult:
+           aggregate: str = "min", round_size: int = 1) -> AdaptiveResult:
     """Replay `rule` over the graded questions of `items` (file order, or `draws` seeded
-    permutations) and evaluate every selection method where it stopped."""
-    return Replayer(items, draws=draws, seed=seed, aggregate=aggregate).run(rule)
+    permutations) and evaluate every selection method where it stopped. `round_size` R asks
+    the rule only after every R samples, as an online run in rounds of R does."""
+    return Replayer(items, draws=draws, seed=seed, aggregate=aggregate).run(
+        rule, round_size=round_size)
 
 
 @dataclass
