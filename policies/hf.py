@@ -10,12 +10,18 @@ from bestofn.records import Question, Solution
 from bestofn.registry import require
 from bestofn.torch_utils import resolve_device, resolve_dtype
 
-from . import SamplingConfig, question_seed
+from . import SamplingConfig, check_round, question_seed
 from .presets import Preset, get_preset
 
 
 class HFPolicy:
     """N sampled solutions per question, in chunks of `batch_size` sequences.
+
+    Chunks are aligned to sample indices: chunk c holds samples c*B..c*B+B-1 (B = batch_size),
+    is always generated whole from the seed `question_seed(seed, question_id, c)`, and the
+    samples a call asks for are cut out of it. So sample i is the same whichever call (and
+    round: `start`) asks for it; the price is up to B - 1 discarded sequences at each end of
+    a call that does not start and end on a chunk boundary (choose rounds as multiples of B).
 
     `lora` names a PEFT adapter folder applied on top of the model (kept unmerged, so the
     same weights as vLLM's `LoRARequest` are used).
@@ -38,27 +44,30 @@ class HFPolicy:
         self.model = net.to(self.device).eval()
         self.stop_ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
 
-    def sample(self, questions: Sequence[Question], n: int,
-               params: SamplingConfig) -> list[list[Solution]]:
-        return [self._sample_one(q, n, params) for q in questions]
+    def sample(self, questions: Sequence[Question], n: int, params: SamplingConfig,
+               start: int = 0) -> list[list[Solution]]:
+        check_round(n, start)
+        return [self._sample_one(q, n, params, start) for q in questions]
 
     @torch.inference_mode()
-    def _sample_one(self, q: Question, n: int, params: SamplingConfig) -> list[Solution]:
+    def _sample_one(self, q: Question, n: int, params: SamplingConfig,
+                    start: int) -> list[Solution]:
         ids = self.tokenizer.apply_chat_template(
             self.preset.messages(q), add_generation_prompt=True,
             return_tensors="pt", return_dict=True)["input_ids"].to(self.device)
+        b, end = self.batch_size, start + n
         out: list[Solution] = []
-        for chunk, start in enumerate(range(0, n, self.batch_size)):
-            k = min(self.batch_size, n - start)
+        for chunk in range(start // b, (end - 1) // b + 1):
             seed = question_seed(params.seed, q.id, chunk)
             torch.manual_seed(seed)
             gen = self.model.generate(
                 ids, do_sample=params.temperature > 0, temperature=params.temperature or None,
                 top_k=params.top_k or None, top_p=params.top_p, max_new_tokens=params.max_tokens,
-                num_return_sequences=k, pad_token_id=self.tokenizer.pad_token_id
+                num_return_sequences=b, pad_token_id=self.tokenizer.pad_token_id
                 or self.tokenizer.eos_token_id)
-            out += [self._solution(q, row, seed, start + i, params)
-                    for i, row in enumerate(gen[:, ids.shape[1]:])]
+            out += [self._solution(q, row, seed, chunk * b + i, params)
+                    for i, row in enumerate(gen[:, ids.shape[1]:])
+                    if start <= chunk * b + i < end]
         assert len(out) == n, f"expected {n} solutions for question {q.id}, got {len(out)}"
         return out
 

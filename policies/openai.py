@@ -7,6 +7,7 @@ status and the response body. Each question is one request with `n` samples and 
 `question_seed(seed, question_id)`; a server that rejects or ignores `n` is detected on the
 first such request and then asked for one sample per request, seeds `seed + k` (what vLLM
 gives its k-th sample of an `n` request, so both paths draw the same samples from vLLM).
+A round starting at sample k (`start=k`) asks with seed + k and numbers its samples from k.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from tqdm import tqdm
 from bestofn.records import Question, Solution
 from bestofn.registry import require
 
-from . import SamplingConfig, question_seed
+from . import SamplingConfig, check_round, question_seed
 from .presets import Preset, get_preset
 
 
@@ -67,12 +68,14 @@ def completions_url(base_url: str) -> str:
 
 @dataclass(frozen=True)
 class _Unit:
-    """One request: `k` samples of question `qi`, seed `seed`, filling slots from `first`."""
+    """One request: `k` samples of question `qi`, seed `seed`, filling slots from `first`;
+    its samples are numbered from `start + first` (`start`: the round's first sample)."""
 
     qi: int
     k: int
     seed: int
     first: int = 0
+    start: int = 0
 
 
 class OpenAIPolicy:
@@ -101,11 +104,12 @@ class OpenAIPolicy:
     def close(self) -> None:
         self.client.close()
 
-    def sample(self, questions: Sequence[Question], n: int,
-               params: SamplingConfig) -> list[list[Solution]]:
+    def sample(self, questions: Sequence[Question], n: int, params: SamplingConfig,
+               start: int = 0) -> list[list[Solution]]:
+        check_round(n, start)
         seeds = [question_seed(params.seed, q.id) for q in questions]
         slots: list[list[Solution | None]] = [[None] * n for _ in questions]
-        units = [_Unit(i, n, s) for i, s in enumerate(seeds)]
+        units = [_Unit(i, n, s + start, 0, start) for i, s in enumerate(seeds)]
         if self.n_per_request is False:
             units = [u for unit in units for u in self._singles(unit)]
         bar = tqdm(total=len(questions) * n, desc="samples", disable=not self.progress)
@@ -120,7 +124,8 @@ class OpenAIPolicy:
 
     @staticmethod
     def _singles(unit: _Unit) -> list[_Unit]:
-        return [_Unit(unit.qi, 1, unit.seed + j, unit.first + j) for j in range(unit.k)]
+        return [_Unit(unit.qi, 1, unit.seed + j, unit.first + j, unit.start)
+                for j in range(unit.k)]
 
     def _run(self, q: Question, unit: _Unit, params: SamplingConfig) -> list[Solution]:
         """A unit's samples; an `n` request the server refuses or cuts short goes on as single
@@ -145,7 +150,8 @@ class OpenAIPolicy:
         if params.top_k > 0:
             body.setdefault("top_k", params.top_k)  # vLLM / SGLang extension
         choices = sorted(self.post(body)["choices"], key=lambda c: c.get("index", 0))
-        return [self._solution(q, c, unit.seed, unit.first + j)
+        meta_seed = unit.seed if unit.k == 1 else unit.seed - unit.start - unit.first
+        return [self._solution(q, c, meta_seed, unit.start + unit.first + j)
                 for j, c in enumerate(choices[:unit.k])]
 
     def _solution(self, q: Question, choice: dict[str, Any], seed: int, index: int) -> Solution:

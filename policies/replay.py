@@ -13,7 +13,7 @@ from pathlib import Path
 from bestofn.files import read_items
 from bestofn.records import Question, Solution
 
-from . import SamplingConfig
+from . import SamplingConfig, check_round
 
 
 class MissingQuestion(KeyError):
@@ -25,7 +25,8 @@ class MissingQuestion(KeyError):
 
 class ReplayPolicy:
     """The first N stored solutions of each question (fewer when the file holds fewer:
-    Med-PRM's files keep only the valid ones). The sampling parameters are ignored."""
+    Med-PRM's files keep only the valid ones); a round starting at k gets stored solutions
+    k..k+N-1. The sampling parameters are ignored."""
 
     def __init__(self, model: str, *, preset: object = None, device: object = None) -> None:
         """`model` is the solutions file; `preset` and `device` are accepted and ignored, so
@@ -37,13 +38,14 @@ class ReplayPolicy:
                 raise ValueError(f"{self.path}: question_id {item.question.id!r} appears twice")
             self.by_id[item.question.id] = item.solutions
 
-    def sample(self, questions: Sequence[Question], n: int,
-               params: SamplingConfig) -> list[list[Solution]]:
+    def sample(self, questions: Sequence[Question], n: int, params: SamplingConfig,
+               start: int = 0) -> list[list[Solution]]:
+        check_round(n, start)
         missing = [q.id for q in questions if q.id not in self.by_id]
         if missing:
             shown = ", ".join(repr(m) for m in missing[:5])
             raise MissingQuestion(f"{self.path} has no solutions for question id(s) {shown}"
                            f"{' …' if len(missing) > 5 else ''} ({len(missing)} missing; "
                            f"the file holds {len(self.by_id)} questions)")
-        return [[Solution.from_dict(s.to_dict()) for s in self.by_id[q.id][:n]]
+        return [[Solution.from_dict(s.to_dict()) for s in self.by_id[q.id][start:start + n]]
                 for q in questions]

@@ -69,8 +69,13 @@ class ValidPolicy:
         self.policy, self.config = policy, config or ValidityConfig()
         self.drawn = self.kept = 0
 
-    def sample(self, questions: Sequence[Question], n: int,
-               params: SamplingConfig) -> list[list[Solution]]:
+    def sample(self, questions: Sequence[Question], n: int, params: SamplingConfig,
+               start: int = 0) -> list[list[Solution]]:
+        if start != 0:
+            raise ValueError(
+                f"the validity filter (ValidPolicy) cannot serve rounds (start={start}): it "
+                "draws 1.25 N and tops up per question, so its k-th kept solution is not a "
+                "fixed sample index; sample rounds without the filter (--no-filter)")
         cfg = self.config
         kept: list[list[Solution]] = [[] for _ in questions]
         rejected: list[list[Solution]] = [[] for _ in questions]

