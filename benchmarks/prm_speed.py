@@ -6,13 +6,16 @@ memory is its own) on identical encoded prompts:
 
   reference  the published Med-PRM loop: one solution at a time, full forward, full logits
   bestofn    bestofn's transformers backend: shared prefix once, two LM-head rows, batches
-  vllm       bestofn's vLLM pooling backend (when vLLM is installed)
+  vllm       bestofn's vLLM pooling backend (when vLLM is installed): each question's prefix
+             read from vLLM's prefix cache, `--per-call` questions per engine call
+  vllm-nocache  the same backend with prefix caching off (every prompt computed in full)
 
 It prints solutions/s, prefill tokens actually computed, peak memory above the loaded model,
 the ratios against the reference, and the largest score difference from the reference.
 
   python benchmarks/prm_speed.py                      # CPU: random Llama, hidden 512, 4 layers
   python benchmarks/prm_speed.py --shape llama-8b --device cuda   # Llama-3.1-8B shapes, bf16
+  python benchmarks/prm_speed.py --project h200       # roofline MODEL for Llama-3.1-8B on an H200
 """
 
 from __future__ import annotations
@@ -189,7 +192,8 @@ def worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
     for (_, _, sols), encs in zip(work, encoded, strict=True):  # keep what fits in max_len
         keep = [i for i, e in enumerate(encs) if not e.reason]
         sols[:], encs[:] = [sols[i] for i in keep], [encs[i] for i in keep]
-    run = {"reference": _run_reference, "bestofn": _run_bestofn, "vllm": _run_vllm}[method]
+    run = {"reference": _run_reference, "bestofn": _run_bestofn, "vllm": _run_vllm,
+           "vllm-nocache": _run_vllm}[method]
     out = run(model, tok, folder, work, encoded, args)
     out["useful_tflops"] = 2 * weights * out["prefill_tokens"] / out["seconds"] / 1e12
     return out
@@ -239,15 +243,21 @@ def _run_vllm(model, tok, folder, work, encoded, args) -> dict[str, Any]:
     from bestofn.scorers.prm_vllm import VLLMPRMScorer
 
     del model
-    scorer = VLLMPRMScorer(folder, device=args.device, max_len=args.max_len)
-    scorer.score_encoded(encoded[0][:2])
+    scorer = VLLMPRMScorer(folder, device=args.device, max_len=args.max_len,
+                           prefix_caching=args.worker != "vllm-nocache")
+    scorer.score_encoded([encoded[0][0]])  # warm-up (its prefix is cleared from the cache below)
+    scorer.llm.reset_prefix_cache()
+    scorer.memo.clear()
+    scores, computed = [], 0
     with PeakMemory(args.device) as mem:
         t = time.perf_counter()
-        scores = [s.probs for encs in encoded for s in scorer.score_encoded(encs)]
+        for i in range(0, len(encoded), args.per_call):
+            for g in scorer.score_encoded_many(encoded[i: i + args.per_call]):
+                scores += [s.probs for s in g]
+            computed += scorer.stats.computed_tokens
         dt = time.perf_counter() - t
     return {"solutions": len(scores), "seconds": dt, "memory_mb": mem.used_mb,
-            "prefill_tokens": sum(len(x.input_ids) for e in encoded for x in e),
-            "scores": scores,
+            "prefill_tokens": computed, "scores": scores,
             "per_question": [len(e) for e in encoded]}
 
 
@@ -291,7 +301,8 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> str:
                     f"{ratio_mem:.2f} | {_max_diff(ref, r):.1e} | {r['useful_tflops']:.3f} |")
     peak = f" (card bf16 peak: {args.peak_tflops} TFLOP/s)" if args.peak_tflops else ""
     head = (f"shape={args.shape} device={args.device} questions={args.questions} n={args.n} "
-            f"doc_tokens~{args.doc_tokens} reference solutions/question={args.ref_solutions}{peak}")
+            f"doc_tokens~{args.doc_tokens} reference solutions/question={args.ref_solutions} "
+            f"vllm questions/call={args.per_call}{peak}")
     return head + "\n\n" + "\n".join(rows)
 
 
@@ -309,7 +320,12 @@ def main() -> None:
                     help="solutions per question the slow reference scores (rate is per solution)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--max-batch-tokens", type=int, default=None)
-    ap.add_argument("--methods", default="reference,bestofn,vllm")
+    ap.add_argument("--per-call", type=int, default=4,
+                    help="questions per vLLM engine call (the scorer's cross-question batch)")
+    ap.add_argument("--methods", default="reference,bestofn,vllm",
+                    help="comma-separated: reference, bestofn, vllm, vllm-nocache")
+    ap.add_argument("--project", choices=["h200", "h100"], default=None,
+                    help="print a roofline MODEL for Llama-3.1-8B on this card instead of running")
     ap.add_argument("--peak-tflops", type=float, default=None,
                     help="the card's measured bf16 matmul TFLOP/s, printed for comparison")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
@@ -317,15 +333,31 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args)))
         return
+    if args.project:
+        print(project(args))
+        return
     results = {}
     for m in args.methods.split(","):
-        if m == "vllm" and (args.shape == "llama-8b" or _no_vllm()):
+        if m.startswith("vllm") and (args.shape == "llama-8b" or _no_vllm()):
             print("vllm: skipped (not installed, or random in-memory weights)", file=sys.stderr)
             continue
         print(f"running {m} ...", file=sys.stderr)
         if (r := _spawn(m, argv)) is not None:
             results[m] = r
     print(report(results, args))
+
+
+def project(args: argparse.Namespace) -> str:
+    """The roofline table on this benchmark's workload (token counts from the CPU tokenizer)."""
+    from prm_projection import CARDS, projection_table
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_folder("cpu"))
+    cfg = PRMPromptConfig(max_len=args.max_len)
+    work = build_workload(tok, Workload(args.questions, args.n, args.doc_tokens))
+    groups = [[e for e in encode_solutions(tok, q, d, s, cfg, args.max_len) if not e.reason]
+              for q, d, s in work]
+    return projection_table(groups, CARDS[args.project])
 
 
 def _no_vllm() -> bool:

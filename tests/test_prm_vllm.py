@@ -1,17 +1,25 @@
-"""The vLLM pooling backend scores the same tokens as the transformers backend (slow: engine)."""
+"""prm-vllm: prefix-cached scores equal uncached ones, prm-hf's and the published loop's.
+
+One engine for the module (slow tests), with a small KV cache (24 blocks of 128 tokens) so that
+a question's prefix can be evicted while a batch runs. The step marker ' ки' is split into
+several tokens in this model, and documents carry markers that must not be read.
+"""
 
 from __future__ import annotations
 
 import random
 
 import pytest
+import torch
 
 from bestofn.records import Question, Solution
 from bestofn.scorers.prm_hf import HFPRMScorer
+from bestofn.scorers.prm_prompt import EncodedPrompt
+from bestofn.scorers.prm_vllm import MarkerMemo, PooledRowsMismatch, marker_probs
 
 from .test_prm_scoring import WORDS, random_solution
 
-pytestmark = pytest.mark.slow
+MAX_LEN, BLOCK = 2048, 128
 
 
 @pytest.fixture(scope="module")
@@ -19,20 +27,114 @@ def vllm_scorer(tiny_llama_split):
     pytest.importorskip("vllm")
     from bestofn.scorers.prm_vllm import VLLMPRMScorer
 
-    scorer = VLLMPRMScorer(str(tiny_llama_split), device="cpu", max_len=2048, doc_reserve=1024)
+    scorer = VLLMPRMScorer(str(tiny_llama_split), device="cpu", max_len=MAX_LEN,
+                           doc_reserve=1024, kv_cache_blocks=24)
     yield scorer
     del scorer.llm
 
 
-def test_vllm_and_transformers_backends_agree(vllm_scorer, tiny_llama_split):
+@pytest.fixture(scope="module")
+def hf_scorer(tiny_llama_split):
+    return HFPRMScorer(str(tiny_llama_split), device="cpu", max_len=MAX_LEN, doc_reserve=1024)
+
+
+def _question(rng: random.Random, name: str, n: int) -> tuple[Question, list[str], list[Solution]]:
+    q = Question(name, f"Which is most likely in {name}?", {k: rng.choice(WORDS) for k in "ABCD"})
+    docs = [" ".join(rng.choices(WORDS, k=150)) + " ки" for _ in range(3)]
+    texts = [random_solution(rng) for _ in range(n)]
+    long_steps = "\n".join(f"Step {i + 1}: " + " ".join(rng.choices(WORDS, k=70))
+                           for i in range(3))
+    texts += [texts[0],  # a repeated solution
+              long_steps + " the answer is (A).",  # two solutions sharing three long steps:
+              long_steps + "\nStep 4: " + " ".join(rng.choices(WORDS, k=20)) + " so (B)."]
+    sols = [Solution.from_text(t, q.options) for t in texts]
+    return q, docs, sols + [Solution("no marker", "no marker", "A")]
+
+
+def _close(got, want) -> None:
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a.reason == b.reason
+        assert len(a.probs) == len(b.probs)
+        if b.scored:
+            assert len(a.probs) >= 1
+            assert max(abs(x - y) for x, y in zip(a.probs, b.probs, strict=True)) < 1e-4
+
+
+def _prefix_blocks(encoded: list[EncodedPrompt]) -> int:
+    from bestofn.scorers.prm_hf import shared_prefix_len
+
+    return shared_prefix_len([e for e in encoded if not e.reason]) // BLOCK * BLOCK
+
+
+@pytest.mark.slow
+def test_two_questions_in_one_call_equal_uncached_and_hf(vllm_scorer, hf_scorer):
     rng = random.Random(5)
-    hf = HFPRMScorer(str(tiny_llama_split), device="cpu", max_len=2048, doc_reserve=1024)
-    q = Question("q", "Which is most likely?", {k: rng.choice(WORDS) for k in "ABCD"})
-    docs = [" ".join(rng.choices(WORDS, k=60)) + " ки" for _ in range(3)]
-    sols = [Solution.from_text(random_solution(rng), q.options) for _ in range(16)]
-    sols.append(Solution("no marker", "no marker", "A"))
-    got, want = vllm_scorer.score(q, docs, sols), hf.score(q, docs, sols)
-    assert not got[-1].scored and got[-1].reason == want[-1].reason
-    for a, b in zip(got[:-1], want[:-1], strict=True):
-        assert len(a.probs) == len(b.probs) >= 1
-        assert max(abs(x - y) for x, y in zip(a.probs, b.probs, strict=True)) < 1e-4
+    jobs = [_question(rng, "q1", 8), _question(rng, "q2", 8)]
+    groups = [vllm_scorer.encode(q, d, s) for q, d, s in jobs]
+    cached = vllm_scorer.score_many(jobs)
+    stats = vllm_scorer.stats
+    uncached = vllm_scorer.score_encoded_many(groups, read_cache=False)
+    assert sum(vllm_scorer.stats.cached_tokens) == 0
+    for (q, d, s), c, u in zip(jobs, cached, uncached, strict=True):
+        want = hf_scorer.score(q, d, s)
+        _close(c, want)
+        _close(u, want)
+        assert not c[-1].scored and c[-1].reason == "no step marker in the solution"
+    # the repeated solution is sent once; each question's prefix is computed by one prompt only
+    assert stats.prompts == 2 * (8 + 2)
+    start = 0
+    for g in groups:
+        k, floor = len({e.input_ids for e in g if not e.reason}), _prefix_blocks(g)
+        assert floor >= 2 * BLOCK
+        assert sum(c < floor for c in stats.cached_tokens[start: start + k]) == 1
+        start += k
+    assert stats.computed_tokens < 0.6 * stats.prompt_tokens
+    assert stats.memo_hits >= 1  # a shared long step's marker lay inside cached blocks
+
+
+@pytest.mark.slow
+def test_prefix_evicted_mid_batch_still_scores(vllm_scorer, hf_scorer):
+    rng = random.Random(6)
+    (q1, d1, s1), (q2, d2, s2) = _question(rng, "e1", 6), _question(rng, "e2", 10)
+    g1, g2 = vllm_scorer.encode(q1, d1, s1), vllm_scorer.encode(q2, d2, s2)
+    # q1's first prompt, then q2 (which overflows the 24-block cache), then the rest of q1
+    got = vllm_scorer.score_encoded_many([g1[:1], g2, g1[1:]])
+    cached = vllm_scorer.stats.cached_tokens
+    resumed = len({e.input_ids for e in g2 if not e.reason}) + 1
+    assert cached[resumed] < _prefix_blocks(g1), "q1's prefix should have been evicted"
+    _close(got[0] + got[2], hf_scorer.score(q1, d1, s1))
+    _close(got[1], hf_scorer.score(q2, d2, s2))
+
+
+@pytest.mark.slow
+def test_fully_cached_repeats_use_memo_then_rerun(vllm_scorer, hf_scorer):
+    rng = random.Random(7)
+    q, d, s = _question(rng, "r1", 6)
+    want = hf_scorer.score(q, d, s)
+    _close(vllm_scorer.score(q, d, s), want)
+    again = vllm_scorer.score(q, d, s)  # every prompt cached up to its last partial block
+    stats = vllm_scorer.stats
+    assert all(c > 0 for c in stats.cached_tokens) and stats.memo_hits > 0
+    _close(again, want)
+    vllm_scorer.memo.clear()
+    _close(vllm_scorer.score(q, d, s), want)  # markers hidden in the cache: re-run uncached
+    assert vllm_scorer.stats.reruns > 0
+
+
+def test_rows_are_read_after_the_cached_tokens():
+    enc = EncodedPrompt(tuple(range(10)), (3, 7, 9))
+    rows = torch.stack([torch.arange(4, 10) / 10, torch.zeros(6)], dim=1)  # positions 4..9
+    memo = MarkerMemo()
+    approx = pytest.approx
+    assert marker_probs(enc, rows, 4) == [None, approx(0.7), approx(0.9)]
+    memo.put(EncodedPrompt(tuple(range(5)) + (99,), (3, 5)), [0.25, 0.5])  # shares 0..3 only
+    assert marker_probs(enc, rows, 4, memo) == [0.25, approx(0.7), approx(0.9)]
+    assert marker_probs(EncodedPrompt((0, 1, 2, 7), (3,)), rows[:4], 0) == [approx(0.7)]
+    assert marker_probs(EncodedPrompt((0, 1, 2, 7), (3,)), rows[:1], 3, memo) == [approx(0.4)]
+
+@pytest.mark.parametrize("n_rows,cached", [(5, 4), (7, 4), (6, None), (0, 10), (10, 0 - 1)])
+def test_mismatched_rows_raise(n_rows, cached):
+    enc = EncodedPrompt(tuple(range(10)), (3, 7, 9))
+    with pytest.raises(PooledRowsMismatch, match="rows"):
+        marker_probs(enc, torch.zeros(n_rows, 2), cached)

@@ -149,5 +149,13 @@ class PromptedPRM:
     def score(self, question: Any, documents: Any, solutions: Any) -> list[Any]:
         return self.score_encoded(self.encode(question, documents, solutions))
 
+    def score_many(self, jobs: Any) -> list[list[Any]]:
+        """Scores for several `(question, documents, solutions)` at once; a backend that can
+        batch questions (prm-vllm) sends them to its engine in one call."""
+        return self.score_encoded_many([self.encode(q, d, s) for q, d, s in jobs])
+
+    def score_encoded_many(self, groups: Any) -> list[list[Any]]:
+        return [self.score_encoded(g) for g in groups]
+
     def score_encoded(self, encoded: Any) -> list[Any]:
         raise NotImplementedError
