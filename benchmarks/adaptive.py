@@ -33,9 +33,10 @@ import numpy as np
 from bestofn.adaptive import Replayer, parse_rule
 from bestofn.adaptive.replay import AdaptiveResult, fixed_curve, rule_curve
 from bestofn.answers import extract_answer
+from bestofn.bootstrap import bootstrap_interval
+from bestofn.curves import curve_ns
 from bestofn.files import read_items
 from bestofn.records import Item, Question, Solution
-from bestofn.stats import bootstrap_interval, curve_ns
 
 ROOT = Path(__file__).resolve().parent.parent
 THOUGHTSOURCE = ROOT / "tests" / "data" / "thoughtsource_medqa_cots.json.gz"

@@ -19,7 +19,8 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     from policies.presets import get_preset
 
     preset = get_preset(cfg.preset)
-    return cfg.resolved(preset.sampling, preset.steps)
+    stored = cfg.policy_backend == "replay"  # stored samples were filtered when drawn, if ever
+    return cfg.resolved(preset.sampling, None if stored else preset.steps)
 
 
 def build_policy(cfg: RunConfig) -> Any:

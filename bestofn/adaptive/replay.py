@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from ..evaluate import question_outcomes
+from ..bootstrap import CI_LEVEL, Estimate, bootstrap_interval
+from ..evaluate import method_order, question_outcomes
 from ..records import Item
 from ..select import aggregate_all
-from ..stats import CI_LEVEL, Estimate, bootstrap_interval, method_order
 from .rules import Bounds, Drawn, Fixed, format_rule
 
 HEADLINE = ("majority", "weighted_min", "prm_min")
