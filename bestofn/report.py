@@ -38,8 +38,12 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
                  seed: int = 0, extra: dict[str, Any] | None = None,
                  failures: Sequence[dict[str, Any] | str] | None = None,
                  bootstrap: int = 1000, draws: int = 200, plot: bool | None = None,
-                 progress: bool = False, rules: SelectionRules = STRICT) -> dict[str, Any]:
+                 progress: bool = False, rules: SelectionRules = STRICT,
+                 adaptive: Sequence[str] = ()) -> dict[str, Any]:
     """Write the report files into `out_dir` and return report.json's content.
+
+    `adaptive`: stopping-rule specs to replay on the items for the accuracy-vs-mean-samples
+    section (`bestofn.adaptive.report`).
 
     `seed` seeds the selection tie-breaks, the bootstrap and the subset draws. `failures` are
     the questions that failed (dicts such as the pipeline's `{question_id, stage, error,
@@ -49,11 +53,26 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
     data = build_report(items, config, seed=seed, failures=failures, bootstrap=bootstrap,
                         draws=draws, progress=progress, rules=rules)
     data.update(extra or {})
+    if adaptive:
+        from .adaptive.report import adaptive_curves
+
+        data["adaptive_curves"] = adaptive_curves(items, adaptive, seed=seed)
     atomic_write_text(out_dir / "report.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
     atomic_write_text(out_dir / CSV_FILE, curves_csv(data["curves"]))
     drawn = _plot(out_dir / PLOT_FILE, data["curves"], plot)
-    atomic_write_text(out_dir / "report.md", markdown(data, plot=drawn))
+    text = markdown(data, plot=drawn)
+    if adaptive:
+        text += "\n" + _adaptive_curves(out_dir, data["adaptive_curves"], drawn) + "\n"
+    atomic_write_text(out_dir / "report.md", text)
     return data
+
+
+def _adaptive_curves(out_dir: Path, curves: dict[str, Any], drawn: str) -> str:
+    from .adaptive import report as ar
+
+    if drawn == "drawn":
+        ar.plot(out_dir / ar.PLOT_FILE, curves)
+    return ar.markdown(curves, drawn == "drawn")
 
 
 def build_report(items: Sequence[Item], config: dict[str, Any], *, seed: int = 0,

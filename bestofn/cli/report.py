@@ -27,6 +27,9 @@ def register(sub: Any) -> dict[str, Handler]:
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
     p.add_argument("--draws", type=int, default=200, help="random subsets per N per question")
     add_rules_option(p)
+    p.add_argument("--adaptive", action="append", default=[], metavar="RULE[:k=v,...]",
+                   help="add an accuracy-vs-mean-samples section replaying these stopping "
+                        "rules (repeatable, or comma-separated names: beta,esc,prm)")
     p.add_argument("--no-plot", dest="plot", action="store_false", default=None,
                    help="skip accuracy_vs_n.png")
     return {"report": cmd_report}
@@ -59,9 +62,22 @@ def cmd_report(a: argparse.Namespace) -> int:
     rep = write_report(out, read_items(results), config, seed=seed,
                        failures=complete_lines(folder / "failures.jsonl")[0],
                        bootstrap=a.bootstrap, draws=a.draws, plot=a.plot, progress=True,
-                       rules=get_rules(a.rules))
+                       rules=get_rules(a.rules), adaptive=split_specs(a.adaptive))
     for m, v in rep["accuracy"].items():
         lo, hi = rep["ci"][m]
         print(f"{LABELS.get(m, m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")
     print(f"report: {out}/report.md ({rep['n_questions']} questions)", file=sys.stderr)
     return 0
+
+
+def split_specs(values: list[str]) -> list[str]:
+    """"beta:eps=0.1,min_n=2,esc" → ["beta:eps=0.1,min_n=2", "esc"]: a comma starts a new
+    spec unless what follows is a parameter (k=v)."""
+    specs: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            if "=" in part and ":" not in part and specs:
+                specs[-1] += "," + part
+            elif part.strip():
+                specs.append(part.strip())
+    return specs
