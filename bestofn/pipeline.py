@@ -109,12 +109,15 @@ class _ScorerWorker(_Worker):
         super().__init__(cfg)
         self.scorer = build_scorer(self.cfg)
 
-    def verify(self, q: dict[str, Any], sols: list[dict[str, Any]]) -> dict[str, Any]:
-        from .stages import verify
+    def verify(self, qs: list[dict[str, Any]],
+               sols: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+        """Several questions' scores in one call (the engine batches across them)."""
+        from .stages import verify_many
 
-        prm, orm = verify(self.scorer, Question.from_dict(q),
-                          [Solution.from_dict(s) for s in sols], self.cfg)
-        return {"prm": None if prm is None else [s.to_dict() for s in prm], "orm": orm}
+        work = [(Question.from_dict(q), [Solution.from_dict(s) for s in ss])
+                for q, ss in zip(qs, sols, strict=True)]
+        return [{"prm": None if prm is None else [s.to_dict() for s in prm], "orm": orm}
+                for prm, orm in verify_many(self.scorer, work, self.cfg)]
 
 
 def _gpus(asked: float | None, ray: Any) -> float:
@@ -198,7 +201,8 @@ class RayPipeline:
             elif stage == "retrieve":
                 ref = actor.search.remote(search.queries(qs))
             else:
-                ref = actor.verify.remote(with_docs(qs[0]).to_dict(), sols_of[qs[0].id])
+                ref = actor.verify.remote([with_docs(q).to_dict() for q in qs],
+                                          [sols_of[q.id] for q in qs])
             inflight[ref] = (stage, qs, attempt)
 
         def with_docs(q: Question) -> Question:
@@ -210,12 +214,13 @@ class RayPipeline:
             return item
 
         def ready(qs: list[Question]) -> Iterator[Item]:
-            for q in qs:
-                if q.id not in sols_of or (self.retrievers and q.id not in docs_of):
-                    continue
-                if self.scorers:
-                    submit("verify", [q], 1)
-                else:
+            """Score the questions of `qs` that have their solutions (and documents) together,
+            in one scorer call, as they came from one policy call."""
+            got = [q for q in qs if q.id in sols_of and (not self.retrievers or q.id in docs_of)]
+            if got and self.scorers:
+                submit("verify", got, 1)
+            elif got:
+                for q in got:
                     yield finish(q, _NO_SCORES)
 
         if self.retrievers:
@@ -242,7 +247,8 @@ class RayPipeline:
                     docs_of.pop(qs[0].id, None)
                 continue
             if stage == "verify":
-                yield finish(qs[0], out)
+                for q, scores in zip(qs, out, strict=True):
+                    yield finish(q, scores)
                 continue
             if stage == "open":
                 from retrieval.attach import CachedSearch
@@ -286,14 +292,18 @@ class RayEngines(RayPipeline):
 
     def verify(self, work: list[tuple[Question, list[Solution]]]
                ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
-        refs = [self.scorers[i % len(self.scorers)].verify.remote(
-                    q.to_dict(), [s.to_dict() for s in sols]) for i, (q, sols) in enumerate(work)]
-        out = []
-        for got in self.ray.get(refs):
-            prm = got["prm"]
-            out.append((None if prm is None else [StepScores.from_dict(p) for p in prm],
-                        got["orm"]))
-        return out
+        k = len(self.scorers)
+        parts = [work[i::k] for i in range(k)]
+        refs = [a.verify.remote([q.to_dict() for q, _ in part],
+                                [[s.to_dict() for s in sols] for _, sols in part])
+                for a, part in zip(self.scorers, parts, strict=True) if part]
+        by_id = {}
+        for part, got in zip([p for p in parts if p], self.ray.get(refs), strict=True):
+            for (q, _), scores in zip(part, got, strict=True):
+                prm = scores["prm"]
+                by_id[q.id] = (None if prm is None else [StepScores.from_dict(p) for p in prm],
+                               scores["orm"])
+        return [by_id[q.id] for q, _ in work]
 
 
 def _cause(e: BaseException) -> BaseException:

@@ -83,6 +83,24 @@ def verify(v: Verifiers, q: Question, sols: list[Solution],
     return prm, orm
 
 
+def verify_many(v: Verifiers, work: list[tuple[Question, list[Solution]]], cfg: RunConfig,
+                ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
+    """`verify` for several questions: a PRM that batches questions (`score_many`: prm-vllm
+    sends all their prompts in one engine call, each prefix computed once) sees them at once."""
+    if len(work) == 1 or v.prm is None or not hasattr(v.prm, "score_many"):
+        return [verify(v, q, sols, cfg) for q, sols in work]
+    jobs = [(q, [d.text for d in q.documents or []] if cfg.use_docs else None, sols)
+            for q, sols in work]
+    prms = v.prm.score_many(jobs)
+    out = []
+    for (q, docs, sols), prm in zip(jobs, prms, strict=True):
+        orm = v.orm.score(q, docs, sols) if v.orm is not None else None
+        assert len(prm) == len(sols), f"question {q.id}: {len(sols)} solutions, {len(prm)} PRM"
+        assert orm is None or len(orm) == len(sols), f"question {q.id}: ORM count"
+        out.append((prm, orm))
+    return out
+
+
 def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig) -> Item:
     """One question through every stage, in this process."""
     [sols] = solve(policy, [q], cfg)

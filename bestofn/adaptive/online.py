@@ -91,9 +91,9 @@ class LocalEngines:
 
     def verify(self, work: list[tuple[Question, list[Solution]]]
                ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
-        from ..stages import verify
+        from ..stages import verify_many
 
-        return [verify(self.scorer, q, sols, self.cfg) for q, sols in work]
+        return verify_many(self.scorer, work, self.cfg)
 
 
 def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
