@@ -60,6 +60,9 @@ class PRMOptions:
     double_bos: bool = True
     """Tokenise the rendered chat template with special tokens added, as the published scorer
     does (so Llama-3.1 sees BOS twice)."""
+    published: bool = False
+    """The published scorer's prompt choices: RAG system prompt whenever documents are on,
+    no `max_len` limit on markers (`scorers.prm_prompt.PRMPromptConfig.published`)."""
 
     def scorer_kwargs(self, use_docs: bool) -> dict[str, Any]:
         return {**asdict(self), "use_docs": use_docs}
@@ -173,6 +176,8 @@ class RunConfig:
     k: int = 5
     max_len: int = 4096
     double_bos: bool = True
+    published_prompt: bool = False
+    """Score with the published scorer's prompt choices (`PRMOptions.published`)."""
     seed: int = 0
     temperature: float | None = None
     top_k: int | None = None
@@ -228,7 +233,8 @@ class RunConfig:
                                             if getattr(self, k) is None})
 
     def prm_options(self) -> PRMOptions:
-        return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos)
+        return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos,
+                          published=self.published_prompt)
 
 
 def resolve_preset(preset: str, policy: str) -> str:

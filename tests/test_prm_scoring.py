@@ -15,6 +15,7 @@ from bestofn.scorers.prm_prompt import (
     PRMPromptConfig,
     encode_prompt,
     fit_documents,
+    question_documents,
 )
 
 RAG = ("You are an evaluator assessing the logicality and validity of the reasoning in each step "
@@ -204,3 +205,36 @@ def test_shared_prefix_len_is_the_common_prefix_before_any_marker(seed):
 def test_length_batches_count_the_shared_prefix_per_row():
     batches = list(length_batches([10] * 8, max_tokens=100, max_size=99, overhead=40))
     assert [len(b) for b in batches] == [2, 2, 2, 2]
+
+
+def test_published_prompt_mode_matches_the_published_scorers_choices(tiny_llama_special):
+    """--published-prompt: the RAG system prompt whenever documents are on (even none fits),
+    and markers past max_len scored while the model's context takes them."""
+    tok = AutoTokenizer.from_pretrained(tiny_llama_special)
+
+    def text(enc: EncodedPrompt) -> str:
+        return tok.decode(list(enc.input_ids))
+
+    cfg = PRMPromptConfig(max_len=1100, doc_reserve=1000)
+    fitted = question_documents(["fever " * 3000], tok, cfg)  # no document fits the budget
+    assert fitted == []
+    ours = encode_prompt(tok, "Q?", "Step 1: a ки", fitted, cfg)
+    pub = encode_prompt(tok, "Q?", "Step 1: a ки", fitted,
+                        PRMPromptConfig(max_len=1100, doc_reserve=1000, published=True))
+    rag_only = "the relevant documents, the question"
+    assert PLAIN in text(ours) and rag_only not in text(ours)
+    assert RAG.strip() in text(pub)
+    no_rag = encode_prompt(tok, "Q?", "Step 1: a ки", [],
+                           PRMPromptConfig(use_docs=False, published=True))
+    assert PLAIN in text(no_rag)
+    long = "Step 1: " + "fever " * 1500 + "ки Step 2: so B ки"
+    cut = encode_prompt(tok, "Q?", long, [], PRMPromptConfig(max_len=1100, doc_reserve=1000))
+    full = encode_prompt(tok, "Q?", long, [], PRMPromptConfig(max_len=1100, doc_reserve=1000,
+                                                              published=True),
+                         model_max_len=8192)
+    assert cut.reason and "past the maximum length" in cut.reason
+    assert full.reason is None and len(full.marker_positions) == 2
+    assert full.marker_positions[-1] >= 1100
+    over = encode_prompt(tok, "Q?", long, [], PRMPromptConfig(published=True),
+                         model_max_len=1100)
+    assert over.reason and "past the maximum length" in over.reason

@@ -29,6 +29,10 @@ def add_prm_options(p: argparse.ArgumentParser, *, loading: bool = True) -> None
     p.add_argument("--no-double-bos", dest="double_bos", action="store_false",
                    help="tokenise the rendered chat template without adding special tokens "
                         "(the published scorer adds them, so Llama-3.1 sees BOS twice)")
+    p.add_argument("--published-prompt", dest="published_prompt", action="store_true",
+                   help="score as the published Med-PRM scorer: RAG system prompt whenever "
+                        "documents are on (even when none fits), markers past --max-len still "
+                        "scored up to the model's own context")
     if loading:
         add_loading_options(p, what="solutions")
 
@@ -50,7 +54,7 @@ def prm_options(a: argparse.Namespace) -> PRMOptions:
                       dtype=getattr(a, "dtype", default_of(PRMOptions, "dtype")),
                       batch_size=getattr(a, "batch_size", default_of(PRMOptions, "batch_size")),
                       max_batch_tokens=getattr(a, "max_batch_tokens", None),
-                      double_bos=a.double_bos)
+                      double_bos=a.double_bos, published=a.published_prompt)
 
 
 def add_orm_options(p: argparse.ArgumentParser, *, required: bool, short: bool = False) -> None:

@@ -88,6 +88,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
                      orm_adapter=a.orm_adapter, index=a.index, k=a.k,
                      use_docs=(a.use_docs or a.index is not None) and not a.no_docs,
                      max_len=a.max_len, double_bos=a.double_bos, seed=a.seed,
+                     published_prompt=a.published_prompt,
                      temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                      max_tokens=a.max_tokens, device=a.device, rules=a.rules,
                      adaptive=a.adaptive, round_size=a.round_size,

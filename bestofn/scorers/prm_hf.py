@@ -73,7 +73,8 @@ class HFPRMScorer(PromptedPRM):
 
     def __init__(self, model: str | Any, *, tokenizer: Any = None, device: str = "auto",
                  dtype: str = "auto", max_len: int = 4096, doc_reserve: int = 1024,
-                 use_docs: bool = True, double_bos: bool = True, batch_size: int = 16,
+                 use_docs: bool = True, double_bos: bool = True, published: bool = False,
+                 batch_size: int = 16,
                  max_batch_tokens: int | None = None, tokens: PRMTokens = MEDPRM_TOKENS,
                  attn_implementation: str | None = None, share_prefix: bool = True,
                  min_shared_prefix: int = 32) -> None:
@@ -86,7 +87,8 @@ class HFPRMScorer(PromptedPRM):
         loop's at the same speed) and 131,072 on GPU.
         """
         self.prompt = PRMPromptConfig(max_len=max_len, doc_reserve=doc_reserve,
-                                      use_docs=use_docs, double_bos=double_bos)
+                                      use_docs=use_docs, double_bos=double_bos,
+                                      published=published)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.share_prefix, self.min_shared_prefix = share_prefix, min_shared_prefix
         if isinstance(model, str):

@@ -29,6 +29,10 @@ class PRMPromptConfig:
     double_bos: bool = True
     """Tokenise the rendered template with special tokens, as the published scorer does."""
     step_tag: str = STEP_TAG
+    published: bool = False
+    """The published scorer's two choices where they differ: the RAG system prompt whenever
+    `use_docs` is on (even when no document fits the budget), and no `max_len` limit on where
+    markers may fall (every marker the model's own context takes is scored)."""
 
     def __post_init__(self) -> None:
         if self.doc_reserve >= self.max_len:
@@ -60,9 +64,11 @@ def fit_documents(docs: list[str], tokenizer: Any, max_len: int, reserve: int) -
     return kept
 
 
-def render_prompt(tokenizer: Any, question_text: str, marked: str, docs: list[str]) -> str:
-    """The chat-templated prompt text, RAG system prompt when documents are given."""
-    system = MEDPRM_RAG_SYSTEM if docs else MEDPRM_SYSTEM
+def render_prompt(tokenizer: Any, question_text: str, marked: str, docs: list[str],
+                  rag: bool | None = None) -> str:
+    """The chat-templated prompt text, RAG system prompt when documents are given (or when
+    `rag` says so: the published scorer's choice with RAG on and no document)."""
+    system = MEDPRM_RAG_SYSTEM if (docs if rag is None else rag) else MEDPRM_SYSTEM
     messages = [{"role": "system", "content": system},
                 {"role": "user", "content": prm_user_message(question_text, marked, docs)}]
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -87,14 +93,16 @@ def marker_token_positions(offsets: list[tuple[int, int]], marker_ends: list[int
 def encode_prompt(tokenizer: Any, question_text: str, marked: str, docs: list[str],
                   cfg: PRMPromptConfig, model_max_len: int | None = None) -> EncodedPrompt:
     """Render, tokenise and locate the step markers of one solution's PRM prompt."""
-    text = render_prompt(tokenizer, question_text, marked, docs)
+    text = render_prompt(tokenizer, question_text, marked, docs,
+                         rag=cfg.use_docs if cfg.published else None)
     enc = tokenizer(text, add_special_tokens=cfg.double_bos, return_offsets_mapping=True)
     ids, offsets = list(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
     ends = _marker_ends(text, marked, cfg.step_tag)
     if not ends:
         return EncodedPrompt(tuple(ids), (), "no step marker in the solution")
     positions = marker_token_positions(offsets, ends)
-    limit = min(cfg.max_len, model_max_len or cfg.max_len)
+    limit = (model_max_len or len(ids)) if cfg.published else min(cfg.max_len,
+                                                                  model_max_len or cfg.max_len)
     past = sum(p >= limit for p in positions)
     if past:
         return EncodedPrompt(tuple(ids), (),

@@ -128,6 +128,7 @@ class VLLMPRMScorer(PromptedPRM):
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto",
                  max_len: int = 4096, doc_reserve: int = 1024, use_docs: bool = True,
+                 published: bool = False,
                  double_bos: bool = True, tokens: PRMTokens = MEDPRM_TOKENS,
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  enforce_eager: bool | None = None, max_num_seqs: int = 64,
@@ -145,7 +146,8 @@ class VLLMPRMScorer(PromptedPRM):
         path = resolve_model(model)
         self.model_name = model
         self.prompt = PRMPromptConfig(max_len=max_len, doc_reserve=doc_reserve,
-                                      use_docs=use_docs, double_bos=double_bos)
+                                      use_docs=use_docs, double_bos=double_bos,
+                                      published=published)
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.prefix_caching = prefix_caching
         self.memo, self.stats = MarkerMemo(), CallStats()
