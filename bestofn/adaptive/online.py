@@ -106,12 +106,16 @@ def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
         if line["question"] in state:
             state[line["question"]].add(*_decode(line))
     has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
-    active = []
-    for q in todo:
-        if _done(rule, state[q.id]):
-            yield state.pop(q.id).item(has_prm, has_orm)
-        else:
-            active.append(q)
+    settled: list[Item] = []
+
+    def unsettled(qs: list[Question]) -> list[Question]:
+        """The questions still open; the settled ones go to `settled` as items."""
+        settled.extend(state.pop(q.id).item(has_prm, has_orm) for q in qs
+                       if _done(rule, state[q.id]))
+        return [q for q in qs if q.id in state]
+
+    active = unsettled(todo)
+    yield from settled
     while active:
         calls = _calls(active, state, cfg.round_size, rule.max_n, batch or len(active))
         got = engines.solve(calls)
@@ -127,13 +131,9 @@ def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
                     "prm": None if prm is None else [p.to_dict() for p in prm], "orm": orm}
             append_line(path, line)
             state[q.id].add(sols, prm, orm)
-        still = []
-        for q in active:
-            if _done(rule, state[q.id]):
-                yield state.pop(q.id).item(has_prm, has_orm)
-            else:
-                still.append(q)
-        active = still
+        settled.clear()
+        active = unsettled(active)
+        yield from settled
 
 
 def _done(rule: Bounds, p: Partial) -> bool:
