@@ -49,10 +49,18 @@ class Reranker:
 
     def select(self, question: Question, solutions: Sequence[Solution],
                documents: Sequence[str] | None = None) -> Selection:
+        return self.pick(self.score(question, solutions, documents))
+
+    def score(self, question: Question, solutions: Sequence[Solution],
+              documents: Sequence[str] | None = None) -> Item:
+        """The solutions with this reranker's verifier scores (what `select` picks from)."""
         docs = documents if documents is not None else [d.text for d in question.documents or []]
         prm = self.prm.score(question, docs, solutions) if self.prm is not None else None
         orm = self.orm.score(question, docs, solutions) if self.orm is not None else None
-        item = Item(question, list(solutions), prm=prm, orm=orm)  # type: ignore[arg-type]
+        return Item(question, list(solutions), prm=prm, orm=orm)  # type: ignore[arg-type]
+
+    def pick(self, item: Item) -> Selection:
+        """This reranker's method applied to a scored item."""
         return select_all(item, seed=self.seed)[self.method]
 
 

@@ -173,7 +173,7 @@ def cmd_run(a: argparse.Namespace) -> int:
 COMMANDS = {"score": cmd_score, "evaluate": cmd_evaluate, "run": cmd_run}
 
 SUBCOMMAND_MODULES: list[str] = ["bestofn.cli_sample", "bestofn.cli_prefs", "bestofn.cli_index",
-                                  "bestofn.cli_report"]
+                                  "bestofn.cli_report", "bestofn.cli_serve"]
 """Modules that add commands: each has `register(subparsers) -> dict[name, handler]`, where a
 handler takes the parsed namespace and returns an exit code. Add a feature's commands there
 instead of growing this file."""
