@@ -17,6 +17,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
+
 from ..api import Reranker
 from .batcher import Batcher, Job, QueueFull
 from .chat import completion, settings, stream_events
@@ -44,11 +49,6 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
     `reranker.method` and `reranker.seed` are the defaults of requests that set neither;
     `retriever` (with `search(queries, k)`) supplies documents when a request gives none.
     """
-    from fastapi import FastAPI, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
-    from starlette.exceptions import HTTPException
-
     engine = Engine(policy, reranker, retriever=retriever, k=cfg.k)
     metrics = Metrics()
     batcher = Batcher(engine, cfg, metrics)
