@@ -305,3 +305,34 @@ def test_serve_flags_build_the_config():
     assert cfg.host == "127.0.0.1" and a.method == "weighted_min"
     with pytest.raises(ValueError, match="n <= max_n"):
         serve_config(ap.parse_args(["serve", "-n", "100"]))
+
+
+@pytest.mark.slow
+def test_vllm_cpu_policy_behind_the_endpoint(tiny_llama_split, prm):
+    """vLLM's CPU engine samples on the batcher's worker thread: two requests arriving together
+    go to one engine call, their samples are the library's for the same question and seed, and
+    the answer is `best_of_n`'s on those samples."""
+    pytest.importorskip("vllm")
+    from policies import SamplingConfig
+    from policies.vllm import VLLMPolicy
+
+    inner = VLLMPolicy(str(tiny_llama_split), max_model_len=1024, kv_cache_gb=0.5, device="cpu")
+    try:
+        policy = GatedPolicy(inner)
+        cfg = replace(CFG, n=4, max_tokens=12, temperature=0.8, batch_wait_s=0.5)
+        with serve_in_thread(create_app(cfg, Reranker(prm), policy)) as url, \
+                ThreadPoolExecutor(2) as pool:
+            got = [f.result() for f in [pool.submit(chat, url, i) for i in range(2)]]
+        assert [r.status_code for r in got] == [200, 200] and policy.calls == [2]
+        params = SamplingConfig(temperature=0.8, top_k=cfg.top_k, top_p=cfg.top_p,
+                                max_tokens=12, seed=0)
+        for i, r in enumerate(got):
+            ext, q = r.json()["bestofn"], make_question(prompt(i))
+            [sols] = inner.sample([q], 4, params)
+            assert ext["solutions"] == [s.text for s in sols]
+            sel = best_of_n(q, ext["solutions"], prm=prm, method="prm_min")
+            assert (ext["answer"], ext["index"] if sel.index is not None else None) == (
+                sel.answer, sel.index)
+            assert r.json()["usage"]["completion_tokens"] == sum(s.meta["tokens"] for s in sols)
+    finally:
+        inner.llm.llm_engine.engine_core.shutdown()
