@@ -82,8 +82,16 @@ class Reranker:
         (one engine call where the backend batches across questions). `items` are `Item`s
         or `(question, solutions[, documents])` tuples."""
         requests = [_as_request(x, i) for i, x in enumerate(items)]
-        return [replace(select_all(item, seed=self.seed)[self.method], scores=scores)
-                for item, scores in self._run(requests)]
+        return [replace(self.pick(item), scores=scores) for item, scores in self._run(requests)]
+
+    def scored_item(self, question: Question, solutions: Sequence[SolutionLike],
+                    documents: Sequence[str] | None = None) -> Item:
+        """The solutions with this reranker's verifier scores: what `pick` chooses from."""
+        return self._run([_request(question, solutions, documents)])[0][0]
+
+    def pick(self, item: Item) -> Selection:
+        """This reranker's method on a scored item (the choice `select` makes)."""
+        return select_all(item, seed=self.seed)[self.method]
 
     def _run(self, requests: Sequence[Request]) -> list[tuple[Item, list[SolutionScore]]]:
         prm = prm_scores(self.prm, requests) if self.prm is not None else None

@@ -93,7 +93,7 @@ def test_engine_and_backend_flags_reach_their_backends(tiny_llama_special):
     assert (kw["tensor_parallel_size"], kw["gpu_memory_utilization"], kw["kv_cache_gb"],
             kw["lora"]) == (2, 0.5, 3.0, "adapter")
     hf = prepare(run_config(parse("--policy", str(tiny_llama_special), "--policy-backend", "hf",
-                                  "--batch-size", "5", "--prm", str(tiny_llama_special),
+                                  "--policy-batch-size", "5", "--prm", str(tiny_llama_special),
                                   "--prm-backend", "prm-hf", "--device", "cpu",
                                   "--valid-steps", "off")))[0]
     assert build_policy(hf).batch_size == 5

@@ -171,7 +171,7 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
                         "comes from $OPENAI_API_KEY")
     p.add_argument("--concurrency", type=int, default=default_of(e, "concurrency"),
                    help="openai: requests in flight")
-    p.add_argument("--policy-dtype", "--dtype", dest="policy_dtype", default=default_of(e, "dtype"),
+    p.add_argument("--policy-dtype", dest="policy_dtype", default=default_of(e, "dtype"),
                    help="policy engine dtype (auto: float32 on CPU, the model's on GPU)")
     p.add_argument("--tensor-parallel-size", type=int,
                    default=default_of(e, "tensor_parallel_size"), help="vllm: GPUs per engine")
@@ -182,7 +182,7 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-cache-gb", type=float, default=default_of(e, "kv_cache_gb"),
                    help="vllm: KV cache size (default on CPU: 2 GiB, or "
                         "$VLLM_CPU_KVCACHE_SPACE)")
-    p.add_argument("--policy-batch-size", "--batch-size", dest="policy_batch_size", type=int,
+    p.add_argument("--policy-batch-size", dest="policy_batch_size", type=int,
                    default=default_of(e, "batch_size"), help="hf: sequences per generate")
 
 

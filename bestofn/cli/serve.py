@@ -1,0 +1,136 @@
+"""`bestofn serve`: the policy and verifiers loaded once behind an OpenAI-compatible endpoint
+(parse → build → run). Flag names are `bestofn run`'s where both commands have the option."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from ..api import METHODS, Reranker
+from .options import (
+    add_policy_options,
+    add_prm_options,
+    add_sampling_options,
+    engine_options,
+    prm_options,
+)
+
+SERVE_DEFAULTS: dict[str, Any] = {"method": Reranker.__init__.__kwdefaults__["method"]}
+"""Selection defaults are the library's (`Reranker`), so `serve` and `best_of_n` agree."""
+
+
+def add_parser(sub: Any) -> None:
+    from ..serve import ServeConfig
+
+    d = ServeConfig()
+    s = sub.add_parser("serve", help="serve best-of-N answers on an OpenAI-compatible endpoint")
+    s.add_argument("--policy", default="smollm2", help="policy model (folder, HF id, smollm2; "
+                   "the served model name for openai; the solutions file for replay)")
+    add_policy_options(s)
+    s.add_argument("--prm", default="smollm2", help="PRM model; 'none' for majority vote only")
+    s.add_argument("--prm-backend", default="prm-hf", help="prm-hf | prm-vllm")
+    s.add_argument("--orm", default=None, help="outcome reward model (sequence classifier)")
+    s.add_argument("--orm-adapter", default=None, help="PEFT LoRA adapter for the ORM")
+    s.add_argument("--orm-backend", default="orm-hf", help="orm-hf | orm-vllm")
+    s.add_argument("--index", default=None, metavar="DIR|default",
+                   help="retrieve documents for requests that give none from this FAISS index")
+    s.add_argument("-k", type=int, default=d.k, help="documents retrieved per question")
+    s.add_argument("--no-docs", action="store_true", help="plain PRM: no documents in prompts")
+    s.add_argument("-n", type=int, default=d.n, help="solutions per question (default of "
+                   "bestofn.samples)")
+    s.add_argument("--method", default=SERVE_DEFAULTS["method"], choices=METHODS,
+                   help="selection method (default of bestofn.method)")
+    s.add_argument("--adaptive", default=d.adaptive, metavar="RULE",
+                   help="adaptive stopping rule (not supported yet: requests get 400)")
+    add_sampling_options(s, from_preset=True)
+    add_prm_options(s)
+    g = s.add_argument_group("serving")
+    g.add_argument("--host", default=d.host, help="bind address (default loopback only)")
+    g.add_argument("--port", type=int, default=d.port)
+    g.add_argument("--model-id", default=d.model_id, help="the model id clients name")
+    g.add_argument("--api-key", default=None, help="require Authorization: Bearer KEY "
+                   "(default: $BESTOFN_API_KEY; none: no auth)")
+    g.add_argument("--max-n", type=int, default=d.max_n, help="most samples a request may ask")
+    g.add_argument("--queue-size", type=int, default=d.queue_size,
+                   help="requests admitted at once; past it, 429")
+    g.add_argument("--timeout", type=float, default=d.timeout_s, help="seconds per request "
+                   "before 504")
+    g.add_argument("--max-batch", type=int, default=d.max_batch,
+                   help="most questions per policy call")
+    g.add_argument("--batch-wait", type=float, default=d.batch_wait_s,
+                   help="seconds to wait for more requests to batch")
+    g.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes)
+
+
+def register(sub: Any) -> dict[str, Any]:
+    add_parser(sub)
+    return {"serve": cmd_serve}
+
+
+def serve_config(a: argparse.Namespace) -> Any:
+    from policies.presets import get_preset
+
+    from ..config import resolve_preset
+    from ..serve import ServeConfig
+
+    preset = resolve_preset(a.preset, a.policy)
+    sampling = get_preset(preset).sampling
+    pick = {k: getattr(sampling, k) if getattr(a, k) is None else getattr(a, k)
+            for k in ("temperature", "top_k", "top_p", "max_tokens")}
+    return ServeConfig(model_id=a.model_id, n=a.n, max_n=a.max_n, preset=preset, k=a.k,
+                       adaptive=a.adaptive, max_batch=a.max_batch,
+                       batch_wait_s=a.batch_wait, queue_size=a.queue_size, timeout_s=a.timeout,
+                       max_body_bytes=a.max_body_bytes,
+                       api_key=a.api_key or os.environ.get("BESTOFN_API_KEY") or None,
+                       host=a.host, port=a.port, **pick)
+
+
+def build_reranker(a: argparse.Namespace) -> Reranker:
+    from ..config import ORMOptions
+    from ..score_orm import build_orm_scorer
+    from ..scorers import make_scorer
+
+    prm = None if a.prm.lower() == "none" else a.prm
+    prm_scorer = make_scorer(a.prm_backend, model=prm,
+                             **prm_options(a).scorer_kwargs(not a.no_docs)) if prm else None
+    orm_scorer = build_orm_scorer(ORMOptions(model=a.orm, adapter=a.orm_adapter,
+                                             backend=a.orm_backend, device=a.device,
+                                             dtype=a.dtype)) if a.orm else None
+    return Reranker(prm_scorer, orm=orm_scorer, method=a.method, seed=a.seed)
+
+
+def build_policy(a: argparse.Namespace, preset: str) -> Any:
+    from policies import make_policy
+
+    from ..config import resolve_backend
+
+    backend = resolve_backend(a.policy_backend)
+    return make_policy(backend, model=a.policy, **engine_options(a).backend_kwargs(
+        backend, preset=preset, device=a.device, lora=a.lora))
+
+
+def build_retriever(a: argparse.Namespace) -> Any:
+    if not a.index:
+        return None
+    from retrieval import RETRIEVERS, index_folder
+
+    return RETRIEVERS.create("faiss", folder=index_folder(a.index), device=a.device)
+
+
+def cmd_serve(a: argparse.Namespace) -> int:
+    import uvicorn
+
+    from ..serve import create_app
+
+    cfg = serve_config(a)
+    if cfg.adaptive:
+        print("bestofn serve: --adaptive is not supported yet; requests will get 400",
+              file=sys.stderr)
+    app = create_app(cfg, build_reranker(a), build_policy(a, cfg.preset),
+                     retriever=build_retriever(a))
+    print(f"bestofn serve: http://{cfg.host}:{cfg.port}/v1 (model {cfg.model_id!r}, "
+          f"auth {'on' if cfg.api_key else 'off'})", file=sys.stderr)
+    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+    return 0

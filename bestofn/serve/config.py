@@ -1,0 +1,59 @@
+"""Every setting of `bestofn serve`, with its default defined once (the CLI reads them here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    """What the server accepts, how it samples and how it batches. The engines are built apart
+    and passed to `create_app`: the policy, and a `Reranker` whose verifiers score, whose
+    method and seed are the defaults of requests that do not set `bestofn.method` / `seed`."""
+
+    model_id: str = "bestofn"
+    """The one model id `/v1/models` lists; requests naming another model get 404."""
+    n: int = 8
+    """Samples per question when the request does not set `bestofn.samples`."""
+    max_n: int = 64
+    """Most samples a request may ask for (`bestofn.samples`); more is refused with 400."""
+    temperature: float = 0.7
+    top_k: int = 50
+    top_p: float = 1.0
+    max_tokens: int = 384
+    """New tokens per solution: the default and the most a request may ask for."""
+    preset: str = "medprm"
+    """Policy preset (prompt, answer format), as in `bestofn run`."""
+    k: int = 5
+    """Documents retrieved per question when the server has an index and the request gives none."""
+    adaptive: str | None = None
+    """An adaptive stopping rule; not supported yet (requests are refused with 400)."""
+    max_batch: int = 16
+    """Most questions one policy call carries."""
+    batch_wait_s: float = 0.01
+    """How long the batcher waits for more requests after the first one arrives."""
+    queue_size: int = 64
+    """Most requests admitted at once (waiting or running); past it, 429 with Retry-After."""
+    retry_after_s: int = 1
+    timeout_s: float = 600.0
+    """Seconds a request may wait for its answer before 504 (its work is then cancelled)."""
+    max_body_bytes: int = 1_000_000
+    """Largest request body; larger gets 413."""
+    max_messages: int = 64
+    max_documents: int = 32
+    max_document_chars: int = 200_000
+    """Total characters of `bestofn.documents` in one request."""
+    api_key: str | None = None
+    """When set, every /v1 request needs `Authorization: Bearer <api_key>`."""
+    host: str = "127.0.0.1"
+    port: int = 8100
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.n <= self.max_n:
+            raise ValueError(f"need 1 <= n <= max_n, got n={self.n}, max_n={self.max_n}")
+        for name in ("max_tokens", "max_batch", "queue_size", "max_body_bytes", "max_messages"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.timeout_s <= 0 or self.batch_wait_s < 0:
+            raise ValueError(f"need timeout_s > 0 and batch_wait_s >= 0, got "
+                             f"{self.timeout_s}, {self.batch_wait_s}")
