@@ -60,14 +60,15 @@ class HFPolicy:
         for chunk in range(start // b, (end - 1) // b + 1):
             seed = question_seed(params.seed, q.id, chunk)
             torch.manual_seed(seed)
+            width = b if params.temperature > 0 else 1  # greedy: every sample is the same
             gen = self.model.generate(
                 ids, do_sample=params.temperature > 0, temperature=params.temperature or None,
                 top_k=params.top_k or None, top_p=params.top_p, max_new_tokens=params.max_tokens,
-                num_return_sequences=b, pad_token_id=self.tokenizer.pad_token_id
+                num_return_sequences=width, pad_token_id=self.tokenizer.pad_token_id
                 or self.tokenizer.eos_token_id)
-            out += [self._solution(q, row, seed, chunk * b + i, params)
-                    for i, row in enumerate(gen[:, ids.shape[1]:])
-                    if start <= chunk * b + i < end]
+            rows = gen[:, ids.shape[1]:]
+            out += [self._solution(q, rows[i % width], seed, chunk * b + i, params)
+                    for i in range(b) if start <= chunk * b + i < end]
         assert len(out) == n, f"expected {n} solutions for question {q.id}, got {len(out)}"
         return out
 
