@@ -47,8 +47,13 @@ def to_log_file(path: Path | str) -> None:
 
 
 @contextlib.contextmanager
-def quiet(log_path: Path | str | None, *, verbose: bool = False) -> Iterator[Console]:
-    """Logs to `log_path` for the duration; yields the console that still reaches the user."""
+def quiet(log_path: Path | str | None, *, verbose: bool = False,
+          restore: bool = True) -> Iterator[Console]:
+    """Logs to `log_path` for the duration; yields the console that still reaches the user.
+
+    `restore=False` leaves the logs going to the file after the block, for a command that
+    ends there: engines that shut down at interpreter exit log their shutdown to the file too.
+    """
     if verbose or log_path is None:
         yield Console()
         return
@@ -58,18 +63,27 @@ def quiet(log_path: Path | str | None, *, verbose: bool = False) -> Iterator[Con
     term_out = os.fdopen(os.dup(saved[0]), "w", buffering=1)
     term_err = os.fdopen(os.dup(saved[1]), "w", buffering=1)
     os.environ["BESTOFN_LOG_FILE"] = str(Path(log_path).resolve())
-    try:
-        to_log_file(log_path)
-        yield Console(term_out, term_err, Path(log_path))
-    finally:
+
+    def back() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
+        os.environ.pop("BESTOFN_LOG_FILE", None)
         os.dup2(saved[0], 1)
         os.dup2(saved[1], 2)
         for fd in saved:
             os.close(fd)
         term_out.close()
         term_err.close()
+
+    try:
+        to_log_file(log_path)
+        yield Console(term_out, term_err, Path(log_path))
+    except BaseException:
+        back()  # an error is shown where the user looks
+        raise
+    if restore:
+        back()
+    else:
         os.environ.pop("BESTOFN_LOG_FILE", None)
 
 

@@ -66,19 +66,23 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
 
 
 def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
-        ex: ExecConfig | None = None, quiet_logs: bool = False) -> dict[str, Any]:
+        ex: ExecConfig | None = None, quiet_logs: bool = False,
+        console: Console | None = None) -> dict[str, Any]:
     """Run (or resume) and write the report: in-process when `ex` is None, else on Ray.
 
     `quiet_logs` sends engine and Ray logs to `engine.log` in the run folder and keeps the
-    terminal for the progress display. Returns report.json's content plus this session's
+    terminal for the progress display; `console` is a terminal a caller already set up
+    (`console.quiet`). Returns report.json's content plus this session's
     `seconds`, `resumed_questions` and `failed` (questions that failed every attempt; a later
     resume retries them).
     """
     cfg, questions = prepare(cfg)
     out = Path(cfg.out)
     check_run_dir(out, cfg, overwrite)
-    with quiet(out / LOG_NAME, verbose=not quiet_logs) as console:
+    if console is not None:
         return _run(cfg, questions, out, progress, ex, console)
+    with quiet(out / LOG_NAME, verbose=not quiet_logs) as con:
+        return _run(cfg, questions, out, progress, ex, con)
 
 
 def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,

@@ -47,11 +47,11 @@ def test_changed_config_is_refused_unless_overwrite(tmp_path, tiny_llama_special
     assert rep["n_solutions"] == 2
 
 
-def test_cli_run_majority_only(tmp_path, tiny_llama_special, capsys):
+def test_cli_run_majority_only(tmp_path, tiny_llama_special, capfd):
     assert main(["run", "--out", str(tmp_path / "r"), "--questions", "1", "-n", "2",
                  "--policy", str(tiny_llama_special), "--prm", "none", "--max-tokens", "8",
                  "--device", "cpu", "--valid-steps", "off"]) == 0
-    assert "Majority vote" in capsys.readouterr().out
+    assert "Majority vote" in capfd.readouterr().out  # the terminal, not the engine log
 
 
 def test_run_with_an_index_puts_retrieved_documents_in_the_prm_prompt(tmp_path,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..config import RunConfig, default_of
@@ -96,17 +97,23 @@ def run_config(a: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
+    from ..console import LOG_NAME, quiet
     from ..evaluate import LABELS
-    from ..run import run
+    from ..run import prepare, run
 
-    rep = run(run_config(a), overwrite=a.overwrite, ex=exec_config(a), quiet_logs=not a.verbose)
-    for k, v in rep["accuracy"].items():
-        print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
-    if "adaptive" in rep:
-        ad = rep["adaptive"]
-        print(f"adaptive {ad['rule']}: {ad['samples']} samples of {ad['budget']} "
-              f"({100 * ad['samples'] / max(ad['budget'], 1):.1f}%), "
-              f"{ad['mean_samples']:.2f} per question")
-    print(f"report: {a.out}/report.md ({rep['n_questions']} questions, "
-          f"{rep['resumed_questions']} resumed, {rep['failed']} failed, {rep['seconds']} s)")
+    cfg = run_config(a)
+    prepare(cfg)  # every input checked before the run folder (and its log) exists
+    log = Path(cfg.out) / LOG_NAME
+    with quiet(log, verbose=a.verbose, restore=False) as con:
+        rep = run(cfg, overwrite=a.overwrite, ex=exec_config(a), console=con)
+        for k, v in rep["accuracy"].items():
+            con.print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
+        if "adaptive" in rep:
+            ad = rep["adaptive"]
+            con.print(f"adaptive {ad['rule']}: {ad['samples']} samples of {ad['budget']} "
+                      f"({100 * ad['samples'] / max(ad['budget'], 1):.1f}%), "
+                      f"{ad['mean_samples']:.2f} per question")
+        con.print(f"report: {a.out}/report.md ({rep['n_questions']} questions, "
+                  f"{rep['resumed_questions']} resumed, {rep['failed']} failed, "
+                  f"{rep['seconds']} s)" + ("" if a.verbose else f"; engine logs: {log}"))
     return 0
