@@ -22,6 +22,18 @@ from typing import IO, Any
 LOG_NAME = "engine.log"
 """The log file's name inside a run folder (or beside a command's output file)."""
 
+_PROCESS: dict[str, bool] = {"owned": False}
+
+
+def own_process() -> None:
+    """Called by the `bestofn` console script: this process ends with the command, so a quiet
+    command may keep its logs in the file until exit (engines log their shutdown at exit)."""
+    _PROCESS["owned"] = True
+
+
+def process_owned() -> bool:
+    return _PROCESS["owned"]
+
 
 @dataclass
 class Console:
@@ -81,10 +93,9 @@ def quiet(log_path: Path | str | None, *, verbose: bool = False,
     except BaseException:
         back()  # an error is shown where the user looks
         raise
+    os.environ.pop("BESTOFN_LOG_FILE", None)
     if restore:
         back()
-    else:
-        os.environ.pop("BESTOFN_LOG_FILE", None)
 
 
 def log_file_for_workers() -> str | None:

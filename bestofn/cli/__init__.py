@@ -49,3 +49,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"bestofn {args.command}: error: {text}", file=sys.stderr)
         return 2
+
+
+def entry() -> None:
+    """The `bestofn` console script (and `python -m bestofn.cli`): main() in a process of its
+    own."""
+    from ..console import own_process
+
+    own_process()
+    sys.exit(main())

@@ -97,14 +97,14 @@ def run_config(a: argparse.Namespace) -> RunConfig:
 
 
 def cmd_run(a: argparse.Namespace) -> int:
-    from ..console import LOG_NAME, quiet
+    from ..console import LOG_NAME, process_owned, quiet
     from ..evaluate import LABELS
     from ..run import prepare, run
 
     cfg = run_config(a)
     prepare(cfg)  # every input checked before the run folder (and its log) exists
     log = Path(cfg.out) / LOG_NAME
-    with quiet(log, verbose=a.verbose, restore=False) as con:
+    with quiet(log, verbose=a.verbose, restore=not process_owned()) as con:
         rep = run(cfg, overwrite=a.overwrite, ex=exec_config(a), console=con)
         for k, v in rep["accuracy"].items():
             con.print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
