@@ -22,7 +22,7 @@ from typing import IO, Any
 LOG_NAME = "engine.log"
 """The log file's name inside a run folder (or beside a command's output file)."""
 
-_PROCESS: dict[str, bool] = {"owned": False}
+_PROCESS: dict[str, Any] = {"owned": False, "terminal": None}
 
 
 def own_process() -> None:
@@ -32,7 +32,13 @@ def own_process() -> None:
 
 
 def process_owned() -> bool:
-    return _PROCESS["owned"]
+    return bool(_PROCESS["owned"])
+
+
+def progress_file() -> IO[str] | None:
+    """Where a progress bar goes: the terminal while a quiet block sends logs to a file, else
+    None (tqdm's default)."""
+    return _PROCESS["terminal"]
 
 
 @dataclass
@@ -77,6 +83,7 @@ def quiet(log_path: Path | str | None, *, verbose: bool = False,
     os.environ["BESTOFN_LOG_FILE"] = str(Path(log_path).resolve())
 
     def back() -> None:
+        _PROCESS["terminal"] = None
         sys.stdout.flush()
         sys.stderr.flush()
         os.environ.pop("BESTOFN_LOG_FILE", None)
@@ -89,11 +96,13 @@ def quiet(log_path: Path | str | None, *, verbose: bool = False,
 
     try:
         to_log_file(log_path)
+        _PROCESS["terminal"] = term_err
         yield Console(term_out, term_err, Path(log_path))
     except BaseException:
         back()  # an error is shown where the user looks
         raise
     os.environ.pop("BESTOFN_LOG_FILE", None)
+    _PROCESS["terminal"] = None if restore else term_err
     if restore:
         back()
 

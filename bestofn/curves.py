@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .bootstrap import CI_LEVEL, Estimate
+from .console import progress_file
 from .evaluate import graded, method_order, question_outcomes
 from .records import Item
 from .select import STRICT, SelectionRules
@@ -74,7 +75,8 @@ def accuracy_curves(items: Sequence[Item], *, ns: Sequence[int] | None = None, d
     methods = list(methods)
     ns = list(curve_ns(max((len(it.solutions) for it in qs), default=0)) if ns is None else ns)
     per_q = {n: {m: [np.empty(0)] * len(qs) for m in methods} for n in ns}
-    bar = tqdm(total=len(qs), desc="accuracy vs N", unit="q", disable=not progress)
+    bar = tqdm(total=len(qs), desc="accuracy vs N", unit="q", disable=not progress,
+               file=progress_file())
     for chunk in _chunks(qs, ns, draws, exhaustive, max_subsets):
         fast = SubsetEvaluator([qs[i] for i in chunk], seed, rules) if vectorised else None
         for n in ns:

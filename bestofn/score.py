@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .console import progress_file
 from .files import append_line, read_items, resume_lines, write_items
 from .records import Item, StepScores
 from .scorers import Scorer
@@ -52,7 +53,8 @@ def score_items(items: Sequence[Item], scorer: Scorer, *, use_docs: bool = True,
     lines = _resume(partial, scorer_fingerprint(scorer, use_docs, solutions))
     done = {(d["index"], d["id"]): [StepScores.from_dict(s) for s in d["prm"]] for d in lines}
     out = []
-    for i, it in enumerate(tqdm(items, desc="scoring", unit="q", disable=not progress)):
+    for i, it in enumerate(tqdm(items, desc="scoring", unit="q", disable=not progress,
+                                          file=progress_file())):
         sols = it.solutions[:solutions] if solutions else it.solutions
         key = (i, it.question.id)
         if key not in done:

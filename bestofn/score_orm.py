@@ -14,6 +14,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .config import ORMOptions
+from .console import progress_file
 from .files import append_line, read_items, resume_lines, write_items
 from .records import Item, Question, Solution
 from .scorers import Scorer, make_scorer
@@ -30,7 +31,8 @@ def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | N
     done = {(d["index"], d["id"]): (d["orm"], d["reasons"])
             for d in (resume_lines(partial) if partial else [])}
     out = []
-    for i, it in enumerate(tqdm(items, desc="ORM scoring", unit="q", disable=not progress)):
+    for i, it in enumerate(tqdm(items, desc="ORM scoring", unit="q", disable=not progress,
+                                          file=progress_file())):
         it = first_solutions(it, solutions)
         key = (i, it.question.id)
         if key not in done:

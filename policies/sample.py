@@ -15,6 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bestofn.console import progress_file
 from bestofn.files import InputError, append_line, resume_lines
 from bestofn.records import Item, Question
 
@@ -74,7 +75,8 @@ def sample_to_file(questions: Sequence[Question], policy: Policy, output: str | 
     counts = done_ids(path)
     todo = [q for q in questions if q.id not in counts]
     t0, n_sols, n_tokens = time.perf_counter(), 0, 0
-    with tqdm(total=len(todo), desc="questions", unit="q", disable=not progress) as bar:
+    with tqdm(total=len(todo), desc="questions", unit="q", disable=not progress,
+              file=progress_file()) as bar:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
             for q, sols in zip(chunk, policy.sample(chunk, n, params), strict=True):

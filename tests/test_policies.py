@@ -261,7 +261,7 @@ def test_sample_to_file_refuses_bad_output(tmp_path):
         sample_to_file([mcq()], StepCountPolicy(), bad, 2, PARAMS)
 
 
-def test_cli_sample_replay(tmp_path, capsys):
+def test_cli_sample_replay(tmp_path, capfd):
     path, data = medprm_file(tmp_path)
     qfile = tmp_path / "q.jsonl"
     qfile.write_text("".join(json.dumps(Question(id=d["question_id"], stem=d["question"]).to_dict())
@@ -272,7 +272,7 @@ def test_cli_sample_replay(tmp_path, capsys):
     assert main(argv) == 0
     items = [Item.from_dict(json.loads(x)) for x in out.read_text().splitlines()]
     assert [len(it.solutions) for it in items] == [4, 4, 4]
-    assert main(argv) == 0 and "3 resumed" in capsys.readouterr().err
+    assert main(argv) == 0 and "3 resumed" in capfd.readouterr().err  # the terminal
     assert main([*argv[:-2], "--lora", "x", "--output", str(out)]) == 2
 
 

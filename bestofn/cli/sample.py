@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import replace
 from typing import Any
 
@@ -32,6 +31,8 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--fill-invalid", action="store_true",
                    help="fill questions still short after the top-ups with rejected solutions")
     s.add_argument("--chunk", type=int, default=32, help="questions per policy call")
+    s.add_argument("-v", "--verbose", action="store_true",
+                   help="engine logs on the terminal (default: OUTPUT.engine.log)")
 
 
 def register(sub: Any) -> dict[str, Any]:
@@ -68,20 +69,28 @@ def cmd_sample(a: argparse.Namespace) -> int:
     from policies.presets import get_preset
 
     from ..config import resolve_backend, resolve_preset
+    from ..console import LOG_NAME, process_owned, quiet
     from ..datasets import load_questions
 
     backend = resolve_backend(a.policy_backend)
     preset = get_preset(resolve_preset(a.preset, a.policy))
     params, validity = sampling_config(a, preset), validity_config(a, preset, backend)
     questions = load_questions(a.questions, limit=a.limit)
-    policy = make_policy(backend, model=a.policy, **backend_kwargs(a, backend, preset.name))
-    rep = sample_to_file(questions, policy, a.output, a.n, params, validity=validity,
-                         chunk_size=a.chunk)
+    with quiet(f"{a.output}.{LOG_NAME}", verbose=a.verbose,
+               restore=not process_owned()) as con:
+        policy = make_policy(backend, model=a.policy, **backend_kwargs(a, backend, preset.name))
+        rep = sample_to_file(questions, policy, a.output, a.n, params, validity=validity,
+                             chunk_size=a.chunk)
+        report(rep, a, con.err)
+    return 0
+
+
+def report(rep: Any, a: argparse.Namespace, err: Any) -> None:
     rate = f", {rep.tokens / rep.seconds:.1f} tok/s" if rep.tokens and rep.seconds else ""
     print(f"sampled {rep.written} questions ({rep.resumed} resumed) -> {rep.output}: "
-          f"{rep.solutions} solutions in {rep.seconds} s{rate}", file=sys.stderr)
+          f"{rep.solutions} solutions in {rep.seconds} s{rate}", file=err, flush=True)
     if rep.short:
         print(f"{len(rep.short)} questions have fewer than {a.n} valid solutions "
               f"(after {a.topup_rounds} top-up round(s)): "
-              + ", ".join(f"{k}={v}" for k, v in list(rep.short.items())[:10]), file=sys.stderr)
-    return 0
+              + ", ".join(f"{k}={v}" for k, v in list(rep.short.items())[:10]), file=err,
+              flush=True)

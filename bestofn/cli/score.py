@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 from .options import add_orm_options, add_prm_options, orm_options, prm_options
@@ -19,17 +18,31 @@ def register(sub: Any) -> dict[str, Any]:
                    help="plain PRM: leave the documents out of the prompt")
     s.add_argument("--solutions", type=int, default=None, help="score the first K per question")
     s.add_argument("--backend", default="prm-hf", help="scorer backend (default prm-hf)")
+    s.add_argument("-v", "--verbose", action="store_true",
+                   help="engine logs on the terminal (default: OUTPUT.engine.log)")
     add_prm_options(s)
     add_orm_options(s, required=False)
     return {"score": cmd_score}
 
 
 def cmd_score(a: argparse.Namespace) -> int:
-    from ..score import score_file
-    from ..scorers import make_scorer
+    from ..console import LOG_NAME, process_owned, quiet
 
     if a.prm is None and a.orm is None:
         raise ValueError("give --prm MODEL, --orm MODEL or both")
+    with quiet(f"{a.output}.{LOG_NAME}", verbose=a.verbose,
+               restore=not process_owned()) as con:
+        items = _score(a, con.err)
+        unscored = sum(not s.scored for it in items for s in it.prm or [])
+        print(f"scored {len(items)} questions -> {a.output} ({unscored} solutions unscored)",
+              file=con.err, flush=True)
+    return 0
+
+
+def _score(a: argparse.Namespace, err: Any) -> list[Any]:
+    from ..score import score_file
+    from ..scorers import make_scorer
+
     scorer = make_scorer(a.backend, model=a.prm,
                          **prm_options(a).scorer_kwargs(a.use_docs)) if a.prm else None
     if a.orm:
@@ -37,11 +50,8 @@ def cmd_score(a: argparse.Namespace) -> int:
 
         items = score_file_with_orm(a.input, a.output, orm=build_orm_scorer(orm_options(a)),
                                     prm=scorer, use_docs=a.use_docs, solutions=a.solutions)
-        print(f"ORM: {unscored_summary(items)}", file=sys.stderr)
+        print(f"ORM: {unscored_summary(items)}", file=err, flush=True)
     else:
         items = score_file(a.input, a.output, scorer, use_docs=a.use_docs,
                            solutions=a.solutions)
-    unscored = sum(not s.scored for it in items for s in it.prm or [])
-    print(f"scored {len(items)} questions -> {a.output} ({unscored} solutions unscored)",
-          file=sys.stderr)
-    return 0
+    return items
