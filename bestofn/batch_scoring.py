@@ -1,11 +1,11 @@
 """Scoring many questions' solutions with one verifier, as the library's `Reranker` does.
 
-A scorer's `score` takes one question. Backends whose engine batches freely (vLLM, and the
-ORMs, whose inputs are independent conversations) set `batches_questions = True`: their
-prompts for every question go to the engine in one call. The others (the transformers PRM,
-which encodes one question's shared prompt prefix once for all its solutions) are called per
-question. Either way the model is loaded once, and each question's scores are what `bestofn
-score` computes for it.
+A scorer's `score` takes one question. PRMs score several through `score_many` (prm-vllm sends
+every question's prompts to its engine in one call, question by question so each prefix stays
+cached; the transformers PRM encodes one question's shared prefix at a time). ORMs, whose
+inputs are independent conversations, set `batches_questions = True` and get every question's
+conversations in one call. Either way the model is loaded once, and each question's scores
+are what `bestofn score` computes for it.
 """
 
 from __future__ import annotations
@@ -49,11 +49,10 @@ def _split(flat: Sequence[T], sizes: Sequence[int]) -> list[list[T]]:
 
 def prm_scores(scorer: Scorer, requests: Sequence[Request]) -> list[list[StepScores]]:
     """Step scores for every request, one list per request in solution order."""
-    if getattr(scorer, "batches_questions", False):
-        s: Any = scorer
-        encoded = [s.encode(r.question, r.documents, r.solutions) for r in requests]
-        flat = s.score_encoded([e for enc in encoded for e in enc])
-        return _split(flat, [len(enc) for enc in encoded])
+    many = getattr(scorer, "score_many", None)
+    if many is not None:  # every Med-PRM backend: prm-vllm sends all questions in one call
+        return [list(s) for s in many([(r.question, r.documents, r.solutions)
+                                       for r in requests])]
     return [list(scorer.score(r.question, r.documents, r.solutions))  # type: ignore[arg-type]
             for r in requests]
 

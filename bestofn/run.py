@@ -6,7 +6,6 @@ reason resumes where it stopped and, with the same config and seeds, ends with t
 
 from __future__ import annotations
 
-import gc
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -107,8 +106,6 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
         finally:
             bar.close()
             failures = finish()
-            del stream  # engines held by the stream shut down here, while logs go to the file
-            gc.collect()
     atomic_write_text(out / "failures.jsonl", "".join(json_line(f) for f in failures))
     items = [done[q.id] for q in questions if q.id in done]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,

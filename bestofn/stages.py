@@ -63,8 +63,7 @@ def solve(policy: Any, qs: list[Question], cfg: RunConfig, n: int | None = None,
     round), in one policy call (seeds are per question and per sample index, so how the
     questions are grouped does not change the samples)."""
     n = cfg.n if n is None else n
-    out = (policy.sample(qs, n, cfg.sampling()) if start == 0 and n == cfg.n
-           else policy.sample(qs, n, cfg.sampling(), start=start))
+    out = policy.sample(qs, n, cfg.sampling(), start=start)
     assert len(out) == len(qs), f"{len(qs)} questions, {len(out)} solution lists"
     for q, sols in zip(qs, out, strict=True):
         assert len(sols) <= n, f"question {q.id}: asked for {n} solutions, got {len(sols)}"
@@ -87,13 +86,15 @@ def verify_many(v: Verifiers, work: list[tuple[Question, list[Solution]]], cfg: 
                 ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
     """`verify` for several questions: a PRM that batches questions (`score_many`: prm-vllm
     sends all their prompts in one engine call, each prefix computed once) sees them at once."""
-    if len(work) == 1 or v.prm is None or not hasattr(v.prm, "score_many"):
+    if len(work) == 1 or v.prm is None:
         return [verify(v, q, sols, cfg) for q, sols in work]
-    jobs = [(q, [d.text for d in q.documents or []] if cfg.use_docs else None, sols)
+    from .batch_scoring import Request, prm_scores
+
+    jobs = [Request(q, sols, [d.text for d in q.documents or []] if cfg.use_docs else None)
             for q, sols in work]
-    prms = v.prm.score_many(jobs)
     out = []
-    for (q, docs, sols), prm in zip(jobs, prms, strict=True):
+    for r, prm in zip(jobs, prm_scores(v.prm, jobs), strict=True):
+        q, sols, docs = r.question, list(r.solutions), r.documents
         orm = v.orm.score(q, docs, sols) if v.orm is not None else None
         assert len(prm) == len(sols), f"question {q.id}: {len(sols)} solutions, {len(prm)} PRM"
         assert orm is None or len(orm) == len(sols), f"question {q.id}: ORM count"

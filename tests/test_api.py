@@ -143,9 +143,8 @@ def test_cross_question_batching_splits_back_per_question(tiny_llama_special):
 
     scorer = HFPRMScorer(str(tiny_llama_special), device="cpu")
     reqs = [Request(q, sols, ["a document"]) for q, sols in _questions()]
-    per_question = prm_scores(scorer, reqs)
-    scorer.batches_questions = True  # one score_encoded call over every question's prompts
-    together = prm_scores(scorer, reqs)
+    per_question = [scorer.score(r.question, r.documents, r.solutions) for r in reqs]
+    together = prm_scores(scorer, reqs)  # score_many over every question
     assert [len(x) for x in together] == [len(r.solutions) for r in reqs]
     for a, b in zip(per_question, together, strict=True):
         for x, y in zip(a, b, strict=True):

@@ -15,6 +15,7 @@ from ..config import (
     ORMOptions,
     PRMOptions,
     RunConfig,
+    SamplingConfig,
     default_of,
 )
 from ..scorers.orm_prompt import TRUNCATIONS
@@ -127,6 +128,17 @@ EXEC_FLAGS = ("ray_address", "policy_actors", "policy_batch", "scorer_actors", "
 def exec_config(a: argparse.Namespace) -> ExecConfig | None:
     """None (in-process) with --no-ray."""
     return ExecConfig(**{k: getattr(a, k) for k in EXEC_FLAGS}) if a.ray else None
+
+
+SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens")
+
+
+def preset_sampling(a: argparse.Namespace, preset: Any) -> SamplingConfig:
+    """The preset's sampling settings with the flags given on the command line over them."""
+    import dataclasses
+
+    overrides = {k: getattr(a, k) for k in SAMPLING_FLAGS if getattr(a, k) is not None}
+    return dataclasses.replace(preset.sampling, seed=a.seed, **overrides)
 
 
 def add_sampling_options(p: argparse.ArgumentParser, *, from_preset: bool) -> None:

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from typing import Any
 
-from .options import add_policy_options, add_sampling_options, engine_options
-
-SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens")
+from .options import add_policy_options, add_sampling_options, engine_options, preset_sampling
 
 
 def add_parser(sub: Any) -> None:
@@ -40,11 +37,6 @@ def register(sub: Any) -> dict[str, Any]:
     return {"sample": cmd_sample}
 
 
-def sampling_config(a: argparse.Namespace, preset: Any) -> Any:
-    overrides = {k: getattr(a, k) for k in SAMPLING_FLAGS if getattr(a, k) is not None}
-    return replace(preset.sampling, seed=a.seed, **overrides)
-
-
 def validity_config(a: argparse.Namespace, preset: Any, backend: str) -> Any:
     """Med-PRM's filter with the preset's step bounds (or the flags'); None when off."""
     from policies.validity import ValidityConfig
@@ -74,7 +66,7 @@ def cmd_sample(a: argparse.Namespace) -> int:
 
     backend = resolve_backend(a.policy_backend)
     preset = get_preset(resolve_preset(a.preset, a.policy))
-    params, validity = sampling_config(a, preset), validity_config(a, preset, backend)
+    params, validity = preset_sampling(a, preset), validity_config(a, preset, backend)
     questions = load_questions(a.questions, limit=a.limit)
     with quiet(f"{a.output}.{LOG_NAME}", verbose=a.verbose,
                restore=not process_owned()) as con:

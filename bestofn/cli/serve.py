@@ -10,10 +10,12 @@ from typing import Any
 
 from ..api import METHODS, Reranker
 from .options import (
+    SAMPLING_FLAGS,
     add_policy_options,
     add_prm_options,
     add_sampling_options,
     engine_options,
+    preset_sampling,
     prm_options,
 )
 
@@ -76,9 +78,8 @@ def serve_config(a: argparse.Namespace) -> Any:
     from ..serve import ServeConfig
 
     preset = resolve_preset(a.preset, a.policy)
-    sampling = get_preset(preset).sampling
-    pick = {k: getattr(sampling, k) if getattr(a, k) is None else getattr(a, k)
-            for k in ("temperature", "top_k", "top_p", "max_tokens")}
+    sampling = preset_sampling(a, get_preset(preset))
+    pick = {k: getattr(sampling, k) for k in SAMPLING_FLAGS}
     return ServeConfig(model_id=a.model_id, n=a.n, max_n=a.max_n, preset=preset, k=a.k,
                        adaptive=a.adaptive, max_batch=a.max_batch,
                        batch_wait_s=a.batch_wait, queue_size=a.queue_size, timeout_s=a.timeout,

@@ -124,7 +124,6 @@ class CallStats:
 class VLLMPRMScorer(PromptedPRM):
     """A causal-LM PRM served by vLLM's pooling runner, reusing each question's prefix."""
 
-    batches_questions = True  # `score_encoded` takes prompts of many questions in one call
 
     def __init__(self, model: str, *, device: str = "auto", dtype: str = "auto",
                  max_len: int = 4096, doc_reserve: int = 1024, use_docs: bool = True,
