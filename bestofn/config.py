@@ -123,6 +123,11 @@ class EngineOptions:
     $OPENAI_API_KEY."""
     concurrency: int = 16
     """openai: requests in flight."""
+    samples_in_flight: int = 64
+    """Streaming scheduler: samples running at once over all questions."""
+    question_in_flight: int = 4
+    """Streaming scheduler: samples of one question running at once (an adaptive run draws
+    past its stopping point at most this many; more keeps a small run's engine fuller)."""
 
     def backend_kwargs(self, backend: str, *, preset: str, device: str,
                        lora: str | None) -> dict[str, Any]:
@@ -196,13 +201,14 @@ class RunConfig:
     """Selection rules of the report (`bestofn.select.RULES`)."""
     adaptive: str | None = None
     """A stopping rule (`bestofn.adaptive.RULES`, e.g. `beta:eps=0.05`): sample each question
-    in rounds of `round_size` until the rule says its answer is settled, at most `n`."""
-    round_size: int = 8
+    until the rule says its answer is settled, at most `n`: streamed sample by sample
+    (`bestofn.adaptive.stream`), or in rounds of `round_size` when one is given."""
+    round_size: int | None = None
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
 
     def __post_init__(self) -> None:
-        if self.round_size < 1:
+        if self.round_size is not None and self.round_size < 1:
             raise ValueError(f"round_size must be >= 1, got {self.round_size}")
         if self.n < 1 or self.questions < 1:
             raise ValueError(f"need n >= 1 and questions >= 1, got n={self.n}, "
@@ -217,6 +223,8 @@ class RunConfig:
         d = asdict(self)
         d.pop("out")
         d.pop("engine")
+        if not self.adaptive:
+            d.pop("round_size")
         return d
 
     def sampling(self) -> SamplingConfig:

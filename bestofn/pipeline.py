@@ -32,6 +32,7 @@ from .config import ExecConfig, RunConfig
 from .console import log_file_for_workers, to_log_file
 from .records import Document, Item, Question, Solution, StepScores
 from .registry import require
+from .scheduler.ledger import StageClock, split_by_size
 
 
 @dataclass
@@ -50,6 +51,11 @@ class _Worker:
         if log:
             to_log_file(log)
         self.cfg = RunConfig(**cfg)
+        self.clock = StageClock()
+
+    def seconds(self) -> dict[str, float]:
+        """The stage seconds this actor was busy (measured here, start-up excluded)."""
+        return self.clock.to_dict()
 
     def where(self) -> dict[str, Any]:
         import ray
@@ -71,8 +77,32 @@ class _PolicyWorker(_Worker):
               start: int = 0) -> list[list[dict[str, Any]]]:
         from .stages import solve
 
-        out = solve(self.policy, [Question.from_dict(q) for q in qs], self.cfg, n, start)
+        with self.clock.stage("sample_s"):
+            out = solve(self.policy, [Question.from_dict(q) for q in qs], self.cfg, n, start)
         return [[s.to_dict() for s in sols] for sols in out]
+
+    def _stream(self) -> Any:
+        if getattr(self, "_samples", None) is None:
+            from .scheduler import make_stream
+
+            self._samples = make_stream(self.policy)
+        return self._samples
+
+    def stream_submit(self, requests: list[tuple[dict[str, Any], int]]) -> None:
+        """Start single samples on this actor's stream (`scheduler.ray_stream`)."""
+        self._stream().submit([(Question.from_dict(q), k) for q, k in requests],
+                              self.cfg.sampling())
+
+    def stream_poll(self, timeout: float) -> list[dict[str, Any]]:
+        with self.clock.stage("sample_s"):
+            done = self._stream().poll(timeout)
+        return [{"question": f.key.question, "index": f.key.index,
+                 "solution": f.solution.to_dict(), "tokens": f.tokens} for f in done]
+
+    def stream_abort(self, keys: list[tuple[str, int]]) -> int:
+        from .scheduler import SampleKey
+
+        return self._stream().abort([SampleKey(q, k) for q, k in keys])
 
 
 class _RetrieverWorker(_Worker):
@@ -112,12 +142,17 @@ class _ScorerWorker(_Worker):
     def verify(self, qs: list[dict[str, Any]],
                sols: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """Several questions' scores in one call (the engine batches across them)."""
-        from .stages import verify_many
+        from .stages import prm_tokens_computed, verify_many
 
         work = [(Question.from_dict(q), [Solution.from_dict(s) for s in ss])
                 for q, ss in zip(qs, sols, strict=True)]
-        return [{"prm": None if prm is None else [s.to_dict() for s in prm], "orm": orm}
-                for prm, orm in verify_many(self.scorer, work, self.cfg)]
+        before = prm_tokens_computed(self.scorer)
+        with self.clock.stage("score_s"):
+            got = verify_many(self.scorer, work, self.cfg)
+        tokens = split_by_size(prm_tokens_computed(self.scorer) - before,
+                               [len(s) for s in sols])
+        return [{"prm": None if prm is None else [s.to_dict() for s in prm], "orm": orm,
+                 "prm_tokens": t} for (prm, orm), t in zip(got, tokens, strict=True)]
 
 
 def _gpus(asked: float | None, ray: Any) -> float:
@@ -269,12 +304,22 @@ class RayPipeline:
 
     @staticmethod
     def _item(q: Question, sols: list[dict[str, Any]], scores: dict[str, Any]) -> Item:
-        prm = scores["prm"]
-        return Item(q, [Solution.from_dict(s) for s in sols],
-                    prm=None if prm is None else [StepScores.from_dict(s) for s in prm],
-                    orm=scores["orm"])
+        from .stages import fixed_compute
 
-    def stop(self) -> None:
+        prm = scores["prm"]
+        solutions = [Solution.from_dict(s) for s in sols]
+        compute = fixed_compute(solutions, int(scores.get("prm_tokens") or 0))
+        return Item(q, solutions,
+                    prm=None if prm is None else [StepScores.from_dict(s) for s in prm],
+                    orm=scores["orm"], compute=compute.to_dict())
+
+    def stop(self, clock: StageClock | None = None) -> None:
+        """Kill the actors, first adding the seconds they were busy to `clock`."""
+        if clock is not None:
+            for busy in self.ray.get([a.seconds.remote() for a in self.policies + self.scorers]):
+                for k, v in busy.items():
+                    if k != "startup_s":
+                        clock.add(k, v)
         for a in self.policies + self.scorers + self.retrievers:
             self.ray.kill(a)
 
@@ -290,6 +335,21 @@ class RayEngines(RayPipeline):
         return [[[Solution.from_dict(s) for s in sols] for sols in got]
                 for got in self.ray.get(refs)]
 
+    def stream(self) -> Any:
+        """A `SampleStream` over the policy actors (`scheduler.ray_stream`)."""
+        from .scheduler.ray_stream import RayStream
+
+        return RayStream(self.ray, self.policies)
+
+    def verify_counted(self, work: list[tuple[Question, list[Solution]]]
+                       ) -> list[tuple[list[Any], int]]:
+        """Per question: each solution's (StepScores | None, ORM | None), and PRM tokens."""
+        out = []
+        for (_, sols), (prm, orm), t in zip(work, self.verify(work), self._tokens, strict=True):
+            n = len(sols)
+            out.append((list(zip(prm or [None] * n, orm or [None] * n, strict=True)), t))
+        return out
+
     def verify(self, work: list[tuple[Question, list[Solution]]]
                ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
         k = len(self.scorers)
@@ -297,12 +357,14 @@ class RayEngines(RayPipeline):
         refs = [a.verify.remote([q.to_dict() for q, _ in part],
                                 [[s.to_dict() for s in sols] for _, sols in part])
                 for a, part in zip(self.scorers, parts, strict=True) if part]
-        by_id = {}
+        by_id, tokens = {}, {}
         for part, got in zip([p for p in parts if p], self.ray.get(refs), strict=True):
             for (q, _), scores in zip(part, got, strict=True):
                 prm = scores["prm"]
                 by_id[q.id] = (None if prm is None else [StepScores.from_dict(p) for p in prm],
                                scores["orm"])
+                tokens[q.id] = int(scores.get("prm_tokens") or 0)
+        self._tokens = [tokens[q.id] for q, _ in work]
         return [by_id[q.id] for q, _ in work]
 
 

@@ -210,6 +210,8 @@ class Item:
     prm: list[StepScores] | None = None
     orm: list[float | None] | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    compute: dict[str, int] | None = field(default=None, compare=False)
+    """What the question cost (`scheduler.ledger.Compute`), when a run recorded it."""
 
     def __post_init__(self) -> None:
         for name in ("prm", "orm"):
@@ -226,7 +228,7 @@ class Item:
         return {"question": self.question.to_dict(),
                 "solutions": [s.to_dict() for s in self.solutions],
                 "prm": None if self.prm is None else [s.to_dict() for s in self.prm],
-                "orm": self.orm}
+                "orm": self.orm, **({"compute": self.compute} if self.compute else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Item:
@@ -234,4 +236,4 @@ class Item:
         return cls(question=Question.from_dict(d["question"]),
                    solutions=[Solution.from_dict(s) for s in d["solutions"]],
                    prm=None if prm is None else [StepScores.from_dict(s) for s in prm],
-                   orm=d.get("orm"))
+                   orm=d.get("orm"), compute=d.get("compute"))

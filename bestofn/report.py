@@ -12,6 +12,7 @@ import io
 import json
 import os
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from .curves import Curves, accuracy_curves
 from .evaluate import LABELS, TABLE_KEYS, evaluate, graded
 from .files import atomic_write_text
 from .records import Item
+from .scheduler.ledger import compute_json
 from .select import STRICT, SelectionRules, get_rules
 
 PLOT_FILE, CSV_FILE = "accuracy_vs_n.png", "accuracy_vs_n.csv"
@@ -39,19 +41,27 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
                  failures: Sequence[dict[str, Any] | str] | None = None,
                  bootstrap: int = 1000, draws: int = 200, plot: bool | None = None,
                  progress: bool = False, rules: SelectionRules = STRICT,
-                 adaptive: Sequence[str] = ()) -> dict[str, Any]:
+                 adaptive: Sequence[str] = (), adaptive_x: str = "samples",
+                 stage_seconds: dict[str, float] | None = None) -> dict[str, Any]:
     """Write the report files into `out_dir` and return report.json's content.
 
     `adaptive`: stopping-rule specs to replay on the items for the accuracy-vs-mean-samples
-    section (`bestofn.adaptive.report`).
+    section (`bestofn.adaptive.report`), plotted against `adaptive_x` (samples or tokens).
 
     `seed` seeds the selection tie-breaks, the bootstrap and the subset draws. `failures` are
     the questions that failed (dicts such as the pipeline's `{question_id, stage, error,
     attempts}`). `plot`: None draws the PNG when matplotlib is installed, True requires it.
+    `stage_seconds`: a run's measured stage seconds (`scheduler.ledger.StageClock`); the time
+    spent here on selection and evaluation is `select_s`. Without them the stage
+    keys of `compute` are null and the report is deterministic.
     """
     out_dir = Path(out_dir)
+    t0 = time.perf_counter()
     data = build_report(items, config, seed=seed, failures=failures, bootstrap=bootstrap,
                         draws=draws, progress=progress, rules=rules)
+    if stage_seconds is not None:
+        stage_seconds = {**stage_seconds, "select_s": round(time.perf_counter() - t0, 3)}
+    data["compute"] = compute_json(items, stage_seconds)
     data.update(extra or {})
     if adaptive:
         from .adaptive.report import adaptive_curves
@@ -62,16 +72,18 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
     drawn = _plot(out_dir / PLOT_FILE, data["curves"], plot)
     text = markdown(data, plot=drawn)
     if adaptive:
-        text += "\n" + _adaptive_curves(out_dir, data["adaptive_curves"], drawn) + "\n"
+        text += "\n" + _adaptive_curves(out_dir, data["adaptive_curves"], drawn,
+                                         adaptive_x) + "\n"
     atomic_write_text(out_dir / "report.md", text)
     return data
 
 
-def _adaptive_curves(out_dir: Path, curves: dict[str, Any], drawn: str) -> str:
+def _adaptive_curves(out_dir: Path, curves: dict[str, Any], drawn: str, x: str) -> str:
     from .adaptive import report as ar
 
+    ar.x_axis(curves, x)
     if drawn == "drawn":
-        ar.plot(out_dir / ar.PLOT_FILE, curves)
+        ar.plot(out_dir / ar.PLOT_FILE, curves, x)
     return ar.markdown(curves, drawn == "drawn")
 
 
@@ -227,7 +239,7 @@ def _r(x: float | None) -> float | None:
 def markdown(data: dict[str, Any], *, plot: str = "off") -> str:
     parts = ["# bestofn report", _settings_md(data), _accuracy_md(data),
              benchmark_markdown(data.get("benchmarks", {}), _headline(data["accuracy"]), LABELS),
-             _adaptive_md(data), _sources_md(data),
+             _compute_md(data), _adaptive_md(data), _sources_md(data),
              _curves_md(data, plot), _failures_md(data), _config_md(data["config"])]
     return "\n\n".join(p for p in parts if p) + "\n"
 
@@ -245,13 +257,32 @@ def _settings_md(data: dict[str, Any]) -> str:
             f"{c['no_answer']} without an extracted answer.{_rules_md(data)}")
 
 
+def _compute_md(data: dict[str, Any]) -> str:
+    c = data.get("compute")
+    if not c:
+        return ""
+    q = max(data["counts"]["questions"], 1)
+    rows = [[label, f"{c[k]:,}", f"{c[k] / q:,.1f}"] for k, label in (
+        ("samples_drawn", "samples kept"), ("samples_aborted", "samples aborted or thrown away"),
+        ("tokens_generated", "tokens generated"), ("tokens_aborted", "of which thrown away"),
+        ("prm_tokens_computed", "PRM tokens computed"))]
+    rows += [[label, "—" if c.get(k) is None else f"{c[k]:.1f} s", ""] for k, label in (
+        ("startup_s", "engine start-up"), ("sample_s", "sampling"), ("score_s", "scoring"),
+        ("select_s", "selection and report"))]
+    return ("## Compute\n\nWhat the accuracies above cost (stage seconds may overlap: scoring "
+            "runs while the engine samples).\n\n"
+            + _table(["", "total", "per question"], rows, right=(1, 2)))
+
+
 def _adaptive_md(data: dict[str, Any]) -> str:
     ad = data.get("adaptive")
     if not ad:
         return ""
     share = 100 * ad["samples"] / max(ad["budget"], 1)
-    return (f"## Adaptive compute\n\nStopping rule `{ad['rule']}`, rounds of "
-            f"{ad['round_size']}: {ad['samples']} samples drawn of the fixed-N budget "
+    how = ("streamed sample by sample" if ad["round_size"] == "streamed"
+           else f"rounds of {ad['round_size']}")
+    return (f"## Adaptive compute\n\nStopping rule `{ad['rule']}`, "
+            f"{how}: {ad['samples']} samples drawn of the fixed-N budget "
             f"{ad['budget']} ({share:.1f}%), {ad['mean_samples']:.2f} per question (at most "
             f"{ad['n_max']}).")
 

@@ -20,6 +20,7 @@ from .files import append_line, atomic_write_text, json_line, resume_lines
 from .pipeline import RayPipeline
 from .records import Item, Question
 from .report import write_report
+from .scheduler.ledger import StageClock
 from .select import get_rules
 from .stages import build_policy, build_scorer, process, resolve_config
 
@@ -46,7 +47,7 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
                                  "use another --out or pass --overwrite")
     if overwrite:
         for name in ("results.jsonl", "rounds.jsonl", "report.json", "report.md",
-                     "failures.jsonl"):
+                     "failures.jsonl", "timing.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
@@ -93,8 +94,9 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
         todo = with_documents(todo, cfg, out, progress)
     t0 = time.perf_counter()
     failures: list[dict[str, Any]] = []
+    clock = StageClock()
     if todo:
-        stream, finish = _stream(cfg, ex, todo, out)
+        stream, finish = _stream(cfg, ex, todo, out, clock)
         bar = Progress(len(questions), len(done), file=console.err, enabled=progress)
         try:
             for item in stream:
@@ -110,9 +112,24 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     items = [done[q.id] for q in questions if q.id in done]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
                           progress=progress, rules=get_rules(cfg.rules),
-                          extra=adaptive_summary(cfg, items))
+                          extra=adaptive_summary(cfg, items),
+                          stage_seconds=record_seconds(out, clock))
     return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+TIMING_FILE = "timing.json"
+"""Stage seconds of a run folder, summed over the sessions that worked on it."""
+
+
+def record_seconds(out: Path, clock: StageClock) -> dict[str, float]:
+    """This session's stage seconds added to the folder's `timing.json` (which a resumed run
+    keeps adding to, and `bestofn report` reads)."""
+    path = out / TIMING_FILE
+    earlier = json.loads(path.read_text()) if path.exists() else None
+    total = clock.merged(earlier)
+    atomic_write_text(path, json.dumps(total, indent=2) + "\n")
+    return total
 
 
 def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
@@ -120,7 +137,8 @@ def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
     if not cfg.adaptive:
         return {}
     drawn = [len(it.solutions) for it in items]
-    return {"adaptive": {"rule": cfg.adaptive, "round_size": cfg.round_size, "n_max": cfg.n,
+    return {"adaptive": {"rule": cfg.adaptive, "round_size": cfg.round_size or "streamed",
+                         "n_max": cfg.n,
                          "samples": sum(drawn), "budget": cfg.n * len(items),
                          "mean_samples": sum(drawn) / len(drawn) if drawn else 0.0}}
 
@@ -137,24 +155,30 @@ def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
                             progress=progress)
 
 
-def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
-            out: Path) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
+            clock: StageClock) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
     """Finished items (any order) and a function returning the failures once drained."""
     if cfg.adaptive:
-        from .adaptive.online import adaptive_stream
-
         if ex is not None:
             todo = with_documents(todo, cfg, out, progress=False)
-        return adaptive_stream(cfg, ex, todo, out)
+        if cfg.round_size is None:
+            from .adaptive.stream import stream_adaptive
+
+            return stream_adaptive(cfg, ex, todo, out, clock)
+        from .adaptive.online import adaptive_stream
+
+        return adaptive_stream(cfg, ex, todo, out, clock)
     if ex is None:
-        policy, scorer = build_policy(cfg), build_scorer(cfg)
-        return (process(q, policy, scorer, cfg) for q in todo), list
+        with clock.stage("startup_s"):
+            policy, scorer = build_policy(cfg), build_scorer(cfg)
+        return (process(q, policy, scorer, cfg, clock) for q in todo), list
     pipe = RayPipeline(cfg, ex)
-    pipe.start()
+    with clock.stage("startup_s"):
+        pipe.start()
     atomic_write_text(Path(cfg.out) / "workers.json", json.dumps(pipe.workers, indent=2) + "\n")
 
     def finish() -> list[dict[str, Any]]:
-        pipe.stop()
+        pipe.stop(clock)
         return [asdict(f) for f in pipe.failures]
 
     return pipe.run(todo), finish

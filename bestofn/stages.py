@@ -12,6 +12,7 @@ from typing import Any
 
 from .config import RunConfig
 from .records import Item, Question, Solution, StepScores
+from .scheduler.ledger import Compute, StageClock
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
@@ -102,8 +103,26 @@ def verify_many(v: Verifiers, work: list[tuple[Question, list[Solution]]], cfg: 
     return out
 
 
-def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig) -> Item:
+def prm_tokens_computed(v: Verifiers) -> int:
+    """Tokens the run's PRM has computed so far (0 for a scorer that does not count them)."""
+    return int(getattr(v.prm, "tokens_computed", 0) or 0)
+
+
+def fixed_compute(sols: list[Solution], prm_tokens: int) -> Compute:
+    """What a fixed-N question cost: every sample drawn is kept."""
+    tokens = sum(int(s.meta.get("tokens") or 0) for s in sols)
+    return Compute(samples_drawn=len(sols), tokens_generated=tokens,
+                   prm_tokens_computed=prm_tokens)
+
+
+def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig,
+            clock: StageClock | None = None) -> Item:
     """One question through every stage, in this process."""
-    [sols] = solve(policy, [q], cfg)
-    prm, orm = verify(v, q, sols, cfg)
-    return Item(q, sols, prm=prm, orm=orm)
+    clock = clock or StageClock()
+    with clock.stage("sample_s"):
+        [sols] = solve(policy, [q], cfg)
+    before = prm_tokens_computed(v)
+    with clock.stage("score_s"):
+        prm, orm = verify(v, q, sols, cfg)
+    spent = prm_tokens_computed(v) - before
+    return Item(q, sols, prm=prm, orm=orm, compute=fixed_compute(sols, spent).to_dict())

@@ -81,6 +81,9 @@ def on_cpu_platform() -> bool:
 class VLLMPolicy:
     """N solutions per question from a `vllm.LLM` (built here, or passed in as `llm`)."""
 
+    backend = "vllm"
+    """Its streaming scheduler backend (`bestofn.scheduler.STREAMS`)."""
+
     def __init__(self, model: str, *, preset: str | Preset = "medprm", device: str = "auto",
                  dtype: str = "auto", tensor_parallel_size: int = 1,
                  gpu_memory_utilization: float = 0.9, max_model_len: int | None = None,

@@ -24,6 +24,7 @@ from typing import Any, Protocol
 from ..config import ExecConfig, RunConfig
 from ..files import append_line, resume_lines
 from ..records import Item, Question, Solution, StepScores
+from ..scheduler.ledger import StageClock
 from .rules import Bounds, Drawn, parse_rule
 
 ROUNDS_FILE = "rounds.jsonl"
@@ -97,9 +98,10 @@ class LocalEngines:
 
 
 def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
-           batch: int | None = None) -> Iterator[Item]:
+           batch: int | None = None, clock: StageClock | None = None) -> Iterator[Item]:
     """Settled questions as items, in the order they settle; resumes from `rounds.jsonl`."""
     rule = run_rule(cfg)
+    clock = clock or StageClock()
     path = out / ROUNDS_FILE
     state = {q.id: Partial(q) for q in todo}
     for line in resume_lines(path):
@@ -118,13 +120,16 @@ def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
     yield from settled
     while active:
         calls = _calls(active, state, cfg.round_size, rule.max_n, batch or len(active))
-        got = engines.solve(calls)
+        with clock.stage("sample_s"):
+            got = engines.solve(calls)
         new: list[tuple[Question, list[Solution]]] = []
         for (qs, n, _), sols in zip(calls, got, strict=True):
             for q, s in zip(qs, sols, strict=True):
                 assert len(s) == n, f"question {q.id}: asked for {n} samples, got {len(s)}"
                 new.append((q, s))
-        scores = engines.verify(new) if (has_prm or has_orm) else [(None, None)] * len(new)
+        with clock.stage("score_s"):
+            scores = (engines.verify(new) if (has_prm or has_orm)
+                      else [(None, None)] * len(new))
         for (q, sols), (prm, orm) in zip(new, scores, strict=True):
             line = {"question": q.id, "start": len(state[q.id].solutions),
                     "solutions": [s.to_dict() for s in sols],
@@ -159,18 +164,23 @@ def _decode(line: dict[str, Any]) -> tuple[list[Solution], list[StepScores] | No
 
 
 def adaptive_stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
+                    clock: StageClock | None = None,
                     ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
     """The run's finished items and a function returning failures (none: a round that fails
     stops the run, and the resume redoes it)."""
+    clock = clock or StageClock()
     if ex is None:
-        return rounds(cfg, todo, out, LocalEngines(cfg)), list
+        with clock.stage("startup_s"):
+            engines: Any = LocalEngines(cfg)
+        return rounds(cfg, todo, out, engines, clock=clock), list
     from ..pipeline import RayEngines
 
     engines = RayEngines(cfg, ex)
-    engines.start()
+    with clock.stage("startup_s"):
+        engines.start()
 
     def finish() -> list[dict[str, Any]]:
         engines.stop()
         return []
 
-    return rounds(cfg, todo, out, engines, batch=ex.policy_batch), finish
+    return rounds(cfg, todo, out, engines, batch=ex.policy_batch, clock=clock), finish

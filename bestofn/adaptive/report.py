@@ -68,12 +68,31 @@ def _methods(scored: bool) -> list[str]:
 
 def _point(p: CurvePoint, method: str) -> dict[str, Any]:
     e = p.result.intervals()[method]
+    tokens = p.result.mean_tokens
     return {"param": p.value, "mean_samples": round(p.result.mean_samples, 6),
+            "mean_tokens": None if tokens is None else round(tokens, 3),
             "accuracy": round(e.mean, 6), "lo": round(e.lo or 0.0, 6),
             "hi": round(e.hi or 0.0, 6)}
 
 
-def plot(path: Path, curves: dict[str, Any]) -> None:
+X_AXES = {"samples": ("mean_samples", "mean samples per question"),
+          "tokens": ("mean_tokens", "mean generated tokens per question")}
+"""The x axes a curve can be drawn on (`bestofn report --adaptive-x`)."""
+
+
+def x_axis(curves: dict[str, Any], x: str) -> tuple[str, str]:
+    """The point key and label of axis `x`; tokens need every point's `mean_tokens`."""
+    if x not in X_AXES:
+        raise ValueError(f"unknown x axis {x!r}; known: {', '.join(X_AXES)}")
+    key, label = X_AXES[x]
+    points = curves["fixed"] + [p for c in curves["rules"] for p in c["points"]]
+    if any(p.get(key) is None for p in points):
+        raise ValueError("--adaptive-x tokens needs every solution's token count "
+                         "(meta.tokens), which these results lack")
+    return key, label
+
+
+def plot(path: Path, curves: dict[str, Any], x: str = "samples") -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -84,15 +103,17 @@ def plot(path: Path, curves: dict[str, Any]) -> None:
              for m in dict.fromkeys(p["method"] for p in curves["fixed"])]
     lines += [(f"{c['rule']} ({c['method']}, {c['param'] or 'default'})", c["points"], "-")
               for c in curves["rules"]]
+    key, xlabel = x_axis(curves, x)
     for label, pts, style in lines:
-        xs = [p["mean_samples"] for p in pts]
+        xs = [p[key] for p in pts]
         (ln,) = ax.plot(xs, [100 * p["accuracy"] for p in pts], style, marker="o", ms=3,
                         label=label)
         ax.fill_between(xs, [100 * p["lo"] for p in pts], [100 * p["hi"] for p in pts],
                         color=ln.get_color(), alpha=0.12, linewidth=0)
     ax.set_xscale("log", base=2)
-    ax.set(xlabel="mean samples per question", ylabel="accuracy (%)",
-           title="Accuracy vs mean samples: fixed N and adaptive rules (95% bootstrap bands)")
+    ax.set(xlabel=xlabel, ylabel="accuracy (%)",
+           title=f"Accuracy vs {xlabel.split(' per ')[0]}: fixed N and adaptive rules "
+                 "(95% bootstrap bands)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     fig.tight_layout()
@@ -105,13 +126,17 @@ def markdown(curves: dict[str, Any], drawn: bool) -> str:
             + (f", {curves['draws']} permutations" if curves["draws"] else "")
             + "); accuracy with its 95% bootstrap interval over questions."
             + (f" Plot: `{PLOT_FILE}`." if drawn else ""), "",
-            "| curve | parameter | mean samples | accuracy | 95% CI |", "|---|---:|---:|---:|---|"]
+            "| curve | parameter | mean samples | mean tokens | accuracy | 95% CI |",
+            "|---|---:|---:|---:|---:|---|"]
+
+    def row(curve: str, param: str, p: dict[str, Any]) -> str:
+        tokens = "—" if p.get("mean_tokens") is None else f"{p['mean_tokens']:.0f}"
+        return (f"| {curve} | {param} | {p['mean_samples']:.2f} | {tokens} | "
+                f"{100 * p['accuracy']:.2f}% | [{100 * p['lo']:.2f}, {100 * p['hi']:.2f}] |")
+
     for p in curves["fixed"]:
-        rows.append(f"| fixed N ({p['method']}) | N={p['param']:g} | {p['mean_samples']:.2f} | "
-                    f"{100 * p['accuracy']:.2f}% | [{100 * p['lo']:.2f}, {100 * p['hi']:.2f}] |")
+        rows.append(row(f"fixed N ({p['method']})", f"N={p['param']:g}", p))
     for c in curves["rules"]:
         for p in c["points"]:
-            rows.append(f"| {c['rule']} ({c['method']}) | {c['param']}={p['param']:g} | "
-                        f"{p['mean_samples']:.2f} | {100 * p['accuracy']:.2f}% | "
-                        f"[{100 * p['lo']:.2f}, {100 * p['hi']:.2f}] |")
+            rows.append(row(f"{c['rule']} ({c['method']})", f"{c['param']}={p['param']:g}", p))
     return "\n".join(rows)

@@ -183,6 +183,11 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
                         "comes from $OPENAI_API_KEY")
     p.add_argument("--concurrency", type=int, default=default_of(e, "concurrency"),
                    help="openai: requests in flight")
+    p.add_argument("--samples-in-flight", type=int, default=default_of(e, "samples_in_flight"),
+                   help="streaming scheduler: samples running at once over all questions")
+    p.add_argument("--question-in-flight", type=int,
+                   default=default_of(e, "question_in_flight"),
+                   help="streaming scheduler: samples of one question running at once")
     p.add_argument("--policy-dtype", dest="policy_dtype", default=default_of(e, "dtype"),
                    help="policy engine dtype (auto: float32 on CPU, the model's on GPU)")
     p.add_argument("--tensor-parallel-size", type=int,
@@ -208,4 +213,5 @@ def engine_options(a: argparse.Namespace) -> EngineOptions:
                          max_model_len=a.max_model_len, kv_cache_gb=a.kv_cache_gb,
                          max_num_batched_tokens=a.max_num_batched_tokens,
                          batch_size=a.policy_batch_size, base_url=a.base_url,
-                         concurrency=a.concurrency)
+                         concurrency=a.concurrency, samples_in_flight=a.samples_in_flight,
+                         question_in_flight=a.question_in_flight)

@@ -30,6 +30,9 @@ def register(sub: Any) -> dict[str, Handler]:
     p.add_argument("--adaptive", action="append", default=[], metavar="RULE[:k=v,...]",
                    help="add an accuracy-vs-mean-samples section replaying these stopping "
                         "rules (repeatable, or comma-separated names: beta,esc,prm)")
+    p.add_argument("--adaptive-x", choices=("samples", "tokens"), default="samples",
+                   help="x axis of the adaptive curves: mean samples or mean generated tokens "
+                        "per question")
     p.add_argument("--no-plot", dest="plot", action="store_false", default=None,
                    help="skip accuracy_vs_n.png")
     return {"report": cmd_report}
@@ -52,6 +55,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from ..evaluate import LABELS
     from ..files import complete_lines, read_items
     from ..report import write_report
+    from ..run import TIMING_FILE
     from ..select import get_rules
 
     results, folder = locate(a.run)
@@ -59,10 +63,13 @@ def cmd_report(a: argparse.Namespace) -> int:
     config = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else {}
     seed = a.seed if a.seed is not None else int(config.get("seed", 0))
     out = Path(a.out) if a.out else folder
+    timing = folder / TIMING_FILE
     rep = write_report(out, read_items(results), config, seed=seed,
+                       stage_seconds=json.loads(timing.read_text()) if timing.exists() else None,
                        failures=complete_lines(folder / "failures.jsonl")[0],
                        bootstrap=a.bootstrap, draws=a.draws, plot=a.plot, progress=True,
-                       rules=get_rules(a.rules), adaptive=split_specs(a.adaptive))
+                       rules=get_rules(a.rules), adaptive=split_specs(a.adaptive),
+                       adaptive_x=a.adaptive_x)
     for m, v in rep["accuracy"].items():
         lo, hi = rep["ci"][m]
         print(f"{LABELS.get(m, m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")

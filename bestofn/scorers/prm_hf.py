@@ -91,6 +91,8 @@ class HFPRMScorer(PromptedPRM):
                                       published=published)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.share_prefix, self.min_shared_prefix = share_prefix, min_shared_prefix
+        self.tokens_computed = 0
+        """Tokens this scorer ran through the model (shared prefixes once), over its life."""
         if isinstance(model, str):
             self.model_name = model
             self.device = resolve_device(device)
@@ -126,6 +128,7 @@ class HFPRMScorer(PromptedPRM):
             prefix = 0
         kv = self._encode_prefix(items[0].input_ids[:prefix]) if prefix else None
         lengths = [len(e.input_ids) - prefix for e in items]
+        self.tokens_computed += prefix + sum(lengths)
         for batch in length_batches(lengths, self.max_batch_tokens, self.batch_size, prefix):
             rows = [items[j] for j in batch]
             for j, probs in zip(batch, self._score_batch(rows, prefix, kv), strict=True):

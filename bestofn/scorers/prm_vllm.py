@@ -150,6 +150,8 @@ class VLLMPRMScorer(PromptedPRM):
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.prefix_caching = prefix_caching
         self.memo, self.stats = MarkerMemo(), CallStats()
+        self.tokens_computed = 0
+        """Prompt tokens this scorer computed (not read from the prefix cache), over its life."""
         labels = [label_token_id(self.tokenizer, t) for t in (tokens.plus, tokens.minus)]
         on_cpu = _on_cpu(device)
         if on_cpu:
@@ -220,6 +222,8 @@ class VLLMPRMScorer(PromptedPRM):
                 self.stats.memo_hits += sum(p < cached for p in e.marker_positions)
         redo = [i for i, r in enumerate(results) if r is None]
         self.stats.reruns = len(redo)
+        self.tokens_computed += self.stats.computed_tokens() + sum(
+            len(prompts[i].input_ids) for i in redo)
         for i in redo:  # one at a time: nothing can preempt it, nothing is read from the cache
             (rows, cached), = self._encode([prompts[i]], read=False)
             results[i] = marker_probs(prompts[i], rows, cached)

@@ -1,0 +1,279 @@
+"""`bestofn run --adaptive RULE` without `--round`: barrier-free adaptive sampling.
+
+Each question is a `StreamJob` on the streaming scheduler (`bestofn.scheduler`): its samples
+run as single requests (sample k with the question's seed + k, the fixed run's sample k), at
+most `EngineOptions.question_in_flight` at once, while other questions fill the engine. A
+finished sample is scored as soon as it arrives (`Scoring`: a thread beside the in-process
+engine, or the scorer actors), and the rule is asked on the samples in index order: once
+samples 0..j are all finished and scored, it sees the prefixes 1..j+1 in turn, exactly as the
+offline replay does, so where a question stops never depends on timing. When the rule says
+stop at k, the question's running requests are aborted, samples past k that finished anyway
+are thrown away (and counted), and the question is written with its first k samples.
+
+Every finished and scored sample is appended to `rounds.jsonl` (one line per sample, `start`
+= its index, the round file's format), so a run killed at any point resumes with the samples
+already drawn and stops where an uninterrupted run stops.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..config import ExecConfig, RunConfig
+from ..files import append_line, resume_lines
+from ..records import Item, Question, Solution, StepScores
+from ..scheduler import Budget, Compute, Finished, SampleKey, Scheduler, StageClock
+from ..scheduler.ledger import split_by_size
+from .online import ROUNDS_FILE, SCORE_AGGREGATE, run_rule
+from .rules import Bounds, Drawn
+
+Scores = tuple[StepScores | None, float | None]
+
+
+@dataclass
+class StreamJob:
+    """One question of a barrier-free adaptive run (a `scheduler.Job`)."""
+
+    question: Question
+    rule: Bounds
+    scoring: Any
+    """The `Scoring` side its finished samples go to (None: no verifier)."""
+    log: Callable[[dict[str, Any]], None]
+    samples: dict[int, Solution] = field(default_factory=dict)
+    scores: dict[int, Scores] = field(default_factory=dict)
+    started: set[int] = field(default_factory=set)
+    checked: int = 0
+    stop_at: int | None = None
+    compute: Compute = field(default_factory=Compute)
+
+    def resume(self, index: int, sol: Solution, scores: Scores, prm_tokens: int) -> None:
+        self.samples[index], self.scores[index] = sol, scores
+        self.started.add(index)
+        self.compute.tokens_generated += int(sol.meta.get("tokens") or 0)
+        self.compute.prm_tokens_computed += prm_tokens
+        self._check()
+
+    def next_indices(self, room: int) -> list[int]:
+        if self.stop_at is not None:
+            return []
+        out = [k for k in range(self.rule.max_n) if k not in self.started][:room]
+        self.started.update(out)
+        return out
+
+    def finished(self, f: Finished) -> None:
+        self.samples[f.key.index] = f.solution
+        self.compute.tokens_generated += f.tokens
+        if self.scoring is None:
+            self._record(f.key.index, (None, None), 0)
+        else:
+            self.scoring.submit(self, f.key.index, f.solution)
+
+    def scored(self, index: int, scores: Scores, prm_tokens: int) -> None:
+        self.compute.prm_tokens_computed += prm_tokens
+        self._record(index, scores, prm_tokens)
+
+    def _record(self, index: int, scores: Scores, prm_tokens: int) -> None:
+        self.scores[index] = scores
+        prm, orm = scores
+        self.log({"question": self.question.id, "start": index,
+                  "solutions": [self.samples[index].to_dict()],
+                  "prm": None if prm is None else [prm.to_dict()],
+                  "orm": None if orm is None and self.scoring is None else [orm],
+                  "prm_tokens": prm_tokens})
+        self._check()
+
+    def _check(self) -> None:
+        """Ask the rule on every new complete prefix, in index order."""
+        while self.stop_at is None and self.checked in self.scores:
+            self.checked += 1
+            if self.rule.stop(self._drawn(self.checked)):
+                self.stop_at = self.checked
+
+    def _drawn(self, k: int) -> Drawn:
+        prm = [self.scores[i][0] for i in range(k)]
+        scores = (None if all(p is None for p in prm) else
+                  [None if p is None else p.aggregate(SCORE_AGGREGATE) for p in prm])
+        return Drawn([self.samples[i].answer for i in range(k)], scores)
+
+    def settled(self) -> bool:
+        return self.stop_at is not None
+
+    def aborted(self, keys: list[SampleKey], tokens: int) -> None:
+        assert self.stop_at is not None
+        extra = [i for i in self.samples if i >= self.stop_at]
+        self.compute.samples_aborted += len(keys) + len(extra)
+        self.compute.tokens_generated += tokens
+        self.compute.tokens_aborted += tokens + sum(
+            int(self.samples[i].meta.get("tokens") or 0) for i in extra)
+        self.compute.samples_drawn = self.stop_at
+
+    def item(self, has_prm: bool, has_orm: bool) -> Item:
+        k = self.stop_at
+        assert k is not None, f"question {self.question.id} is not settled"
+        keep = range(k)
+        return Item(self.question, [self.samples[i] for i in keep],
+                    prm=[self.scores[i][0] for i in keep] if has_prm else None,  # type: ignore[misc]
+                    orm=[self.scores[i][1] for i in keep] if has_orm else None,
+                    compute=self.compute.to_dict())
+
+
+class Scoring:
+    """Finished samples scored beside the engine: batched across questions in a worker thread
+    (`verify` is `stages.verify_many` on the run's verifiers, or the scorer actors' call)."""
+
+    def __init__(self, verify: Callable[[list[tuple[Question, list[Solution]]]],
+                                        list[tuple[list[Any], int]]],
+                 clock: StageClock) -> None:
+        self.verify, self.clock = verify, clock
+        self.todo: queue.Queue[tuple[StreamJob, int, Solution] | None] = queue.Queue()
+        self.done: queue.Queue[tuple[list[tuple[StreamJob, int]], Any]] = queue.Queue()
+        self.outstanding = 0
+        self.thread = threading.Thread(target=self._work, name="bestofn-scoring", daemon=True)
+        self.thread.start()
+
+    def submit(self, job: StreamJob, index: int, sol: Solution) -> None:
+        self.outstanding += 1
+        self.todo.put((job, index, sol))
+
+    def busy(self) -> bool:
+        return self.outstanding > 0
+
+    def _work(self) -> None:
+        while True:
+            first = self.todo.get()
+            if first is None:
+                return
+            batch = [first]
+            while True:
+                try:
+                    nxt = self.todo.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is None:
+                    self.todo.put(None)
+                    break
+                batch.append(nxt)
+            try:
+                with self.clock.stage("score_s"):
+                    self.done.put(([(j, i) for j, i, _ in batch], self._score(batch)))
+            except BaseException as e:  # noqa: BLE001 - handed to the scheduler's thread
+                self.done.put(([(j, i) for j, i, _ in batch], e))
+
+    def _score(self, batch: list[tuple[StreamJob, int, Solution]]) -> list[tuple[Scores, int]]:
+        groups: dict[str, list[tuple[StreamJob, int, Solution]]] = {}
+        for b in batch:
+            groups.setdefault(b[0].question.id, []).append(b)
+        work = [(g[0][0].question, [s for _, _, s in g]) for g in groups.values()]
+        results = self.verify(work)
+        by_key: dict[tuple[str, int], tuple[Scores, int]] = {}
+        for g, (per_sample, tokens) in zip(groups.values(), results, strict=True):
+            share = split_by_size(tokens, [1] * len(g))
+            for (job, i, _), scores, t in zip(g, per_sample, share, strict=True):
+                by_key[(job.question.id, i)] = (scores, t)
+        return [by_key[(j.question.id, i)] for j, i, _ in batch]
+
+    def pump(self, wait: float) -> None:
+        try:
+            got = [self.done.get(timeout=wait) if wait > 0 else self.done.get_nowait()]
+        except queue.Empty:
+            return
+        while True:
+            try:
+                got.append(self.done.get_nowait())
+            except queue.Empty:
+                break
+        for keys, result in got:
+            if isinstance(result, BaseException):
+                raise result
+            self.outstanding -= len(keys)
+            for (job, i), (scores, tokens) in zip(keys, result, strict=True):
+                job.scored(i, scores, tokens)
+
+    def close(self) -> None:
+        self.todo.put(None)
+
+
+def verify_locally(verifiers: Any, cfg: RunConfig) -> Callable[..., Any]:
+    """`Scoring.verify` on the run's verifiers in this process."""
+    from ..stages import verify_many
+
+    def verify(work: list[tuple[Question, list[Solution]]]) -> list[tuple[list[Any], int]]:
+        from ..stages import prm_tokens_computed
+
+        before = prm_tokens_computed(verifiers)
+        got = verify_many(verifiers, work, cfg)
+        spent = prm_tokens_computed(verifiers) - before
+        shares = split_by_size(spent, [len(s) for _, s in work])
+        return [(list(zip(prm or [None] * len(s), orm or [None] * len(s), strict=True)), t)
+                for (prm, orm), (_, s), t in zip(got, work, shares, strict=True)]
+
+    return verify
+
+
+def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
+                    clock: StageClock) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+    """The run's settled items (as they settle) and a function returning failures."""
+    if ex is None:
+        from ..scheduler import make_stream
+        from ..stages import build_policy, build_scorer
+
+        with clock.stage("startup_s"):
+            policy, verifiers = build_policy(cfg), build_scorer(cfg)
+        stream = make_stream(policy)
+        scoring = Scoring(verify_locally(verifiers, cfg), clock) if verifiers else None
+        stop: Callable[[], None] = lambda: None  # noqa: E731
+    else:
+        from ..pipeline import RayEngines
+
+        engines = RayEngines(cfg, ex)
+        with clock.stage("startup_s"):
+            engines.start()
+        stream = engines.stream()
+        scoring = (Scoring(engines.verify_counted, clock)
+                   if (cfg.prm or cfg.orm) else None)
+        stop = engines.stop
+    items = _settle(cfg, todo, out, stream, scoring, clock)
+
+    def finish() -> list[dict[str, Any]]:
+        stream.close()
+        if scoring is not None:
+            scoring.close()
+        stop()
+        return []
+
+    return items, finish
+
+
+def _settle(cfg: RunConfig, todo: list[Question], out: Path, stream: Any, scoring: Any,
+            clock: StageClock) -> Iterator[Item]:
+    rule = run_rule(cfg)
+    path = out / ROUNDS_FILE
+
+    def log(line: dict[str, Any]) -> None:
+        append_line(path, line)
+
+    jobs = {q.id: StreamJob(q, rule, scoring, log) for q in todo}
+    for line in resume_lines(path):
+        job = jobs.get(line["question"])
+        if job is not None and len(line["solutions"]) == 1:
+            prm, orm = line.get("prm"), line.get("orm")
+            job.resume(int(line["start"]), Solution.from_dict(line["solutions"][0]),
+                       (None if prm is None else StepScores.from_dict(prm[0]),
+                        None if orm is None else orm[0]), int(line.get("prm_tokens") or 0))
+    e = cfg.engine
+    budget = Budget(in_flight=e.samples_in_flight,
+                    per_question=min(e.question_in_flight, rule.max_n))
+    sched = Scheduler(stream, cfg.sampling(), budget, scoring)
+    has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
+    runner = sched.run(jobs[q.id] for q in todo)
+    while True:
+        with clock.stage("sample_s"):
+            job = next(runner, None)
+        if job is None:
+            return
+        yield job.item(has_prm, has_orm)  # type: ignore[attr-defined]

@@ -1,0 +1,131 @@
+"""The scheduler loop: keep the stream full across questions, route finished samples, abort.
+
+A `Job` is one question's policy: which sample indices to start when there is room, what to
+do with a finished sample, when the question is settled, and what to record for what was
+thrown away. Jobs are admitted in order (earlier questions start first) and settle in any
+order; a settled job's running samples are aborted at once and the job is yielded to the
+caller, which writes it. `Side` is work that runs beside the stream (scoring): the loop pumps
+it after every poll, so a job can wait for scores without holding the engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from bestofn.config import SamplingConfig
+from bestofn.records import Question
+
+from .requests import Finished, SampleKey
+from .streams import SampleStream
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Samples in flight: `in_flight` over all questions, `per_question` for one question;
+    `open_questions` bounds the questions admitted at once (default: `in_flight`)."""
+
+    in_flight: int = 64
+    per_question: int = 8
+    open_questions: int | None = None
+    poll_s: float = 0.25
+    """Longest a poll runs the engine before the loop looks at the side work again."""
+
+    def __post_init__(self) -> None:
+        if min(self.in_flight, self.per_question, self.open_questions or 1) < 1:
+            raise ValueError(f"a scheduler budget needs counts >= 1, got {self}")
+
+
+class Job(Protocol):
+    question: Question
+
+    def next_indices(self, room: int) -> list[int]:
+        """Sample indices to start now, at most `room`."""
+
+    def finished(self, f: Finished) -> None: ...
+
+    def settled(self) -> bool: ...
+
+    def aborted(self, keys: list[SampleKey], tokens: int) -> None:
+        """Samples still running when the job settled were stopped; they had `tokens`."""
+
+
+class Side(Protocol):
+    def busy(self) -> bool:
+        """Work submitted and not yet delivered."""
+
+    def pump(self, wait: float) -> None:
+        """Deliver finished side work to its jobs, waiting up to `wait` seconds for some."""
+
+
+class Scheduler:
+    def __init__(self, stream: SampleStream, params: SamplingConfig, budget: Budget,
+                 side: Side | None = None) -> None:
+        self.stream, self.params, self.budget, self.side = stream, params, budget, side
+
+    def run(self, jobs: Iterable[Job]) -> Iterator[Job]:
+        """Settled jobs, in the order they settle."""
+        todo = iter(jobs)
+        open_: list[Job] = []
+        running: dict[str, set[int]] = {}
+        limit = self.budget.open_questions or self.budget.in_flight
+        exhausted = False
+        while True:
+            while (not exhausted and len(open_) < limit
+                   and self._total(running) < self.budget.in_flight):
+                job = next(todo, None)
+                if job is None:
+                    exhausted = True
+                else:
+                    open_.append(job)
+                    running[job.question.id] = set()
+            yield from self._settle(open_, running)
+            if exhausted and not open_:
+                return
+            self._start(open_, running)
+            if self._total(running):
+                self._route(self.stream.poll(self.budget.poll_s), open_, running)
+                if self.side is not None:
+                    self.side.pump(0.0)
+            elif self.side is not None and self.side.busy():
+                self.side.pump(self.budget.poll_s)
+            elif not any(j.settled() for j in open_) and (exhausted or len(open_) >= limit):
+                ids = ", ".join(j.question.id for j in open_[:5])
+                raise RuntimeError(f"scheduler stalled: questions {ids} are open with nothing "
+                                   "running and nothing to start")
+
+    @staticmethod
+    def _total(running: dict[str, set[int]]) -> int:
+        return sum(len(r) for r in running.values())
+
+    def _start(self, open_: list[Job], running: dict[str, set[int]]) -> None:
+        batch: list[tuple[Question, int]] = []
+        free = self.budget.in_flight - self._total(running)
+        for job in open_:
+            if free <= 0:
+                break
+            mine = running[job.question.id]
+            room = min(self.budget.per_question - len(mine), free)
+            if room <= 0 or job.settled():
+                continue
+            got = job.next_indices(room)
+            assert len(got) <= room, f"question {job.question.id}: {len(got)} > room {room}"
+            mine.update(got)
+            free -= len(got)
+            batch += [(job.question, k) for k in got]
+        self.stream.submit(batch, self.params)
+
+    @staticmethod
+    def _route(done: list[Finished], open_: list[Job], running: dict[str, set[int]]) -> None:
+        by_id = {j.question.id: j for j in open_}
+        for f in done:
+            running[f.key.question].discard(f.key.index)
+            by_id[f.key.question].finished(f)
+
+    def _settle(self, open_: list[Job], running: dict[str, set[int]]) -> Iterator[Job]:
+        for job in [j for j in open_ if j.settled()]:
+            keys = [SampleKey(job.question.id, k) for k in sorted(running.pop(job.question.id))]
+            job.aborted(keys, self.stream.abort(keys) if keys else 0)
+            open_.remove(job)
+            yield job

@@ -1,0 +1,44 @@
+"""The `SampleStream` protocol and its registry: how the scheduler reaches a policy engine."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from bestofn.config import SamplingConfig
+from bestofn.records import Question
+from bestofn.registry import Registry
+
+from .requests import Finished, SampleKey
+
+
+class SampleStream(Protocol):
+    """Requests of single samples that run concurrently and can be aborted.
+
+    `submit` starts sample k of each (question, k) with the question's seed + k; `poll` runs
+    the engine until at least one sample finished or `timeout` seconds passed, and returns
+    the finished ones; `abort` stops running samples and returns the tokens they had
+    generated (an aborted sample never comes back from `poll`)."""
+
+    def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None: ...
+
+    def poll(self, timeout: float) -> list[Finished]: ...
+
+    def abort(self, keys: Sequence[SampleKey]) -> int: ...
+
+    def pending(self) -> int:
+        """Samples submitted and neither finished nor aborted."""
+
+    def close(self) -> None: ...
+
+
+STREAMS = Registry("sample stream")
+STREAMS.register("vllm", "bestofn.scheduler.vllm_stream:VLLMStream")
+STREAMS.register("openai", "bestofn.scheduler.openai_stream:OpenAIStream")
+STREAMS.register("ordered", "bestofn.scheduler.ordered_stream:OrderedStream")
+
+
+def make_stream(policy: Any) -> SampleStream:
+    """The stream for a policy: its backend's own (`policy.backend`), else the ordered one."""
+    name = getattr(policy, "backend", "ordered")
+    return STREAMS.create(name if name in STREAMS.names() else "ordered", policy=policy)
