@@ -1,8 +1,9 @@
 """Single-sample requests on a `vllm.LLM`'s own engine: `enqueue_chat`, `step`, `abort_request`.
 
 Requests are rendered by vLLM exactly as `LLM.chat` renders them (`enqueue_chat` returns the
-engine's internal request ids; outputs and aborts use the external id they were made from), so sample k (seed + k) is the
-text a fixed run's `n` request gives its k-th child. The engine steps only inside `poll`.
+engine's internal request ids; outputs and aborts use the external id they were made from),
+so sample k (seed + k) is the text a fixed run's `n` request gives its k-th child.
+The engine steps only inside `poll`.
 The tokens an aborted request had generated are read from the engine's output processor
 just before the abort (vLLM returns nothing for an aborted request with final-only output).
 """
