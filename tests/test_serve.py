@@ -244,7 +244,9 @@ BAD = [
     ({"bestofn": {"documents": ["a", "b", "c"]}}, 400, "bestofn.documents"),
     ({"bestofn": {"documents": "/etc/passwd"}}, 400, "bestofn.documents"),
     ({"bestofn": {"index": "/tmp"}}, 400, "bestofn.index"),
-    ({"bestofn": {"adaptive": "esc"}}, 400, "bestofn.adaptive"),
+    ({"bestofn": {"adaptive": "nope"}}, 400, "bestofn.adaptive"),
+    ({"bestofn": {"adaptive": "beta:eps=x"}}, 400, "bestofn.adaptive"),
+    ({"bestofn": {"adaptive": "beta:min_n=7", "samples": 6}}, 400, "bestofn.adaptive"),
     ({"model": "gpt-4"}, 404, "model"),
 ]
 
@@ -271,6 +273,43 @@ def test_bad_requests_are_refused_naming_the_field(server):
             extra_body={"bestofn": {"samples": 100}})
     assert httpx.get(url + "/nowhere").json()["error"]["code"] == "404"
     assert chat(url, 0).status_code == 200  # still serving
+
+
+@pytest.mark.parametrize("rule", ["beta:eps=0.3", "esc:w=2", "prm:eps=0.3"])
+def test_adaptive_requests_stop_where_the_rule_does(replay_file, prm, rule):
+    """`bestofn.adaptive` samples on the streaming scheduler: the kept samples are the stored
+    first k, k is where the rule stops on them, and the response and /metrics say what was
+    drawn and thrown away."""
+    from bestofn.adaptive import Drawn, parse_rule
+
+    policy = make_policy("replay", model=str(replay_file))
+    app = create_app(replace(CFG, batch_wait_s=0.05), Reranker(prm, method="weighted_min"),
+                     policy)
+    stops: list[int] = []
+    with serve_in_thread(app) as url:
+        for i in range(4):
+            r = client(url).chat.completions.create(
+                model="bestofn", messages=[{"role": "user", "content": prompt(i)}],
+                extra_body={"bestofn": {"adaptive": rule, "samples": 6}})
+            ext = r.model_extra["bestofn"]
+            q = make_question(prompt(i))
+            sols = [Solution.from_text(t, OPTIONS) for t in texts(i)]
+            scores = [p.aggregate("min") for p in prm.score(q, [], sols)]
+            want = parse_rule(f"{rule},max_n=6").first_stop(
+                Drawn([s.answer for s in sols], scores))
+            k = ext["samples"]
+            assert k == want and ext["solutions"] == texts(i)[:k], (i, ext["answers"])
+            c = ext["compute"]
+            assert c["samples_drawn"] == k and ext["adaptive"].startswith(rule.split(":")[0])
+            kept = sum(10 + j for j in range(k))
+            assert c["tokens_generated"] - c["tokens_aborted"] == kept
+            assert r.usage.completion_tokens == kept
+            sel = best_of_n(q, texts(i)[:k], prm=prm, method="weighted_min")
+            assert ext["answer"] == sel.answer
+            stops.append(k)
+        assert metric(url, "bestofn_samples_total") == sum(stops)
+        assert metric(url, "bestofn_tokens_generated_total") >= sum(
+            sum(10 + j for j in range(k)) for k in stops)
 
 
 def test_api_key_is_required_when_set(replay_file, prm):

@@ -45,7 +45,9 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--method", default=SERVE_DEFAULTS["method"], choices=METHODS,
                    help="selection method (default of bestofn.method)")
     s.add_argument("--adaptive", default=d.adaptive, metavar="RULE",
-                   help="adaptive stopping rule (not supported yet: requests get 400)")
+                   help="default stopping rule of requests (bestofn.adaptive overrides): "
+                        "sample on the streaming scheduler until the answer is settled, at "
+                        "most the request's bestofn.samples")
     add_sampling_options(s, from_preset=True)
     add_prm_options(s)
     g = s.add_argument_group("serving")
@@ -123,14 +125,14 @@ def build_retriever(a: argparse.Namespace) -> Any:
 def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..scheduler import Budget
     from ..serve import create_app
 
     cfg = serve_config(a)
-    if cfg.adaptive:
-        print("bestofn serve: --adaptive is not supported yet; requests will get 400",
-              file=sys.stderr)
+    e = engine_options(a)
     app = create_app(cfg, build_reranker(a), build_policy(a, cfg.preset),
-                     retriever=build_retriever(a))
+                     retriever=build_retriever(a),
+                     budget=Budget(e.samples_in_flight, e.question_in_flight))
     print(f"bestofn serve: http://{cfg.host}:{cfg.port}/v1 (model {cfg.model_id!r}, "
           f"auth {'on' if cfg.api_key else 'off'})", file=sys.stderr)
     uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException
 
 from ..api import Reranker
+from ..scheduler import Budget
 from .batcher import Batcher, Job, QueueFull
 from .chat import completion, settings, stream_events
 from .config import ServeConfig
@@ -43,13 +44,14 @@ class ClientGone(Exception):
 
 
 def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
-               retriever: Any = None) -> Any:
+               retriever: Any = None, budget: Budget | None = None) -> Any:
     """The FastAPI app serving `policy` samples reranked by `reranker`'s verifiers.
 
     `reranker.method` and `reranker.seed` are the defaults of requests that set neither;
-    `retriever` (with `search(queries, k)`) supplies documents when a request gives none.
+    `retriever` (with `search(queries, k)`) supplies documents when a request gives none;
+    `budget` bounds the samples in flight of adaptive requests (the streaming scheduler).
     """
-    engine = Engine(policy, reranker, retriever=retriever, k=cfg.k)
+    engine = Engine(policy, reranker, retriever=retriever, k=cfg.k, budget=budget)
     metrics = Metrics()
     batcher = Batcher(engine, cfg, metrics)
     started = int(time.time())
@@ -127,7 +129,7 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
         s = settings(req, cfg, engine)
         question = request_question(req, cfg.max_messages)
         job = Job(question, s.samples, s.params, s.method, s.seed, s.documents,
-                  asyncio.get_running_loop().create_future())
+                  asyncio.get_running_loop().create_future(), adaptive=s.adaptive)
         try:
             batcher.submit(job)
         except QueueFull:

@@ -16,9 +16,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from ..adaptive.rules import format_rule
 from ..records import Question
+from ..scheduler import Compute
 from .config import ServeConfig
-from .engine import Engine, Reranked
+from .engine import Drawn, Engine, Reranked
 from .metrics import Metrics
 
 T = TypeVar("T")
@@ -40,6 +42,8 @@ class Job:
     documents: list[str] | None
     future: asyncio.Future[Outcome]
     enqueued: float = field(default_factory=time.perf_counter)
+    adaptive: Any = None
+    """A stopping rule: sample on the streaming scheduler until it settles (None: N samples)."""
 
 
 @dataclass
@@ -48,6 +52,10 @@ class Outcome:
     timings: dict[str, float]
     batch_size: int
     """Questions in the policy call that sampled this one."""
+    compute: dict[str, int] = field(default_factory=dict)
+    """What the answer cost (`scheduler.Compute`)."""
+    adaptive: str | None = None
+    """The stopping rule it ran under."""
 
 
 class Batcher:
@@ -117,40 +125,59 @@ class Batcher:
             for j, docs in zip(need, await self._call(self.engine.documents,
                                                       [j.question for j in need]), strict=True):
                 j.documents = docs
-        groups: dict[tuple[int, Any], list[Job]] = {}
+        groups: dict[tuple[int, Any, Any], list[Job]] = {}
         for j in jobs:
-            groups.setdefault((j.n, j.params), []).append(j)
-        for (n, params), group in groups.items():
-            await self._sample_and_score(group, n, params)
+            groups.setdefault((j.n, j.params, j.adaptive), []).append(j)
+        for (n, params, rule), group in groups.items():
+            await self._sample_and_score(group, n, params, rule)
 
-    async def _sample_and_score(self, group: list[Job], n: int, params: Any) -> None:
+    async def _draw(self, group: list[Job], n: int, params: Any,
+                    rule: Any) -> list[Drawn | Exception]:
+        """Each job's samples: N of them, or as many as the stopping rule draws."""
+        qs = [j.question for j in group]
+        if rule is None:
+            got = await self._call(self.engine.sample, qs, n, params)
+            return [s if isinstance(s, Exception) else Drawn(s, None, None, Compute(
+                samples_drawn=len(s), tokens_generated=sum(
+                    int(x.meta.get("tokens") or 0) for x in s))) for s in got]
+        try:
+            return list(await self._call(self.engine.sample_adaptive, qs,
+                                         [j.documents for j in group], params, rule))
+        except Exception as e:
+            return [e] * len(group)
+
+    async def _sample_and_score(self, group: list[Job], n: int, params: Any, rule: Any) -> None:
         group = [j for j in group if not j.future.done()]
         if not group:
             return
         t0 = time.perf_counter()
-        results = await self._call(self.engine.sample, [j.question for j in group], n, params)
+        results = await self._draw(group, n, params, rule)
         t1 = time.perf_counter()
         self.metrics.policy_call(len(group))
-        for j, sols in zip(group, results, strict=True):
-            if isinstance(sols, Exception):
-                _fail(j, sols)
+        for j, drawn in zip(group, results, strict=True):
+            if isinstance(drawn, Exception):
+                _fail(j, drawn)
                 continue
-            self.metrics.samples += len(sols)
+            self.metrics.drawn(drawn.compute)
             if j.future.done():
                 continue
             t2 = time.perf_counter()
             try:
-                out = await self._call(self.engine.rerank, j.question, sols, j.documents,
-                                       j.method, j.seed)
+                out = await self._call(self.engine.rerank, j.question, drawn.solutions,
+                                       j.documents, j.method, j.seed, drawn.prm)
             except Exception as e:
                 _fail(j, e)
                 continue
             self.metrics.scored(out.scored)
+            compute = drawn.compute
+            compute.prm_tokens_computed += out.prm_computed
+            self.metrics.prm_tokens_computed += out.prm_computed
             timings = {"queued_s": t0 - j.enqueued, "sample_s": t1 - t0,
                        "score_s": time.perf_counter() - t2}
             if not j.future.done():
                 j.future.set_result(Outcome(out, {k: round(v, 4) for k, v in timings.items()},
-                                            len(group)))
+                                            len(group), compute.to_dict(),
+                                            None if rule is None else format_rule(rule)))
 
 
 def _fail(job: Job, e: BaseException) -> None:

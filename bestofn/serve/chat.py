@@ -16,9 +16,6 @@ from .config import ServeConfig
 from .engine import Engine
 from .protocol import APIError, ChatCompletionRequest
 
-ADAPTIVE_UNSUPPORTED = ("adaptive stopping is not supported yet by this server: leave out "
-                        "bestofn.adaptive (and the server's --adaptive)")
-
 
 @dataclass(frozen=True)
 class Settings:
@@ -30,6 +27,8 @@ class Settings:
     method: str
     seed: int
     documents: list[str] | None
+    adaptive: Any = None
+    """The stopping rule (`bestofn.adaptive.rules`) with `samples` as its `max_n`, or None."""
 
 
 def settings(req: ChatCompletionRequest, cfg: ServeConfig, engine: Engine) -> Settings:
@@ -48,8 +47,7 @@ def settings(req: ChatCompletionRequest, cfg: ServeConfig, engine: Engine) -> Se
     if max_tokens > cfg.max_tokens:
         raise APIError(400, f"{field}: {max_tokens} is over this server's limit of "
                        f"{cfg.max_tokens} (--max-tokens)", param=field)
-    if (ext and ext.adaptive) or cfg.adaptive:
-        raise APIError(400, ADAPTIVE_UNSUPPORTED, param="bestofn.adaptive")
+    adaptive = _rule(ext.adaptive if ext and ext.adaptive else cfg.adaptive, samples, engine)
     method = ext.method if ext and ext.method else engine.method
     seed = req.seed if req.seed is not None else engine.seed
     _check_method(method, seed, engine)
@@ -58,7 +56,27 @@ def settings(req: ChatCompletionRequest, cfg: ServeConfig, engine: Engine) -> Se
                             else req.temperature, top_k=cfg.top_k,
                             top_p=cfg.top_p if req.top_p is None else req.top_p,
                             max_tokens=max_tokens, seed=seed)
-    return Settings(req.n, samples, params, method, seed, documents)
+    return Settings(req.n, samples, params, method, seed, documents, adaptive)
+
+
+def _rule(spec: str | None, samples: int, engine: Engine) -> Any:
+    """The request's stopping rule, drawing at most `samples`; 400 naming `bestofn.adaptive`
+    for a spec that does not parse or needs a verifier the server lacks."""
+    if spec is None:
+        return None
+    import dataclasses
+
+    from ..adaptive import parse_rule
+
+    try:
+        rule = dataclasses.replace(parse_rule(spec), max_n=samples)
+    except (KeyError, ValueError) as e:
+        msg = e.args[0] if e.args else str(e)
+        raise APIError(400, f"bestofn.adaptive: {msg}", param="bestofn.adaptive") from None
+    if "scores" in rule.needs and engine.prm is None:
+        raise APIError(400, f"bestofn.adaptive: rule {rule.name!r} reads PRM scores and this "
+                       "server has no PRM loaded", param="bestofn.adaptive")
+    return rule
 
 
 def _check_method(method: str, seed: int, engine: Engine) -> None:
@@ -114,7 +132,8 @@ def extension(outcome: Any, question: Question, total_s: float) -> dict[str, Any
         "step_scores": None if prm is None else [list(x.probs) for x in prm],
         "unscored": None if prm is None else [x.reason for x in prm],
         "orm_scores": item.orm, "votes": sel.weights, "tied": sel.tied, "ranking": r.ranking,
-        "batch_size": outcome.batch_size,
+        "batch_size": outcome.batch_size, "adaptive": outcome.adaptive,
+        "compute": outcome.compute,
         "timings": {**outcome.timings, "total_s": round(total_s, 4)},
     }
 

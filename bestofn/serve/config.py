@@ -27,7 +27,7 @@ class ServeConfig:
     k: int = 5
     """Documents retrieved per question when the server has an index and the request gives none."""
     adaptive: str | None = None
-    """An adaptive stopping rule; not supported yet (requests are refused with 400)."""
+    """The stopping rule of requests that do not set `bestofn.adaptive` (None: fixed N)."""
     max_batch: int = 16
     """Most questions one policy call carries."""
     batch_wait_s: float = 0.01

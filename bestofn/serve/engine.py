@@ -16,6 +16,7 @@ from typing import Any
 from ..api import Reranker
 from ..evaluate import PRM_METHODS
 from ..records import Item, Question, Selection, Solution
+from ..scheduler import Budget, Compute
 from ..scorers.prm_prompt import PromptedPRM
 
 
@@ -49,6 +50,8 @@ class Reranked:
     scored_tokens: int
     scored: dict[str, int]
     """Solutions scored, by verifier kind ("prm", "orm")."""
+    prm_computed: int = 0
+    """Tokens the PRM computed for this selection (not read from a cache)."""
 
     def own_scores(self) -> list[float | None]:
         return own_scores(self.item, self.selection.method)
@@ -79,12 +82,28 @@ def rank(item: Item, sel: Selection) -> list[int]:
     return sorted(range(len(answers)), key=key, reverse=True)
 
 
+@dataclass
+class Drawn:
+    """One question's samples from an adaptive request: the kept solutions, their PRM and ORM
+    scores when the rule needed them while sampling (None otherwise), and the cost."""
+
+    solutions: list[Solution]
+    prm: list[Any] | None
+    orm: list[float | None] | None
+    compute: Compute
+
+
 class Engine:
-    """The policy, the verifiers (token-counting) and an optional retriever, loaded once."""
+    """The policy, the verifiers (token-counting) and an optional retriever, loaded once.
+
+    Adaptive requests run on the streaming scheduler (`bestofn.scheduler`) over the same
+    policy, within `budget`."""
 
     def __init__(self, policy: Any, reranker: Reranker, retriever: Any = None,
-                 k: int = 5) -> None:
+                 k: int = 5, budget: Budget | None = None) -> None:
         self.policy, self.retriever, self.k = policy, retriever, k
+        self.budget = budget or Budget()
+        self._stream: Any = None
         self.prm = CountingScorer(reranker.prm) if reranker.prm is not None else None
         self.orm = CountingScorer(reranker.orm) if reranker.orm is not None else None
         self.method, self.seed = reranker.method, reranker.seed
@@ -114,6 +133,50 @@ class Engine:
         except Exception as e:
             return e
 
+    def sample_adaptive(self, questions: list[Question], documents: list[list[str] | None],
+                        params: Any, rule: Any) -> list[Drawn]:
+        """Each question sampled until `rule` settles it (at most `rule.max_n` samples), the
+        questions streamed together; running samples of a settled question are aborted.
+        A rule that reads scores gets them as samples finish (and they are kept)."""
+        from ..adaptive.stream import Scoring, StreamJob
+        from ..scheduler import Scheduler, StageClock, make_stream
+
+        if self._stream is None:
+            self._stream = make_stream(self.policy)
+        scoring = None
+        if "scores" in rule.needs:
+            docs_of = {q.id: d for q, d in zip(questions, documents, strict=True)}
+            scoring = Scoring(lambda work: self._verify(work, docs_of), StageClock())
+        jobs = [StreamJob(q, rule, scoring, lambda line: None) for q in questions]
+        budget = Budget(self.budget.in_flight, min(self.budget.per_question, rule.max_n),
+                        poll_s=self.budget.poll_s)
+        try:
+            done = {j.question.id: j for j in Scheduler(self._stream, params, budget,
+                                                        scoring).run(jobs)}
+        finally:
+            if scoring is not None:
+                scoring.close()
+        out = []
+        for q in questions:
+            item = done[q.id].item(scoring is not None, False)
+            out.append(Drawn(item.solutions, item.prm, None,
+                             Compute.from_dict(item.compute)))
+        return out
+
+    def _verify(self, work: list[tuple[Question, list[Solution]]],
+                docs_of: dict[str, list[str] | None]) -> list[tuple[list[Any], int]]:
+        assert self.prm is not None, "a rule that reads scores needs the PRM"
+        out = []
+        for q, sols in work:
+            before = self.prm_computed()
+            prm = self.prm.score(q, docs_of[q.id] or [], sols)
+            out.append(([(p, None) for p in prm], self.prm_computed() - before))
+        return out
+
+    def prm_computed(self) -> int:
+        """Tokens the PRM has computed so far (0 for a scorer that does not count them)."""
+        return int(getattr(self.prm.inner, "tokens_computed", 0) or 0) if self.prm else 0
+
     def documents(self, questions: list[Question]) -> list[list[str]]:
         """Top-k passages per question from the index (one search call for the batch)."""
         from retrieval import question_query
@@ -122,14 +185,23 @@ class Engine:
         return [[d.text for d in docs] for docs in found]
 
     def rerank(self, question: Question, solutions: list[Solution],
-               documents: list[str] | None, method: str, seed: int) -> Reranked:
+               documents: list[str] | None, method: str, seed: int,
+               prm: list[Any] | None = None) -> Reranked:
+        """Score (unless `prm` already holds the PRM's scores and no ORM is loaded) and
+        select."""
         scorers = [s for s in (self.prm, self.orm) if s is not None]
         before = [(s.tokens, s.solutions) for s in scorers]
+        computed = self.prm_computed()
         rr = self.reranker(method, seed)
-        item = rr.scored_item(question, solutions, documents if documents is not None else [])
+        if prm is not None and self.orm is None:
+            item = Item(question, solutions, prm=prm)
+        else:
+            item = rr.scored_item(question, solutions,
+                                  documents if documents is not None else [])
         sel = rr.pick(item)
         tokens, scored = 0, {}
         for s, (t, k) in zip(scorers, before, strict=True):
             tokens += s.tokens - t
             scored[s.kind] = s.solutions - k
-        return Reranked(item, sel, rank(item, sel), tokens, scored)
+        return Reranked(item, sel, rank(item, sel), tokens, scored,
+                        self.prm_computed() - computed)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any
 
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 """Upper bounds (seconds) of the request latency histogram."""
@@ -16,6 +17,10 @@ class Metrics:
     requests: Counter[int] = field(default_factory=Counter)
     """Finished requests by HTTP status."""
     samples: int = 0
+    samples_aborted: int = 0
+    tokens_generated: int = 0
+    tokens_aborted: int = 0
+    prm_tokens_computed: int = 0
     scored_solutions: Counter[str] = field(default_factory=Counter)
     """Solutions scored, by verifier kind (prm, orm)."""
     policy_calls: int = 0
@@ -29,6 +34,13 @@ class Metrics:
         self.policy_calls += 1
         self.policy_questions += questions
         self.policy_batch_max = max(self.policy_batch_max, questions)
+
+    def drawn(self, c: Any) -> None:
+        """A question's samples (`scheduler.Compute`): kept, thrown away, and their tokens."""
+        self.samples += c.samples_drawn
+        self.samples_aborted += c.samples_aborted
+        self.tokens_generated += c.tokens_generated
+        self.tokens_aborted += c.tokens_aborted
 
     def scored(self, by_kind: dict[str, int]) -> None:
         self.scored_solutions.update(by_kind)
@@ -50,6 +62,15 @@ class Metrics:
                [(f'{{status="{s}"}}', c) for s, c in sorted(self.requests.items())])
         metric("bestofn_samples_total", "counter", "Solutions sampled by the policy.",
                [("", self.samples)])
+        for name, doc, value in (
+                ("samples_aborted", "Samples started and thrown away (aborted or past the "
+                 "stopping point).", self.samples_aborted),
+                ("tokens_generated", "Tokens the policy generated, kept or not.",
+                 self.tokens_generated),
+                ("tokens_aborted", "Generated tokens thrown away.", self.tokens_aborted),
+                ("prm_tokens_computed", "Tokens the PRM computed (not read from a cache).",
+                 self.prm_tokens_computed)):
+            metric(f"bestofn_{name}_total", "counter", doc, [("", value)])
         metric("bestofn_prm_solutions_scored_total", "counter", "Solutions scored by the PRM.",
                [("", self.scored_solutions["prm"])])
         metric("bestofn_orm_solutions_scored_total", "counter", "Solutions scored by the ORM.",
