@@ -67,7 +67,7 @@ def completions_url(base_url: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Unit:
+class Unit:
     """One request: `k` samples of question `qi`, seed `seed`, filling slots from `first`;
     its samples are numbered from `start + first` (`start`: the round's first sample)."""
 
@@ -112,7 +112,7 @@ class OpenAIPolicy:
         check_round(n, start)
         seeds = [question_seed(params.seed, q.id) for q in questions]
         slots: list[list[Solution | None]] = [[None] * n for _ in questions]
-        units = [_Unit(i, n, s + start, 0, start) for i, s in enumerate(seeds)]
+        units = [Unit(i, n, s + start, 0, start) for i, s in enumerate(seeds)]
         if self.n_per_request is False:
             units = [u for unit in units for u in self._singles(unit)]
         bar = tqdm(total=len(questions) * n, desc="samples", disable=not self.progress)
@@ -126,11 +126,11 @@ class OpenAIPolicy:
         return [list(row) for row in slots]  # type: ignore[arg-type]
 
     @staticmethod
-    def _singles(unit: _Unit) -> list[_Unit]:
-        return [_Unit(unit.qi, 1, unit.seed + j, unit.first + j, unit.start)
+    def _singles(unit: Unit) -> list[Unit]:
+        return [Unit(unit.qi, 1, unit.seed + j, unit.first + j, unit.start)
                 for j in range(unit.k)]
 
-    def _run(self, q: Question, unit: _Unit, params: SamplingConfig) -> list[Solution]:
+    def _run(self, q: Question, unit: Unit, params: SamplingConfig) -> list[Solution]:
         """A unit's samples; an `n` request the server refuses or cuts short goes on as single
         requests (and the policy remembers that)."""
         if unit.k == 1 or self.n_per_request is False:
@@ -146,25 +146,37 @@ class OpenAIPolicy:
         rest = [s for u in self._singles(unit)[len(got):] for s in self._request(q, u, params)]
         return got + rest
 
-    def _request(self, q: Question, unit: _Unit, params: SamplingConfig) -> list[Solution]:
+    def _request(self, q: Question, unit: Unit, params: SamplingConfig) -> list[Solution]:
+        return self.read(q, unit, self.post(self.body(q, unit, params)))
+
+    def body(self, q: Question, unit: Unit, params: SamplingConfig) -> dict[str, Any]:
+        """The request body of one unit (also what the streaming scheduler sends)."""
         body = {"model": self.model_name, "messages": self.preset.messages(q), "n": unit.k,
                 "temperature": params.temperature, "top_p": params.top_p,
                 "max_tokens": params.max_tokens, "seed": unit.seed, **self.extra_body}
         if params.top_k > 0:
             body.setdefault("top_k", params.top_k)  # vLLM / SGLang extension
-        choices = sorted(self.post(body)["choices"], key=lambda c: c.get("index", 0))
+        return body
+
+    def read(self, q: Question, unit: Unit, response: dict[str, Any]) -> list[Solution]:
+        """A unit's solutions from the server's response; a single-sample request records its
+        token count from `usage.completion_tokens`."""
+        choices = sorted(response["choices"], key=lambda c: c.get("index", 0))
         meta_seed = unit.seed if unit.k == 1 else unit.seed - unit.start - unit.first
-        return [self._solution(q, c, meta_seed, unit.start + unit.first + j)
+        tokens = (response.get("usage") or {}).get("completion_tokens") if unit.k == 1 else None
+        return [self._solution(q, c, meta_seed, unit.start + unit.first + j, tokens)
                 for j, c in enumerate(choices[:unit.k])]
 
-    def _solution(self, q: Question, choice: dict[str, Any], seed: int, index: int) -> Solution:
+    def _solution(self, q: Question, choice: dict[str, Any], seed: int, index: int,
+                  tokens: int | None = None) -> Solution:
         msg = choice.get("message") or {}
         text = msg.get("content") or ""
         reasoning = msg.get("reasoning_content") or msg.get("reasoning")
         if reasoning:  # servers with a reasoning parser split the <think> block off
             text = f"<think>{reasoning}</think>{text}"
+        meta = {} if tokens is None else {"tokens": int(tokens)}
         return self.preset.make_solution(text, q, model=self.model_name, seed=seed, index=index,
-                                         finish_reason=choice.get("finish_reason"))
+                                         finish_reason=choice.get("finish_reason"), **meta)
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST with bounded retries on 429/5xx/timeouts/connection errors."""
