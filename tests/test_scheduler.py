@@ -312,3 +312,32 @@ def test_streamed_run_killed_at_random_point_resumes_identically(tmp_path, tiny_
     assert report_without_timing(out / "report.json", compute=False) == report_without_timing(
         ref / "report.json", compute=False)
     assert (out / "results.jsonl").read_text().count("\n") == 3
+
+
+@pytest.mark.slow
+def test_streamed_adaptive_run_on_ray_actors_keeps_the_fixed_runs_first_k(tmp_path,
+                                                                         tiny_llama_special):
+    """The main job's path: vLLM engines inside Ray policy actors, each hosting a stream, and
+    the scorer actor scoring as samples finish."""
+    pytest.importorskip("vllm")
+    ray = pytest.importorskip("ray")
+    from bestofn.config import ExecConfig
+
+    run(tiny_cfg(tmp_path / "fixed", tiny_llama_special, "vllm"), progress=False)
+    ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        rep = run(tiny_cfg(tmp_path / "ad", tiny_llama_special, "vllm", adaptive="prm:eps=0.3"),
+                  progress=False, ex=ExecConfig())
+    finally:
+        ray.shutdown()
+    fixed = {it.question.id: it for it in read_items(tmp_path / "fixed" / "results.jsonl")}
+    rule = parse_rule("prm:eps=0.3,max_n=6")
+    for it in read_items(tmp_path / "ad" / "results.jsonl"):
+        want = fixed[it.question.id]
+        k = len(it.solutions)
+        assert texts(it) == texts(want)[:k]
+        full = Drawn([s.answer for s in want.solutions], [p.aggregate("min") for p in want.prm])
+        assert k == rule.first_stop(full)
+    c = rep["compute"]
+    assert c["samples_drawn"] == rep["adaptive"]["samples"] and c["sample_s"] > 0
+    assert c["score_s"] > 0 and c["prm_tokens_computed"] > 0
