@@ -341,3 +341,22 @@ def test_streamed_adaptive_run_on_ray_actors_keeps_the_fixed_runs_first_k(tmp_pa
     c = rep["compute"]
     assert c["samples_drawn"] == rep["adaptive"]["samples"] and c["sample_s"] > 0
     assert c["score_s"] > 0 and c["prm_tokens_computed"] > 0
+
+
+def test_adaptive_curves_on_a_tokens_axis(tmp_path):
+    from bestofn.report import write_report
+
+    items = stored_items(N)
+    rep = write_report(tmp_path, items, {}, bootstrap=20, draws=5, adaptive=["beta"],
+                       adaptive_x="tokens")
+    points = rep["adaptive_curves"]["fixed"] + rep["adaptive_curves"]["rules"][0]["points"]
+    assert all(p["mean_tokens"] is not None for p in points)
+    one = next(p for p in rep["adaptive_curves"]["fixed"] if p["param"] == 1)
+    assert one["mean_tokens"] == pytest.approx(10.0)  # every first sample has 10 tokens
+    assert "mean tokens" in (tmp_path / "report.md").read_text()
+    for it in items:
+        for s in it.solutions:
+            s.meta.pop("tokens")
+    with pytest.raises(ValueError, match="token count"):
+        write_report(tmp_path / "b", items, {}, bootstrap=20, draws=5, adaptive=["beta"],
+                     adaptive_x="tokens")
