@@ -64,8 +64,17 @@ class PRMOptions:
     """The published scorer's prompt choices: RAG system prompt whenever documents are on,
     no `max_len` limit on markers (`scorers.prm_prompt.PRMPromptConfig.published`)."""
 
-    def scorer_kwargs(self, use_docs: bool) -> dict[str, Any]:
-        return {**asdict(self), "use_docs": use_docs}
+    def scorer_kwargs(self, use_docs: bool, backend: str = "prm-hf") -> dict[str, Any]:
+        """The keyword arguments of the registered PRM backend `backend`. prm-vllm batches by
+        its scheduler, so the transformers batching options are refused there, not dropped."""
+        kw = {**asdict(self), "use_docs": use_docs}
+        if backend != "prm-vllm":
+            return kw
+        if self.batch_size != PRMOptions.batch_size or self.max_batch_tokens is not None:
+            raise ValueError("--batch-size and --max-batch-tokens apply to prm-hf; prm-vllm "
+                             "batches in its scheduler (its engine options are max_num_seqs "
+                             "and max_num_batched_tokens)")
+        return {k: v for k, v in kw.items() if k not in ("batch_size", "max_batch_tokens")}
 
 
 @dataclass(frozen=True)

@@ -112,12 +112,12 @@ class _ScorerWorker(_Worker):
     def verify(self, qs: list[dict[str, Any]],
                sols: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """Several questions' scores in one call (the engine batches across them)."""
-        from .stages import verify_many
+        from .stages import verify
 
         work = [(Question.from_dict(q), [Solution.from_dict(s) for s in ss])
                 for q, ss in zip(qs, sols, strict=True)]
         return [{"prm": None if prm is None else [s.to_dict() for s in prm], "orm": orm}
-                for prm, orm in verify_many(self.scorer, work, self.cfg)]
+                for prm, orm in verify(self.scorer, work, self.cfg)]
 
 
 def _gpus(asked: float | None, ray: Any) -> float:

@@ -7,11 +7,12 @@ both paths compute the same thing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import RunConfig
 from .records import Item, Question, Solution, StepScores
+from .scorers.protocol import TokenCounts
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
@@ -42,6 +43,9 @@ class Verifiers:
 
     prm: Any = None
     orm: Any = None
+    tokens: dict[str, TokenCounts] = field(
+        default_factory=lambda: {"prm": TokenCounts(), "orm": TokenCounts()})
+    """What scoring cost so far, by verifier kind."""
 
     def __bool__(self) -> bool:
         return self.prm is not None or self.orm is not None
@@ -50,8 +54,9 @@ class Verifiers:
 def build_scorer(cfg: RunConfig) -> Verifiers:
     from .scorers import make_scorer
 
-    prm = make_scorer(cfg.prm_backend, model=cfg.prm,
-                      **cfg.prm_options().scorer_kwargs(cfg.use_docs)) if cfg.prm else None
+    prm = (make_scorer(cfg.prm_backend, model=cfg.prm,
+                       **cfg.prm_options().scorer_kwargs(cfg.use_docs, cfg.prm_backend))
+           if cfg.prm else None)
     orm = make_scorer(cfg.orm_backend, model=cfg.orm, device=cfg.device,
                       adapter=cfg.orm_adapter) if cfg.orm else None
     return Verifiers(prm, orm)
@@ -70,40 +75,23 @@ def solve(policy: Any, qs: list[Question], cfg: RunConfig, n: int | None = None,
     return out
 
 
-def verify(v: Verifiers, q: Question, sols: list[Solution],
-           cfg: RunConfig) -> tuple[list[StepScores] | None, list[float | None] | None]:
-    """(PRM step scores, ORM scores) of one question's solutions; None where not configured."""
-    docs = [d.text for d in q.documents or []] if cfg.use_docs else None
-    prm = v.prm.score(q, docs, sols) if v.prm is not None else None
-    orm = v.orm.score(q, docs, sols) if v.orm is not None else None
-    for name, got in (("PRM", prm), ("ORM", orm)):
-        assert got is None or len(got) == len(sols), (
-            f"question {q.id}: {len(sols)} solutions, {len(got or [])} {name} scores")
-    return prm, orm
-
-
-def verify_many(v: Verifiers, work: list[tuple[Question, list[Solution]]], cfg: RunConfig,
-                ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
-    """`verify` for several questions: a PRM that batches questions (`score_many`: prm-vllm
-    sends all their prompts in one engine call, each prefix computed once) sees them at once."""
-    if len(work) == 1 or v.prm is None:
-        return [verify(v, q, sols, cfg) for q, sols in work]
-    from .batch_scoring import Request, prm_scores
+def verify(v: Verifiers, work: list[tuple[Question, list[Solution]]], cfg: RunConfig,
+           ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
+    """(PRM step scores, ORM scores) of several questions' solutions, None where not
+    configured; each verifier sees every question in one `score_requests` call (prm-vllm
+    sends all their prompts in one engine call, each prefix computed once)."""
+    from .batch_scoring import Request, orm_values, score_requests
 
     jobs = [Request(q, sols, [d.text for d in q.documents or []] if cfg.use_docs else None)
             for q, sols in work]
-    out = []
-    for r, prm in zip(jobs, prm_scores(v.prm, jobs), strict=True):
-        q, sols, docs = r.question, list(r.solutions), r.documents
-        orm = v.orm.score(q, docs, sols) if v.orm is not None else None
-        assert len(prm) == len(sols), f"question {q.id}: {len(sols)} solutions, {len(prm)} PRM"
-        assert orm is None or len(orm) == len(sols), f"question {q.id}: ORM count"
-        out.append((prm, orm))
-    return out
+    prm = score_requests(v.prm, jobs, v.tokens["prm"]).results if v.prm is not None else None
+    orm = score_requests(v.orm, jobs, v.tokens["orm"]).results if v.orm is not None else None
+    return [(prm[i] if prm is not None else None,
+             orm_values(orm[i]) if orm is not None else None) for i in range(len(jobs))]
 
 
 def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig) -> Item:
     """One question through every stage, in this process."""
     [sols] = solve(policy, [q], cfg)
-    prm, orm = verify(v, q, sols, cfg)
+    [(prm, orm)] = verify(v, [(q, sols)], cfg)
     return Item(q, sols, prm=prm, orm=orm)

@@ -15,11 +15,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bestofn.config import SamplingConfig
 from bestofn.console import progress_file
 from bestofn.files import InputError, append_line, resume_lines
 from bestofn.records import Item, Question
 
-from . import Policy, SamplingConfig
+from .base import Policy
 from .validity import ValidityConfig, ValidPolicy
 
 

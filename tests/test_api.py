@@ -139,13 +139,24 @@ def test_prm_and_orm_both_reported_method_decides(tiny_llama_special, tiny_orm):
 
 
 def test_cross_question_batching_splits_back_per_question(tiny_llama_special):
-    from bestofn.batch_scoring import Request, prm_scores
+    from bestofn.batch_scoring import Request, TokenCounts, score_requests
 
     scorer = HFPRMScorer(str(tiny_llama_special), device="cpu")
     reqs = [Request(q, sols, ["a document"]) for q, sols in _questions()]
     per_question = [scorer.score(r.question, r.documents, r.solutions) for r in reqs]
-    together = prm_scores(scorer, reqs)  # score_many over every question
+    total = TokenCounts()
+    batch = score_requests(scorer, reqs, total)  # every question in one call
+    together = batch.results
     assert [len(x) for x in together] == [len(r.solutions) for r in reqs]
+    # token counts: every prompt built; computed + cached = the scored prompts' tokens
+    encoded = [e for r in reqs for e in scorer.encode(r.question, r.documents, r.solutions)]
+    assert total == batch.tokens
+    assert batch.tokens.solutions == len(encoded)
+    assert batch.tokens.unscored == sum(e.reason is not None for e in encoded)
+    assert batch.tokens.prompt_tokens == sum(len(e.input_ids) for e in encoded)
+    scored = sum(len(e.input_ids) for e in encoded if not e.reason)
+    assert batch.tokens.computed_tokens + batch.tokens.cached_tokens == scored
+    assert batch.tokens.cached_tokens > 0  # each question's shared prefix was encoded once
     for a, b in zip(per_question, together, strict=True):
         for x, y in zip(a, b, strict=True):
             assert x.probs == pytest.approx(y.probs, abs=1e-5)

@@ -13,12 +13,13 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bestofn.cli import main
-from bestofn.evaluate import evaluate, format_table, orm_weights, select_all
+from bestofn.evaluate import evaluate, format_table
 from bestofn.files import InputError, read_items, write_items
 from bestofn.records import Item, Question, Solution
 from bestofn.scorers import make_scorer
 from bestofn.scorers.orm_hf import HFORMScorer
 from bestofn.scorers.orm_prompt import ORMPromptConfig, encode_conversation, tokenize_once
+from bestofn.select import orm_weights, select_all
 from bestofn.testing import EOT, build_tiny_llama
 
 WORDS = ["the", "patient", "fever", "cough", "acute", "renal", "failure", "therapy", "dose",
@@ -213,7 +214,14 @@ def test_unscored_solutions_get_none_and_a_reason(orm_dir, solutions):
     limit = sorted(lengths)[len(lengths) // 2]
     scorer = make_scorer("orm-hf", model=str(orm_dir), device="cpu", max_len=limit)
     assert scorer.kind == "orm"
-    detailed = scorer.score_detailed(QUESTION, None, solutions)
+    from bestofn.batch_scoring import Request, score_requests
+
+    batch = score_requests(scorer, [Request(QUESTION, solutions)])
+    [detailed] = batch.results
+    scored = [n for n in lengths if n <= limit]
+    assert batch.tokens.unscored == len(lengths) - len(scored)
+    assert batch.tokens.prompt_tokens == sum(lengths)
+    assert batch.tokens.computed_tokens + batch.tokens.cached_tokens == sum(scored)
     for n, r in zip(lengths, detailed, strict=True):
         assert (r.score is None) == (n > limit)
         assert (r.reason is not None) == (n > limit)

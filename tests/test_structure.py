@@ -58,12 +58,7 @@ def imported(mods: dict[str, Path], name: str) -> set[str]:
 
 def import_graph() -> dict[str, set[str]]:
     mods = project_modules()
-    graph = {m: imported(mods, m) for m in mods}
-    for m, deps in graph.items():
-        # A package re-exporting its own submodules is not a cycle.
-        graph[m] = {d for d in deps if not (mods[m].name == "__init__.py" and
-                                            d.startswith(m + "."))}
-    return graph
+    return {m: imported(mods, m) for m in mods}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -91,6 +86,17 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
 def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
+
+
+def test_no_private_imports_across_packages():
+    """`from X import _name` only inside the package that defines `_name`."""
+    for mod, p in project_modules().items():
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                private = [a.name for a in node.names if a.name.startswith("_")
+                           and not a.name.startswith("__")]
+                assert not private or node.module.split(".")[0] == mod.split(".")[0], (
+                    f"{mod} imports private {private} from {node.module}")
 
 
 def test_no_import_cycles():
@@ -149,3 +155,51 @@ def test_cli_defaults_are_the_config_defaults(command):
             assert flags[dest].default == default_of(ORMOptions, field)
             checked += 1
     assert checked >= 1, f"{command}: no flag matched a config field"
+
+
+def _sources() -> dict[str, str]:
+    return {m: p.read_text() for m, p in project_modules().items()}
+
+
+def test_one_scoring_path():
+    """Scorers are called through `batch_scoring.score_requests` only (their own `score`
+    convenience aside), and nobody probes a scorer for optional methods."""
+    gone = ("score_many", "batches_questions", "score_detailed", "score_with_reasons",
+            "CountingScorer", "PromptedPRM.score")
+    for mod, text in _sources().items():
+        for word in gone:
+            assert word not in text, f"{mod} still uses {word}"
+        if mod != "bestofn.batch_scoring" and not mod.startswith("bestofn.scorers"):
+            assert ".score_batch(" not in text, f"{mod} calls score_batch: use score_requests"
+
+
+NAMES_METHODS = {"bestofn.adaptive.replay", "bestofn.adaptive.report"}
+"""Adaptive reports name the few methods a stopping rule reads (not the set of methods)."""
+
+
+def test_selection_methods_are_listed_in_select_only():
+    """No module but `select` spells out a collection of selection-method names."""
+    from bestofn.select import METHODS
+
+    names = set(METHODS)
+    for mod, p in project_modules().items():
+        if mod == "bestofn.select" or mod in NAMES_METHODS:
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.List | ast.Tuple | ast.Set | ast.Dict):
+                elts = node.keys if isinstance(node, ast.Dict) else node.elts
+                got = {e.value for e in elts if isinstance(e, ast.Constant)} & names
+                assert len(got) < 2, f"{mod}:{node.lineno} lists methods {sorted(got)}"
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("startswith"):
+                arg = node.args[0] if node.args else None
+                assert not (isinstance(arg, ast.Constant) and arg.value in ("orm", "prm")), (
+                    f"{mod}:{node.lineno} tells methods apart by name prefix")
+
+
+def test_one_text_to_solution_and_one_option_parser():
+    for mod, text in _sources().items():
+        if mod != "bestofn.records":
+            assert "mark_steps(" not in text or mod == "bestofn.steps", (
+                f"{mod} marks steps itself: use Solution.from_text")
+        if mod != "bestofn.option_lines":
+            assert "\\(([A-Z])\\)" not in text, f"{mod} parses option lines itself"

@@ -62,7 +62,7 @@ def _replay(items: list[Any], a: argparse.Namespace) -> Any:
 
 def adaptive_table(res: Any, fixed: dict[str, float], fixed_samples: float) -> str:
     """Fixed N against the rule: accuracy with its interval, and mean samples per question."""
-    from ..evaluate import LABELS
+    from ..select import label
 
     ci = res.intervals()
     lines = ["", f"adaptive {res.rule} ({res.draws} draw(s)): {res.mean_samples:.2f} samples "
@@ -73,6 +73,6 @@ def adaptive_table(res: Any, fixed: dict[str, float], fixed_samples: float) -> s
     for m, v in res.accuracy.items():
         if m in fixed:
             e = ci[m]
-            lines.append(f"{LABELS.get(m, m):<28} {100 * fixed[m]:>8.2f}% {100 * v:>8.2f}%  "
+            lines.append(f"{label(m):<28} {100 * fixed[m]:>8.2f}% {100 * v:>8.2f}%  "
                          f"[{100 * e.lo:.2f}, {100 * e.hi:.2f}]")
     return "\n".join(lines)

@@ -49,10 +49,9 @@ def locate(run: str) -> tuple[Path, Path]:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from ..evaluate import LABELS
     from ..files import complete_lines, read_items
     from ..report import write_report
-    from ..select import get_rules
+    from ..select import get_rules, label
 
     results, folder = locate(a.run)
     cfg_path = folder / "config.json"
@@ -65,7 +64,7 @@ def cmd_report(a: argparse.Namespace) -> int:
                        rules=get_rules(a.rules), adaptive=split_specs(a.adaptive))
     for m, v in rep["accuracy"].items():
         lo, hi = rep["ci"][m]
-        print(f"{LABELS.get(m, m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")
+        print(f"{label(m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")
     print(f"report: {out}/report.md ({rep['n_questions']} questions)", file=sys.stderr)
     return 0
 

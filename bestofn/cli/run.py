@@ -98,8 +98,8 @@ def run_config(a: argparse.Namespace) -> RunConfig:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from ..console import LOG_NAME, process_owned, quiet
-    from ..evaluate import LABELS
     from ..run import prepare, run
+    from ..select import label
 
     cfg = run_config(a)
     prepare(cfg)  # every input checked before the run folder (and its log) exists
@@ -107,7 +107,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     with quiet(log, verbose=a.verbose, restore=not process_owned()) as con:
         rep = run(cfg, overwrite=a.overwrite, ex=exec_config(a), console=con)
         for k, v in rep["accuracy"].items():
-            con.print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
+            con.print(f"{label(k):<28} {100 * v:6.2f}%")
         if "adaptive" in rep:
             ad = rep["adaptive"]
             con.print(f"adaptive {ad['rule']}: {ad['samples']} samples of {ad['budget']} "

@@ -44,7 +44,7 @@ def _score(a: argparse.Namespace, err: Any) -> list[Any]:
     from ..scorers import make_scorer
 
     scorer = make_scorer(a.backend, model=a.prm,
-                         **prm_options(a).scorer_kwargs(a.use_docs)) if a.prm else None
+                         **prm_options(a).scorer_kwargs(a.use_docs, a.backend)) if a.prm else None
     if a.orm:
         from ..score_orm import build_orm_scorer, score_file_with_orm, unscored_summary
 

@@ -8,7 +8,8 @@ import os
 import sys
 from typing import Any
 
-from ..api import METHODS, Reranker
+from ..api import Reranker
+from ..select import METHODS
 from .options import (
     SAMPLING_FLAGS,
     add_policy_options,
@@ -94,8 +95,9 @@ def build_reranker(a: argparse.Namespace) -> Reranker:
     from ..scorers import make_scorer
 
     prm = None if a.prm.lower() == "none" else a.prm
-    prm_scorer = make_scorer(a.prm_backend, model=prm,
-                             **prm_options(a).scorer_kwargs(not a.no_docs)) if prm else None
+    prm_scorer = (make_scorer(a.prm_backend, model=prm,
+                              **prm_options(a).scorer_kwargs(not a.no_docs, a.prm_backend))
+                  if prm else None)
     orm_scorer = build_orm_scorer(ORMOptions(model=a.orm, adapter=a.orm_adapter,
                                              backend=a.orm_backend, device=a.device,
                                              dtype=a.dtype)) if a.orm else None

@@ -9,34 +9,12 @@ same question, solutions, method and seed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..api import Reranker
-from ..evaluate import PRM_METHODS
 from ..records import Item, Question, Selection, Solution
-from ..scorers.prm_prompt import PromptedPRM
-
-
-class CountingScorer:
-    """A scorer that also counts the prompt tokens it reads (PRM scorers built on
-    `PromptedPRM`: the same `encode` then `score_encoded` that `PromptedPRM.score` runs)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.kind, self.tokens = inner, inner.kind, 0
-        self.solutions = 0
-        self._split = (isinstance(inner, PromptedPRM)
-                       and type(inner).score is PromptedPRM.score)  # type: ignore[comparison-overlap]
-
-    def score(self, question: Question, documents: Sequence[str] | None,
-              solutions: Sequence[Solution]) -> list[Any]:
-        self.solutions += len(solutions)
-        if not self._split:
-            return self.inner.score(question, documents, solutions)
-        encoded = self.inner.encode(question, documents, solutions)
-        self.tokens += sum(len(e.input_ids) for e in encoded)
-        return self.inner.score_encoded(encoded)
+from ..select import get_method
 
 
 @dataclass
@@ -47,6 +25,7 @@ class Reranked:
     selection: Selection
     ranking: list[int]
     scored_tokens: int
+    """PRM prompt tokens (every prompt built, scored or not)."""
     scored: dict[str, int]
     """Solutions scored, by verifier kind ("prm", "orm")."""
 
@@ -56,12 +35,8 @@ class Reranked:
 
 def own_scores(item: Item, method: str) -> list[float | None]:
     """Each solution's score under `method` (PRM aggregate, ORM reward; None for votes)."""
-    if method in PRM_METHODS and item.prm is not None:
-        how = PRM_METHODS[method][1]
-        return [s.aggregate(how) for s in item.prm]
-    if method.startswith("orm") and item.orm is not None:
-        return list(item.orm)
-    return [None] * len(item.solutions)
+    scores = get_method(method).scores(item)
+    return scores if scores is not None else [None] * len(item.solutions)
 
 
 def rank(item: Item, sel: Selection) -> list[int]:
@@ -80,13 +55,12 @@ def rank(item: Item, sel: Selection) -> list[int]:
 
 
 class Engine:
-    """The policy, the verifiers (token-counting) and an optional retriever, loaded once."""
+    """The policy, the verifiers and an optional retriever, loaded once."""
 
     def __init__(self, policy: Any, reranker: Reranker, retriever: Any = None,
                  k: int = 5) -> None:
         self.policy, self.retriever, self.k = policy, retriever, k
-        self.prm = CountingScorer(reranker.prm) if reranker.prm is not None else None
-        self.orm = CountingScorer(reranker.orm) if reranker.orm is not None else None
+        self.prm, self.orm = reranker.prm, reranker.orm
         self.method, self.seed = reranker.method, reranker.seed
 
     def reranker(self, method: str, seed: int) -> Reranker:
@@ -123,13 +97,9 @@ class Engine:
 
     def rerank(self, question: Question, solutions: list[Solution],
                documents: list[str] | None, method: str, seed: int) -> Reranked:
-        scorers = [s for s in (self.prm, self.orm) if s is not None]
-        before = [(s.tokens, s.solutions) for s in scorers]
         rr = self.reranker(method, seed)
         item = rr.scored_item(question, solutions, documents if documents is not None else [])
         sel = rr.pick(item)
-        tokens, scored = 0, {}
-        for s, (t, k) in zip(scorers, before, strict=True):
-            tokens += s.tokens - t
-            scored[s.kind] = s.solutions - k
-        return Reranked(item, sel, rank(item, sel), tokens, scored)
+        scored = {s.kind: rr.tokens[s.kind].solutions for s in (self.prm, self.orm)
+                  if s is not None}
+        return Reranked(item, sel, rank(item, sel), rr.tokens["prm"].prompt_tokens, scored)
