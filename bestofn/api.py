@@ -18,7 +18,7 @@ from typing import Any
 
 from .batch_scoring import Request, TokenCounts, orm_values, score_requests, solution_scores
 from .records import Item, Question, Selection, Solution, SolutionScore
-from .scorers import Scorer, make_scorer
+from .scorers import Scorer
 from .select import get_method, select_all
 
 DEFAULT_AGGREGATION = "min"
@@ -31,7 +31,9 @@ ItemLike = (Item | tuple[Question, Sequence[SolutionLike]]
 
 @lru_cache(maxsize=4)
 def _cached_scorer(backend: str, model: str, options: tuple[tuple[str, Any], ...]) -> Scorer:
-    return make_scorer(backend, model=model, **dict(options))
+    from .engines import build_scorer
+
+    return build_scorer(backend, model, dict(options))
 
 
 def _scorer(model: str | Scorer | None, backend: str, options: Mapping[str, Any]

@@ -251,6 +251,13 @@ class RunConfig:
         return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos,
                           published=self.published_prompt)
 
+    def orm_options(self) -> ORMOptions | None:
+        """The run's ORM (None without one); every other ORM setting at its default."""
+        if not self.orm:
+            return None
+        return ORMOptions(model=self.orm, adapter=self.orm_adapter, backend=self.orm_backend,
+                          device=self.device)
+
 
 def resolve_preset(preset: str, policy: str) -> str:
     """`auto`: the embedded demo's preset for the embedded policy, else Med-PRM's."""
@@ -269,6 +276,18 @@ def default_policy_backend() -> str:
     import importlib.util
 
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """`bestofn sample`'s own settings (the policy and sampling come from the run's)."""
+
+    n: int = 64
+    """Solutions per question."""
+    chunk: int = 32
+    """Questions per policy call (and per resumable write)."""
+    topup_rounds: int = 1
+    """Top-up rounds for questions short of N valid solutions."""
 
 
 @dataclass(frozen=True)

@@ -87,9 +87,9 @@ class _RetrieverWorker(_Worker):
 
     def _open(self) -> Any:
         if self._retriever is None:
-            from retrieval import RETRIEVERS, index_folder
+            from .engines import build_retriever
 
-            self._retriever = RETRIEVERS.create("faiss", folder=index_folder(self.cfg.index))
+            self._retriever = build_retriever(self.cfg.index)
         return self._retriever
 
     def fingerprint(self) -> str:

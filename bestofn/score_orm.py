@@ -14,16 +14,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from .batch_scoring import Request, TokenCounts, score_requests
-from .config import ORMOptions
 from .console import progress_file
 from .files import append_line, read_items, resume_lines, write_items
 from .records import Item
-from .scorers import Scorer, make_scorer
-
-
-def build_orm_scorer(opts: ORMOptions) -> Scorer:
-    """The ORM scorer the options name (orm-hf or orm-vllm)."""
-    return make_scorer(opts.backend, **opts.scorer_kwargs())
+from .scorers import Scorer
 
 
 def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | None = None,

@@ -1,8 +1,8 @@
 """The pure stages of a run, shared by the in-process path and the Ray pipeline.
 
-build_* turn a `RunConfig` into engines; `solve` and `verify` do one question's work. The Ray
-pipeline only places these calls on actors; `process` chains them in-process (`--no-ray`), so
-both paths compute the same thing.
+build_* turn a `RunConfig` into engines through the one factory (`bestofn.engines`); `solve`
+and `verify` do the work. The Ray pipeline only places these calls on actors; `process` chains
+them in-process (`--no-ray`), so both paths compute the same thing.
 """
 
 from __future__ import annotations
@@ -11,30 +11,32 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import RunConfig
+from .engines import PolicySpec
 from .records import Item, Question, Solution, StepScores
 from .scorers.protocol import TokenCounts
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
-    """Sampling settings and step filter left open (None) taken from the policy's preset."""
-    from policies.presets import get_preset
+    """Sampling settings and step filter left open (None) taken from the policy's preset
+    (`engines.resolve_preset_sampling`, as `sample` and `serve` resolve theirs)."""
+    from .engines import resolve_preset_sampling
 
-    preset = get_preset(cfg.preset)
+    preset, sampling = resolve_preset_sampling(cfg.policy, cfg.preset, cfg.seed)
     stored = cfg.policy_backend == "replay"  # stored samples were filtered when drawn, if ever
-    return cfg.resolved(preset.sampling, None if stored else preset.steps)
+    return cfg.resolved(sampling, None if stored else preset.steps)
+
+
+def policy_spec(cfg: RunConfig) -> PolicySpec:
+    """The run's policy as the engine factory takes it."""
+    return PolicySpec(model=cfg.policy, backend=cfg.policy_backend, preset=cfg.preset,
+                      device=cfg.device, lora=cfg.lora, engine=cfg.engine,
+                      steps=(cfg.min_steps or 1, cfg.max_steps) if cfg.max_steps else None)
 
 
 def build_policy(cfg: RunConfig) -> Any:
-    from policies import make_policy
-    from policies.validity import ValidityConfig, ValidPolicy
+    from .engines import build_policy as build
 
-    policy = make_policy(cfg.policy_backend, model=cfg.policy,
-                         **cfg.engine.backend_kwargs(cfg.policy_backend, preset=cfg.preset,
-                                                     device=cfg.device, lora=cfg.lora))
-    if not cfg.max_steps:
-        return policy
-    return ValidPolicy(policy, ValidityConfig(min_steps=cfg.min_steps or 1,
-                                              max_steps=cfg.max_steps, fill_invalid=True))
+    return build(policy_spec(cfg))
 
 
 @dataclass
@@ -52,14 +54,10 @@ class Verifiers:
 
 
 def build_scorer(cfg: RunConfig) -> Verifiers:
-    from .scorers import make_scorer
+    from .engines import build_orm, build_prm
 
-    prm = (make_scorer(cfg.prm_backend, model=cfg.prm,
-                       **cfg.prm_options().scorer_kwargs(cfg.use_docs, cfg.prm_backend))
-           if cfg.prm else None)
-    orm = make_scorer(cfg.orm_backend, model=cfg.orm, device=cfg.device,
-                      adapter=cfg.orm_adapter) if cfg.orm else None
-    return Verifiers(prm, orm)
+    return Verifiers(build_prm(cfg.prm, cfg.prm_backend, cfg.prm_options(), cfg.use_docs),
+                     build_orm(cfg.orm_options()))
 
 
 def solve(policy: Any, qs: list[Question], cfg: RunConfig, n: int | None = None,

@@ -10,7 +10,15 @@ from pathlib import Path
 import pytest
 
 from bestofn.cli import build_all
-from bestofn.config import ExecConfig, ORMOptions, PRMOptions, RunConfig, default_of
+from bestofn.config import (
+    ExecConfig,
+    ORMOptions,
+    PRMOptions,
+    RunConfig,
+    SampleOptions,
+    default_of,
+)
+from bestofn.serve import ServeConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bestofn", "policies", "retrieval")
@@ -125,28 +133,38 @@ def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 
 CONFIGS = {"run": (RunConfig, PRMOptions, ExecConfig), "score": (PRMOptions,),
-           "prefs": (PRMOptions,), "sample": (RunConfig,)}
-ONLY = {"sample": {"seed", "temperature", "top_p", "top_k", "max_tokens"}}
+           "prefs": (PRMOptions,), "sample": (SampleOptions, RunConfig),
+           "serve": (ServeConfig, RunConfig, PRMOptions)}
+"""Each command's flags against these configs: a flag is checked against the first one that
+has a field of its name."""
+FIELD_OF = {("score", "backend"): (RunConfig, "prm_backend"),
+            ("serve", "preset"): (RunConfig, "preset")}
+"""Flags whose field has another name or lives in another config (ServeConfig holds the
+resolved preset; the flag takes `auto` as `run` does)."""
+
+
+def _field_default(classes: tuple[type, ...], dest: str) -> tuple[bool, object]:
+    for cls in classes:
+        try:
+            return True, default_of(cls, dest)
+        except KeyError:
+            continue
+    return False, None
 
 
 @pytest.mark.parametrize("command", sorted(CONFIGS))
 def test_cli_defaults_are_the_config_defaults(command):
-    """A flag whose destination names a config field defaults to that field's default (or to
-    None where the value comes from a preset)."""
+    """A flag whose destination names a config field defaults to that field's default (None
+    where the value comes from a preset), so no command module restates a default."""
     ap, _ = build_all()
     sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
     flags = _flags(sub.choices[command])
     checked = 0
-    for cls in CONFIGS[command]:
-        for dest, action in flags.items():
-            if command in ONLY and dest not in ONLY[command]:
-                continue
-            try:
-                want = default_of(cls, dest)
-            except KeyError:
-                continue
-            if command == "sample" and action.default is None:
-                continue
+    for dest, action in flags.items():
+        cls, name = FIELD_OF.get((command, dest), (None, dest))
+        found, want = _field_default((cls,) if cls else CONFIGS[command], name)
+        found = found and not action.required
+        if found:
             assert action.default == want, f"{command} --{dest}: {action.default!r} != {want!r}"
             checked += 1
     orm = {"orm_max_len": "max_len", "orm_truncation": "truncation", "orm_backend": "backend"}

@@ -25,11 +25,11 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
 
 
 def cmd_prefs(a: argparse.Namespace) -> int:
+    from ..engines import build_orm
     from ..prefs import evaluate_pairs, format_prefs, read_pairs
-    from ..score_orm import build_orm_scorer
 
     pairs = read_pairs(a.pairs)
-    res = evaluate_pairs(pairs, build_orm_scorer(orm_options(a)), bootstrap=a.bootstrap,
+    res = evaluate_pairs(pairs, build_orm(orm_options(a)), bootstrap=a.bootstrap,
                          seed=a.seed)
     print(json.dumps(res.to_json()) if a.json else format_prefs(res))
     print(f"{len(pairs)} pairs from {a.pairs}, model {a.orm}"
