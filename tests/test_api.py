@@ -76,8 +76,7 @@ def test_library_scores_equal_what_score_writes(tmp_path, tiny_llama_special, ti
 
     from bestofn.cli import main
     from bestofn.files import read_items
-
-    from .test_cli import medprm_file
+    from bestofn.testing.samples import medprm_file
 
     src, out = tmp_path / "in.json", tmp_path / "out.json"
     medprm_file(src, random.Random(1))

@@ -10,8 +10,8 @@ import pytest
 from bestofn.batch_scoring import Request
 from bestofn.records import Solution
 from bestofn.scorers.orm_hf import HFORMScorer
-
-from .test_orm import QUESTION, build_tiny_lora, build_tiny_orm, random_solution
+from bestofn.testing.orm import build_tiny_lora, build_tiny_orm
+from bestofn.testing.samples import QUESTION, random_solution
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")

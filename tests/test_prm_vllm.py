@@ -17,8 +17,7 @@ from bestofn.records import Question, Solution
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.scorers.prm_prompt import EncodedPrompt
 from bestofn.scorers.prm_vllm import MarkerMemo, PooledRowsMismatch, marker_probs
-
-from .test_prm_scoring import WORDS, random_solution
+from bestofn.testing.samples import WORDS, random_solution_text
 
 MAX_LEN, BLOCK = 2048, 128
 
@@ -42,7 +41,7 @@ def hf_scorer(tiny_llama_split):
 def _question(rng: random.Random, name: str, n: int) -> tuple[Question, list[str], list[Solution]]:
     q = Question(name, f"Which is most likely in {name}?", {k: rng.choice(WORDS) for k in "ABCD"})
     docs = [" ".join(rng.choices(WORDS, k=150)) + " ки" for _ in range(3)]
-    texts = [random_solution(rng) for _ in range(n)]
+    texts = [random_solution_text(rng) for _ in range(n)]
     long_steps = "\n".join(f"Step {i + 1}: " + " ".join(rng.choices(WORDS, k=70))
                            for i in range(3))
     texts += [texts[0],  # a repeated solution

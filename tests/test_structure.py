@@ -119,8 +119,24 @@ def test_no_module_over_the_line_limit():
 
 
 def test_the_engine_does_not_import_test_support():
-    users = [m for m, deps in import_graph().items() if "bestofn.testing" in deps]
+    users = [m for m, deps in import_graph().items() if not m.startswith("bestofn.testing")
+             and any(d.startswith("bestofn.testing") for d in deps)]
     assert users == []
+
+
+def test_no_test_module_imports_another():
+    """Shared test helpers live in `bestofn.testing` (functions) and tests/conftest.py
+    (fixtures), never in a test module another one imports."""
+    for p in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                name = node.module or ""
+                bad = node.level > 0 or name == "tests" or name.startswith("tests.")
+            elif isinstance(node, ast.Import):
+                bad = any(a.name == "tests" or a.name.startswith("tests.") for a in node.names)
+            else:
+                continue
+            assert not bad, f"{p.name}:{node.lineno} imports another test module"
 
 
 def test_configs_import_nothing_from_the_project():
@@ -221,3 +237,13 @@ def test_one_text_to_solution_and_one_option_parser():
                 f"{mod} marks steps itself: use Solution.from_text")
         if mod != "bestofn.option_lines":
             assert "\\(([A-Z])\\)" not in text, f"{mod} parses option lines itself"
+
+
+def test_random_choices_in_tests_are_seeded():
+    """A test's random choices come from a seeded generator (`random.Random(seed)`, or
+    `bestofn.testing.seeds.seeded_rng`, which prints its seed), so a failure reproduces."""
+    for p in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("random.Random",
+                                                                          "Random"):
+                assert node.args or node.keywords, f"{p.name}:{node.lineno}: unseeded Random()"
