@@ -38,6 +38,7 @@ def test_bad_method_and_missing_verifier():
         best_of_n("Q", [], method="majority")
 
 
+@pytest.mark.slow  # loads a model
 def test_orm_best_of_n_uses_the_outcome_reward(tmp_path):
     from bestofn.scorers.orm_hf import HFORMScorer
     from bestofn.testing import build_tiny_llama
