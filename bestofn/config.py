@@ -279,6 +279,16 @@ def default_policy_backend() -> str:
 
 
 @dataclass(frozen=True)
+class ReportOptions:
+    """How the report estimates its uncertainty (`bestofn report`, a run's report, `prefs`)."""
+
+    bootstrap: int = 1000
+    """Bootstrap resamples of the questions (or preference pairs) for the 95% intervals."""
+    draws: int = 200
+    """Random solution subsets per N per question for the accuracy-vs-N curves."""
+
+
+@dataclass(frozen=True)
 class SampleOptions:
     """`bestofn sample`'s own settings (the policy and sampling come from the run's)."""
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from .bootstrap import CI_LEVEL, Estimate, intervals, matrix_from_rows
 from .columns import benchmark_markdown, benchmark_table
+from .config import ReportOptions
 from .curves import Curves, accuracy_curves
 from .evaluate import evaluate, graded
 from .files import atomic_write_text
@@ -37,7 +38,8 @@ DIGITS = 6
 def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *,
                  seed: int = 0, extra: dict[str, Any] | None = None,
                  failures: Sequence[dict[str, Any] | str] | None = None,
-                 bootstrap: int = 1000, draws: int = 200, plot: bool | None = None,
+                 bootstrap: int = ReportOptions.bootstrap, draws: int = ReportOptions.draws,
+                 plot: bool | None = None,
                  progress: bool = False, rules: SelectionRules = STRICT,
                  adaptive: Sequence[str] = ()) -> dict[str, Any]:
     """Write the report files into `out_dir` and return report.json's content.
@@ -76,8 +78,9 @@ def _adaptive_curves(out_dir: Path, curves: dict[str, Any], drawn: str) -> str:
 
 
 def build_report(items: Sequence[Item], config: dict[str, Any], *, seed: int = 0,
-                 failures: Sequence[dict[str, Any] | str] | None = None, bootstrap: int = 1000,
-                 draws: int = 200, level: float = CI_LEVEL,
+                 failures: Sequence[dict[str, Any] | str] | None = None,
+                 bootstrap: int = ReportOptions.bootstrap, draws: int = ReportOptions.draws,
+                 level: float = CI_LEVEL,
                  progress: bool = False, rules: SelectionRules = STRICT) -> dict[str, Any]:
     """report.json's content: deterministic given the items, config, failures and seed."""
     ev = evaluate(items, seed=seed, rules=rules)

@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any
 
+from ..config import RunConfig, default_of
 from .options import add_rules_option
 
 
@@ -14,7 +15,7 @@ def register(sub: Any) -> dict[str, Any]:
     e = sub.add_parser("evaluate", help="accuracy table of every selection method")
     e.add_argument("--input", required=True, help="a scored file")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--seed", type=int, default=0,
+    e.add_argument("--seed", type=int, default=default_of(RunConfig, "seed"),
                    help="seed of the tie-breaking draw (and of --draws' permutations)")
     add_rules_option(e)
     e.add_argument("--adaptive", default=None, metavar="RULE[:k=v,...]",

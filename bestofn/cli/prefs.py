@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from ..config import ORMOptions, ReportOptions, RunConfig, default_of
 from .options import add_loading_options, add_orm_options, orm_options
 
 
@@ -16,10 +17,13 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
     p.add_argument("--pairs", required=True,
                    help="JSONL of {prompt, chosen, rejected} (strings or message lists)")
     add_orm_options(p, required=True, short=True)
-    p.add_argument("--device", default="auto", help="cpu | cuda | auto (default)")
+    p.add_argument("--device", default=default_of(ORMOptions, "device"),
+                   help="cpu | cuda | auto (default)")
     add_loading_options(p, what="conversations")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap draws for the CI")
-    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--bootstrap", type=int, default=default_of(ReportOptions, "bootstrap"),
+                   help="bootstrap draws for the CI")
+    p.add_argument("--seed", type=int, default=default_of(RunConfig, "seed"),
+                   help="seed of the bootstrap")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     return {"prefs": cmd_prefs}
 

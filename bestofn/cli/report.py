@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..config import ReportOptions, default_of
 from .options import add_rules_option
 
 Handler = Callable[[argparse.Namespace], int]
@@ -24,8 +25,10 @@ def register(sub: Any) -> dict[str, Handler]:
                         "file's folder)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of tie-breaks, bootstrap and subset draws (default: the run's)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    p.add_argument("--draws", type=int, default=200, help="random subsets per N per question")
+    p.add_argument("--bootstrap", type=int, default=default_of(ReportOptions, "bootstrap"),
+                   help="bootstrap resamples")
+    p.add_argument("--draws", type=int, default=default_of(ReportOptions, "draws"),
+                   help="random subsets per N per question")
     add_rules_option(p)
     p.add_argument("--adaptive", action="append", default=[], metavar="RULE[:k=v,...]",
                    help="add an accuracy-vs-mean-samples section replaying these stopping "
