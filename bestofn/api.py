@@ -16,12 +16,11 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from .batch_scoring import Request, orm_scores, prm_scores, solution_scores
-from .evaluate import ORM_METHODS, PRM_METHODS, select_all
+from .batch_scoring import Request, TokenCounts, orm_values, score_requests, solution_scores
 from .records import Item, Question, Selection, Solution, SolutionScore
-from .scorers import Scorer, make_scorer
+from .scorers import Scorer
+from .select import get_method, select_all
 
-METHODS = ("majority", *PRM_METHODS, *ORM_METHODS)
 DEFAULT_AGGREGATION = "min"
 """The step aggregate reported when the method uses none (majority, ORM methods)."""
 
@@ -32,7 +31,9 @@ ItemLike = (Item | tuple[Question, Sequence[SolutionLike]]
 
 @lru_cache(maxsize=4)
 def _cached_scorer(backend: str, model: str, options: tuple[tuple[str, Any], ...]) -> Scorer:
-    return make_scorer(backend, model=model, **dict(options))
+    from .engines import build_scorer
+
+    return build_scorer(backend, model, dict(options))
 
 
 def _scorer(model: str | Scorer | None, backend: str, options: Mapping[str, Any]
@@ -56,16 +57,15 @@ class Reranker:
                  method: str = "prm_min", backend: str = "prm-hf", orm_backend: str = "orm-hf",
                  seed: int = 0, prm_options: Mapping[str, Any] | None = None,
                  orm_options: Mapping[str, Any] | None = None, **scorer_options: Any) -> None:
-        if method not in METHODS:
-            raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
-        needs = "orm" if method in ORM_METHODS else "prm" if method != "majority" else None
-        if needs and {"prm": prm, "orm": orm}[needs] is None:
-            raise ValueError(f"method {method!r} needs a verifier: pass {needs}=MODEL")
+        m = get_method(method)
+        if m.needs and {"prm": prm, "orm": orm}[m.needs] is None:
+            raise ValueError(f"method {method!r} needs a verifier: pass {m.needs}=MODEL")
         self.method, self.seed = method, seed
-        self.aggregation = PRM_METHODS[method][1] if method in PRM_METHODS else (
-            DEFAULT_AGGREGATION)
+        self.aggregation = m.aggregation or DEFAULT_AGGREGATION
         self.prm = _scorer(prm, backend, {**scorer_options, **(prm_options or {})})
         self.orm = _scorer(orm, orm_backend, {**scorer_options, **(orm_options or {})})
+        self.tokens = {"prm": TokenCounts(), "orm": TokenCounts()}
+        """What this reranker's scoring cost so far, by verifier kind."""
 
     def score(self, question: Question, solutions: Sequence[SolutionLike],
               documents: Sequence[str] | None = None) -> list[SolutionScore]:
@@ -94,12 +94,15 @@ class Reranker:
         return select_all(item, seed=self.seed)[self.method]
 
     def _run(self, requests: Sequence[Request]) -> list[tuple[Item, list[SolutionScore]]]:
-        prm = prm_scores(self.prm, requests) if self.prm is not None else None
-        orm = orm_scores(self.orm, requests) if self.orm is not None else None
+        prm = (score_requests(self.prm, requests, self.tokens["prm"]).results
+               if self.prm is not None else None)
+        orm = (score_requests(self.orm, requests, self.tokens["orm"]).results
+               if self.orm is not None else None)
         out = []
         for i, r in enumerate(requests):
             p, o = (prm[i] if prm else None), (orm[i] if orm else None)
-            item = Item(r.question, list(r.solutions), prm=p, orm=o.scores if o else None)
+            item = Item(r.question, list(r.solutions), prm=p,
+                        orm=orm_values(o) if o is not None else None)
             out.append((item, solution_scores(r.solutions, p, o, self.aggregation)))
         return out
 

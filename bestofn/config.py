@@ -64,8 +64,17 @@ class PRMOptions:
     """The published scorer's prompt choices: RAG system prompt whenever documents are on,
     no `max_len` limit on markers (`scorers.prm_prompt.PRMPromptConfig.published`)."""
 
-    def scorer_kwargs(self, use_docs: bool) -> dict[str, Any]:
-        return {**asdict(self), "use_docs": use_docs}
+    def scorer_kwargs(self, use_docs: bool, backend: str = "prm-hf") -> dict[str, Any]:
+        """The keyword arguments of the registered PRM backend `backend`. prm-vllm batches by
+        its scheduler, so the transformers batching options are refused there, not dropped."""
+        kw = {**asdict(self), "use_docs": use_docs}
+        if backend != "prm-vllm":
+            return kw
+        if self.batch_size != PRMOptions.batch_size or self.max_batch_tokens is not None:
+            raise ValueError("--batch-size and --max-batch-tokens apply to prm-hf; prm-vllm "
+                             "batches in its scheduler (its engine options are max_num_seqs "
+                             "and max_num_batched_tokens)")
+        return {k: v for k, v in kw.items() if k not in ("batch_size", "max_batch_tokens")}
 
 
 @dataclass(frozen=True)
@@ -250,6 +259,13 @@ class RunConfig:
         return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos,
                           published=self.published_prompt)
 
+    def orm_options(self) -> ORMOptions | None:
+        """The run's ORM (None without one); every other ORM setting at its default."""
+        if not self.orm:
+            return None
+        return ORMOptions(model=self.orm, adapter=self.orm_adapter, backend=self.orm_backend,
+                          device=self.device)
+
 
 def resolve_preset(preset: str, policy: str) -> str:
     """`auto`: the embedded demo's preset for the embedded policy, else Med-PRM's."""
@@ -268,6 +284,28 @@ def default_policy_backend() -> str:
     import importlib.util
 
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How the report estimates its uncertainty (`bestofn report`, a run's report, `prefs`)."""
+
+    bootstrap: int = 1000
+    """Bootstrap resamples of the questions (or preference pairs) for the 95% intervals."""
+    draws: int = 200
+    """Random solution subsets per N per question for the accuracy-vs-N curves."""
+
+
+@dataclass(frozen=True)
+class SampleOptions:
+    """`bestofn sample`'s own settings (the policy and sampling come from the run's)."""
+
+    n: int = 64
+    """Solutions per question."""
+    chunk: int = 32
+    """Questions per policy call (and per resumable write)."""
+    topup_rounds: int = 1
+    """Top-up rounds for questions short of N valid solutions."""
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .bootstrap import CI_LEVEL, Estimate
+from .config import ReportOptions
 from .console import progress_file
 from .evaluate import graded, method_order, question_outcomes
 from .records import Item
@@ -55,7 +56,8 @@ class Curves:
         return Estimate(self.mean[method][j], self.lo[method][j], self.hi[method][j])
 
 
-def accuracy_curves(items: Sequence[Item], *, ns: Sequence[int] | None = None, draws: int = 200,
+def accuracy_curves(items: Sequence[Item], *, ns: Sequence[int] | None = None,
+                    draws: int = ReportOptions.draws,
                     seed: int = 0, level: float = CI_LEVEL, exhaustive: bool = False,
                     max_subsets: int = 20_000, vectorised: bool = True,
                     methods: Sequence[str] | None = None, progress: bool = False,

@@ -61,7 +61,7 @@ def smollm2_path() -> Path:
     if (target / "config.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with _file_lock(root / f".{SMOLLM2_DIRNAME}.lock"):
+    with file_lock(root / f".{SMOLLM2_DIRNAME}.lock"):
         if (target / "config.json").is_file():  # another process finished while we waited
             return target
         _remove_stale(root, target)
@@ -77,7 +77,9 @@ def smollm2_path() -> Path:
 
 
 @contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if missing) held for the `with` block: one
+    process at a time builds a shared cached artefact (the embedded model, an index)."""
     with open(path, "a+") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:

@@ -2,79 +2,24 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .records import Item, Selection
+from .records import Item
 from .select import (
+    METHODS,
     STRICT,
     SelectionRules,
-    aggregate_all,
-    best_of_n,
+    label,
     label_of,
-    majority_vote,
+    select_all,
     selection_correct,
     solution_correct,
-    weighted_vote,
+    table_keys,
 )
 
-PRM_METHODS: dict[str, tuple[str, str]] = {
-    "prm_min": ("best", "min"), "prm_final": ("best", "final"),
-    "prm_mean": ("best", "mean"), "prm_prod": ("best", "prod"),
-    "weighted_min": ("vote", "min"), "weighted_final": ("vote", "final"),
-    "weighted_mean": ("vote", "mean"), "weighted_prod": ("vote", "prod"),
-}
-"""Method name → (best-of-N or weighted vote, step aggregation)."""
-
-ORM_METHODS: dict[str, str] = {"orm_best": "best", "orm_weighted": "vote"}
-"""Outcome-reward methods: best-of-N by the raw reward; vote weighted by `orm_weights`."""
-
-TABLE_KEYS = ["majority", "prm_min", "prm_final", "weighted_min", "weighted_final", "orm_best",
-              "orm_weighted", "oracle", "single"]
-"""The headline methods, in the order the table prints them."""
-
-LABELS = {
-    "majority": "Majority vote", "prm_min": "PRM best-of-N (min)",
-    "prm_final": "PRM best-of-N (final)", "prm_mean": "PRM best-of-N (mean)",
-    "prm_prod": "PRM best-of-N (prod)", "weighted_min": "PRM-weighted vote (min)",
-    "weighted_final": "PRM-weighted vote (final)", "weighted_mean": "PRM-weighted vote (mean)",
-    "weighted_prod": "PRM-weighted vote (prod)", "orm_best": "ORM best-of-N",
-    "orm_weighted": "ORM-weighted vote (softmax)", "oracle": "Oracle (any correct)",
-    "single": "Single solution (mean)",
-}
-
-
-def select_all(item: Item, *, seed: int = 0,
-               rules: SelectionRules = STRICT) -> dict[str, Selection]:
-    """Every applicable selection on one question (PRM/ORM methods only when so scored)."""
-    kw = {"seed": seed, "key": item.question.id, "rules": rules}
-    answers = rules.answers(item.solutions)
-    out = {"majority": majority_vote(answers, **kw)}  # type: ignore[arg-type]
-    if item.prm is not None:
-        for name, (kind, how) in PRM_METHODS.items():
-            fn: Callable[..., Selection] = best_of_n if kind == "best" else weighted_vote
-            out[name] = fn(answers, aggregate_all(item.prm, how), method=name, **kw)
-    if item.orm is not None:
-        out["orm_best"] = best_of_n(answers, item.orm, method="orm_best", **kw)
-        out["orm_weighted"] = weighted_vote(answers, orm_weights(item.orm),
-                                            method="orm_weighted", **kw)
-    return out
-
-
-def orm_weights(scores: Sequence[float | None]) -> list[float | None]:
-    """Softmax (temperature 1) over one question's scored solutions; None stays None.
-
-    Reward-model outputs are unbounded logits and often negative, so summing them raw would
-    let a wrong answer win by having fewer (negative) votes; the softmax turns them into
-    positive weights that sum to 1, under which the vote is each answer's share of the mass.
-    """
-    got = [s for s in scores if s is not None]
-    if not got:
-        return list(scores)
-    top = max(got)
-    total = math.fsum(math.exp(s - top) for s in got)
-    return [None if s is None else math.exp(s - top) / total for s in scores]
+__all__ = ["Evaluation", "evaluate", "format_table", "graded", "method_order",
+           "question_outcomes", "select_all"]
 
 
 @dataclass
@@ -114,7 +59,7 @@ def method_order(rows: Sequence[dict[str, float]]) -> list[str]:
     """Methods present for every question: the table's order first, then any others."""
     if not rows:
         return []
-    known = [*TABLE_KEYS, *PRM_METHODS, *ORM_METHODS]
+    known = [*table_keys(), *METHODS]
     extra = [m for m in rows[0] if m not in known]
     return [m for m in dict.fromkeys([*known, *extra]) if all(m in r for r in rows)]
 
@@ -145,7 +90,7 @@ def format_table(ev: Evaluation) -> str:
     """A fixed-width accuracy table (percent), headline methods first."""
     lines = [f"{'method':<28} {'accuracy':>9}", "-" * 38]
     for m, v in ev.accuracy.items():
-        lines.append(f"{LABELS.get(m, m):<28} {100 * v:>8.2f}%")
+        lines.append(f"{label(m):<28} {100 * v:>8.2f}%")
     lines.append("-" * 38)
     lines.append(f"questions {ev.n_questions}, solutions {ev.n_solutions}, "
                  f"unscored {ev.n_unscored}, no answer {ev.n_no_answer}")

@@ -18,17 +18,14 @@ import gzip
 import json
 import math
 import os
-import re
 import tempfile
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from .answers import extract_answer
+from .option_lines import split_options
 from .records import Document, Item, Question, Solution, StepScores
-from .steps import mark_steps, split_steps
-
-_OPTION_LINE = re.compile(r"^\(([A-Z])\) (.*)$")
 
 
 class InputError(ValueError):
@@ -142,11 +139,8 @@ def _options(raw: Any, stem: str, path: Path, where: str) -> tuple[dict[str, str
         return {chr(ord("A") + i): str(v) for i, v in enumerate(raw)}, False
     if raw is not None:
         raise InputError(path, where, "options", f"expected a list or object, got {raw!r}")
-    tail = stem.rsplit("\n\n", 1)[-1].split("\n")
-    parsed = [_OPTION_LINE.match(line) for line in tail]
-    if tail and all(parsed):
-        return {m.group(1): m.group(2) for m in parsed if m}, True
-    return {}, False
+    options = split_options(stem)[1]
+    return options, bool(options)
 
 
 def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Solution:
@@ -162,15 +156,15 @@ def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Soluti
     text = text if isinstance(text, str) else marked
     if not text.strip():
         raise InputError(path, where, f"{field}.solution", "empty solution text")
-    answer = s["answer"] if "answer" in s else extract_answer(text, q.options or None)
     meta = {k: s[k] for k in ("score",) if k in s}
+    read = Solution.from_text(text, q.options or None)
+    answer = s.get("answer", read.answer)
     if answer == "":
         meta["answer_raw"] = ""
     if isinstance(s.get("ORM_reason"), str):
         meta["orm_reason"] = s["ORM_reason"]
-    return Solution(text=text, marked=marked if isinstance(marked, str) else mark_steps(text),
-                    answer=None if answer in (None, "") else str(answer),
-                    steps=split_steps(text), meta=meta)
+    return replace(read, marked=marked if isinstance(marked, str) else read.marked,
+                   answer=None if answer in (None, "") else str(answer), meta=meta)
 
 
 def _scores(sols: list[Any], path: Path, where: str) -> list[StepScores] | None:

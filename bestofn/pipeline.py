@@ -117,9 +117,9 @@ class _RetrieverWorker(_Worker):
 
     def _open(self) -> Any:
         if self._retriever is None:
-            from retrieval import RETRIEVERS, index_folder
+            from .engines import build_retriever
 
-            self._retriever = RETRIEVERS.create("faiss", folder=index_folder(self.cfg.index))
+            self._retriever = build_retriever(self.cfg.index)
         return self._retriever
 
     def fingerprint(self) -> str:
@@ -142,13 +142,13 @@ class _ScorerWorker(_Worker):
     def verify(self, qs: list[dict[str, Any]],
                sols: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
         """Several questions' scores in one call (the engine batches across them)."""
-        from .stages import prm_tokens_computed, verify_many
+        from .stages import prm_tokens_computed, verify
 
         work = [(Question.from_dict(q), [Solution.from_dict(s) for s in ss])
                 for q, ss in zip(qs, sols, strict=True)]
         before = prm_tokens_computed(self.scorer)
         with self.clock.stage("score_s"):
-            got = verify_many(self.scorer, work, self.cfg)
+            got = verify(self.scorer, work, self.cfg)
         tokens = split_by_size(prm_tokens_computed(self.scorer) - before,
                                [len(s) for s in sols])
         return [{"prm": None if prm is None else [s.to_dict() for s in prm], "orm": orm,

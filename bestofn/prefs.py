@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .bootstrap import bootstrap_interval
+from .config import ReportOptions
 from .files import InputError, json_objects, load_json
 from .scorers.orm_prompt import Message, ORMResult, check_conversation
 
@@ -123,7 +124,7 @@ def _side(d: dict[str, Any], name: str, prompt: list[Message] | None, path: Path
 
 
 def pref_metrics(chosen: Sequence[float | None], rejected: Sequence[float | None], *,
-                 bootstrap: int = 1000, seed: int = 0) -> PrefResult:
+                 bootstrap: int = ReportOptions.bootstrap, seed: int = 0) -> PrefResult:
     """The preference figures from the two score lists (None = unscored)."""
     if len(chosen) != len(rejected) or not chosen:
         raise ValueError(f"need equal, non-empty score lists: {len(chosen)} chosen, "
@@ -168,7 +169,7 @@ def score_pairs(pairs: Sequence[Pair], scorer: Any,
     return results[: len(pairs)], results[len(pairs):]
 
 
-def evaluate_pairs(pairs: Sequence[Pair], scorer: Any, *, bootstrap: int = 1000,
+def evaluate_pairs(pairs: Sequence[Pair], scorer: Any, *, bootstrap: int = ReportOptions.bootstrap,
                    seed: int = 0, progress: bool = True) -> PrefResult:
     chosen, rejected = score_pairs(pairs, scorer, progress=progress)
     return pref_metrics([r.score for r in chosen], [r.score for r in rejected],

@@ -7,6 +7,7 @@ reads back exactly what it wrote.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -82,12 +83,16 @@ class Solution:
 
     @classmethod
     def from_text(cls, text: str, options: dict[str, str] | None = None,
-                  labels: list[str] | None = None, **meta: Any) -> Solution:
-        """Mark steps and extract the answer from raw policy output."""
+                  labels: Sequence[str] | None = None, *, think: bool = False,
+                  **meta: Any) -> Solution:
+        """The one text → Solution: raw policy output with its steps marked and its answer
+        extracted. `think` strips a `<think>` block before the steps are split and marked
+        (`text` keeps the raw output; the answer is read from the raw output)."""
         from .answers import extract_answer
-        from .steps import mark_steps, split_steps
+        from .steps import mark_steps, split_steps, strip_think
 
-        return cls(text=text, marked=mark_steps(text), steps=split_steps(text),
+        body = strip_think(text) if think else text
+        return cls(text=text, marked=mark_steps(body), steps=split_steps(body),
                    answer=extract_answer(text, options, labels=labels), meta=dict(meta))
 
     def to_dict(self) -> dict[str, Any]:

@@ -21,12 +21,13 @@ import numpy as np
 
 from .bootstrap import CI_LEVEL, Estimate, intervals, matrix_from_rows
 from .columns import benchmark_markdown, benchmark_table
+from .config import ReportOptions
 from .curves import Curves, accuracy_curves
-from .evaluate import LABELS, TABLE_KEYS, evaluate, graded
+from .evaluate import evaluate, graded
 from .files import atomic_write_text
 from .records import Item
 from .scheduler.ledger import compute_json
-from .select import STRICT, SelectionRules, get_rules
+from .select import STRICT, SelectionRules, get_rules, label, labels, table_keys
 
 PLOT_FILE, CSV_FILE = "accuracy_vs_n.png", "accuracy_vs_n.csv"
 PLOT_INSTALL = "pip install 'bestofn[plot]'  (or: pip install matplotlib)"
@@ -39,7 +40,8 @@ DIGITS = 6
 def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *,
                  seed: int = 0, extra: dict[str, Any] | None = None,
                  failures: Sequence[dict[str, Any] | str] | None = None,
-                 bootstrap: int = 1000, draws: int = 200, plot: bool | None = None,
+                 bootstrap: int = ReportOptions.bootstrap, draws: int = ReportOptions.draws,
+                 plot: bool | None = None,
                  progress: bool = False, rules: SelectionRules = STRICT,
                  adaptive: Sequence[str] = (), adaptive_x: str = "samples",
                  stage_seconds: dict[str, float] | None = None) -> dict[str, Any]:
@@ -88,8 +90,9 @@ def _adaptive_curves(out_dir: Path, curves: dict[str, Any], drawn: str, x: str) 
 
 
 def build_report(items: Sequence[Item], config: dict[str, Any], *, seed: int = 0,
-                 failures: Sequence[dict[str, Any] | str] | None = None, bootstrap: int = 1000,
-                 draws: int = 200, level: float = CI_LEVEL,
+                 failures: Sequence[dict[str, Any] | str] | None = None,
+                 bootstrap: int = ReportOptions.bootstrap, draws: int = ReportOptions.draws,
+                 level: float = CI_LEVEL,
                  progress: bool = False, rules: SelectionRules = STRICT) -> dict[str, Any]:
     """report.json's content: deterministic given the items, config, failures and seed."""
     ev = evaluate(items, seed=seed, rules=rules)
@@ -170,7 +173,7 @@ def curves_csv(curves: dict[str, Any]) -> str:
     w.writerow(["method", "label", "n", "mean", "lo", "hi", "draws"])
     for m, c in curves["methods"].items():
         for j, n in enumerate(curves["ns"]):
-            w.writerow([m, LABELS.get(m, m), n, c["mean"][j], c["lo"][j], c["hi"][j],
+            w.writerow([m, label(m), n, c["mean"][j], c["lo"][j], c["hi"][j],
                         curves["draws"]])
     return buf.getvalue()
 
@@ -190,7 +193,7 @@ def plot_curves(path: Path, curves: dict[str, Any], methods: Sequence[str] | Non
         c = got[m]
         style = "--" if m in BOUNDS else "-"
         (line,) = ax.plot(ns, [100 * x for x in c["mean"]], style, marker="o", ms=3,
-                          label=LABELS.get(m, m))
+                          label=label(m))
         if all(x is not None for x in c["lo"] + c["hi"]):
             ax.fill_between(ns, [100 * x for x in c["lo"]], [100 * x for x in c["hi"]],
                             color=line.get_color(), alpha=0.12, linewidth=0)
@@ -229,7 +232,7 @@ def _atomic_save(fig: Any, path: Path) -> None:
 
 
 def _headline(methods: dict[str, Any]) -> list[str]:
-    return [m for m in TABLE_KEYS if m in methods] or list(methods)
+    return [m for m in table_keys() if m in methods] or list(methods)
 
 
 def _r(x: float | None) -> float | None:
@@ -238,7 +241,7 @@ def _r(x: float | None) -> float | None:
 
 def markdown(data: dict[str, Any], *, plot: str = "off") -> str:
     parts = ["# bestofn report", _settings_md(data), _accuracy_md(data),
-             benchmark_markdown(data.get("benchmarks", {}), _headline(data["accuracy"]), LABELS),
+             benchmark_markdown(data.get("benchmarks", {}), _headline(data["accuracy"]), labels()),
              _compute_md(data), _adaptive_md(data), _sources_md(data),
              _curves_md(data, plot), _failures_md(data), _config_md(data["config"])]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -302,7 +305,7 @@ def _accuracy_md(data: dict[str, Any]) -> str:
     if not data["accuracy"]:
         return "## Accuracy\n\nNo question with a gold answer: nothing to grade."
     level = round(100 * data["ci_level"])
-    rows = [[LABELS.get(m, m), f"{100 * v:.2f}%", _interval(data["ci"].get(m))]
+    rows = [[label(m), f"{100 * v:.2f}%", _interval(data["ci"].get(m))]
             for m, v in data["accuracy"].items()]
     return (f"## Accuracy\n\nAccuracy over the graded questions; {level}% percentile-bootstrap "
             f"interval from {data['bootstrap']} resamples of the questions.\n\n"
@@ -319,7 +322,7 @@ def _sources_md(data: dict[str, Any]) -> str:
             for name, s in src.items()]
     return ("## By source\n\nAccuracy (%) per `Question.source`; intervals are in "
             "report.json.\n\n" + _table(["source", "questions",
-                                          *(LABELS.get(m, m) for m in methods)], rows,
+                                          *(label(m) for m in methods)], rows,
                                          right=tuple(range(1, len(methods) + 2))))
 
 
@@ -338,7 +341,7 @@ def _curves_md(data: dict[str, Any], plot: str) -> str:
         head += (" Questions with fewer than N solutions use all of theirs: "
                  + ", ".join(f"N={n}: {k}" for n, k in zip(c["ns"], c["n_short"], strict=True)
                              if k) + ".")
-    rows = [[LABELS.get(m, m), *(_point(v["mean"][j], v["lo"][j], v["hi"][j])
+    rows = [[label(m), *(_point(v["mean"][j], v["lo"][j], v["hi"][j])
                                  for j in range(len(c["ns"])))]
             for m, v in c["methods"].items()]
     return head + "\n\n" + _table(["method", *(f"N={n}" for n in c["ns"])], rows,

@@ -67,16 +67,19 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
 
 def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
         ex: ExecConfig | None = None, quiet_logs: bool = False,
-        console: Console | None = None) -> dict[str, Any]:
+        console: Console | None = None,
+        questions: list[Question] | None = None) -> dict[str, Any]:
     """Run (or resume) and write the report: in-process when `ex` is None, else on Ray.
 
     `quiet_logs` sends engine and Ray logs to `engine.log` in the run folder and keeps the
     terminal for the progress display; `console` is a terminal a caller already set up
     (`console.quiet`). Returns report.json's content plus this session's
     `seconds`, `resumed_questions` and `failed` (questions that failed every attempt; a later
-    resume retries them).
+    resume retries them). `questions`: what `prepare(cfg)` returned for this (prepared)
+    config, when the caller prepared it already.
     """
-    cfg, questions = prepare(cfg)
+    if questions is None:
+        cfg, questions = prepare(cfg)
     out = Path(cfg.out)
     check_run_dir(out, cfg, overwrite)
     if console is not None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from .batch_scoring import Request, TokenCounts, score_requests
 from .console import progress_file
 from .files import append_line, read_items, resume_lines, write_items
 from .records import Item, StepScores
@@ -47,9 +48,10 @@ def _resume(partial: Path | None, fingerprint: dict[str, Any]) -> list[dict[str,
 
 def score_items(items: Sequence[Item], scorer: Scorer, *, use_docs: bool = True,
                 solutions: int | None = None, partial: Path | None = None,
-                progress: bool = True) -> list[Item]:
-    """Score each item's first `solutions` solutions; resumes from `partial` when given (its
-    first line records the scorer config, and progress of another config is refused)."""
+                progress: bool = True, tokens: TokenCounts | None = None) -> list[Item]:
+    """Score each item's first `solutions` solutions, one question per call; resumes from
+    `partial` when given (its first line records the scorer config, and progress of another
+    config is refused). The tokens of this session's calls are added to `tokens`."""
     lines = _resume(partial, scorer_fingerprint(scorer, use_docs, solutions))
     done = {(d["index"], d["id"]): [StepScores.from_dict(s) for s in d["prm"]] for d in lines}
     out = []
@@ -59,7 +61,8 @@ def score_items(items: Sequence[Item], scorer: Scorer, *, use_docs: bool = True,
         key = (i, it.question.id)
         if key not in done:
             docs = [d.text for d in it.question.documents or []] if use_docs else None
-            done[key] = scorer.score(it.question, docs, sols)  # type: ignore[assignment]
+            [done[key]] = score_requests(scorer, [Request(it.question, sols, docs)],
+                                         tokens).results
             if partial:
                 append_line(partial, {"index": i, "id": it.question.id,
                                       "prm": [s.to_dict() for s in done[key]]})
@@ -70,13 +73,14 @@ def score_items(items: Sequence[Item], scorer: Scorer, *, use_docs: bool = True,
 
 
 def score_file(input_path: str, output_path: str, scorer: Scorer, *, use_docs: bool = True,
-               solutions: int | None = None, progress: bool = True) -> list[Item]:
+               solutions: int | None = None, progress: bool = True,
+               tokens: TokenCounts | None = None) -> list[Item]:
     """Read, score and write in the input's own structure (Med-PRM JSON or JSONL)."""
     items = read_items(input_path)
     partial = Path(f"{output_path}.partial.jsonl")
     partial.parent.mkdir(parents=True, exist_ok=True)
     scored = score_items(items, scorer, use_docs=use_docs, solutions=solutions,
-                         partial=partial, progress=progress)
+                         partial=partial, progress=progress, tokens=tokens)
     write_items(output_path, scored)
     partial.unlink(missing_ok=True)
     return scored

@@ -13,21 +13,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from .config import ORMOptions
+from .batch_scoring import Request, TokenCounts, score_requests
 from .console import progress_file
 from .files import append_line, read_items, resume_lines, write_items
-from .records import Item, Question, Solution
-from .scorers import Scorer, make_scorer
-
-
-def build_orm_scorer(opts: ORMOptions) -> Scorer:
-    """The ORM scorer the options name (orm-hf or orm-vllm)."""
-    return make_scorer(opts.backend, **opts.scorer_kwargs())
+from .records import Item
+from .scorers import Scorer
 
 
 def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | None = None,
-                    partial: Path | None = None, progress: bool = True) -> list[Item]:
-    """Give each item's first `solutions` solutions an ORM score; resumes from `partial`."""
+                    partial: Path | None = None, progress: bool = True,
+                    tokens: TokenCounts | None = None) -> list[Item]:
+    """Give each item's first `solutions` solutions an ORM score, one question per call;
+    resumes from `partial`. The tokens of this session's calls are added to `tokens`."""
     done = {(d["index"], d["id"]): (d["orm"], d["reasons"])
             for d in (resume_lines(partial) if partial else [])}
     out = []
@@ -36,7 +33,8 @@ def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | N
         it = first_solutions(it, solutions)
         key = (i, it.question.id)
         if key not in done:
-            done[key] = score_with_reasons(scorer, it.question, it.solutions)
+            [got] = score_requests(scorer, [Request(it.question, it.solutions)], tokens).results
+            done[key] = ([r.score for r in got], [r.reason for r in got])
             if partial:
                 append_line(partial, {"index": i, "id": it.question.id, "orm": done[key][0],
                                       "reasons": done[key][1]})
@@ -45,17 +43,6 @@ def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | N
                 for s, r in zip(it.solutions, reasons, strict=True)]
         out.append(Item(it.question, sols, prm=it.prm, orm=list(scores), raw=it.raw))
     return out
-
-
-def score_with_reasons(scorer: Scorer, question: Question, solutions: Sequence[Solution],
-                       ) -> tuple[list[float | None], list[str | None]]:
-    """Scores and, for the unscored, the reason (when the backend gives one)."""
-    detailed = getattr(scorer, "score_detailed", None)
-    if detailed is None:
-        scores = list(scorer.score(question, None, solutions))  # type: ignore[arg-type]
-        return scores, [None if s is not None else "not scored" for s in scores]
-    results = detailed(question, None, solutions)
-    return [r.score for r in results], [r.reason for r in results]
 
 
 def first_solutions(item: Item, k: int | None) -> Item:
@@ -76,7 +63,8 @@ def unscored_summary(items: Sequence[Item]) -> str:
 
 def score_file_with_orm(input_path: str, output_path: str, *, orm: Scorer,
                         prm: Scorer | None = None, use_docs: bool = True,
-                        solutions: int | None = None, progress: bool = True) -> list[Item]:
+                        solutions: int | None = None, progress: bool = True,
+                        tokens: dict[str, TokenCounts] | None = None) -> list[Item]:
     """Read, PRM-score (when `prm` is given), ORM-score and write in the input's structure."""
     from .score import score_items
 
@@ -86,9 +74,10 @@ def score_file_with_orm(input_path: str, output_path: str, *, orm: Scorer,
     orm_partial.parent.mkdir(parents=True, exist_ok=True)
     if prm is not None:
         items = score_items(items, prm, use_docs=use_docs, solutions=solutions,
-                            partial=prm_partial, progress=progress)
+                            partial=prm_partial, progress=progress,
+                            tokens=tokens["prm"] if tokens else None)
     scored = orm_score_items(items, orm, solutions=solutions, partial=orm_partial,
-                             progress=progress)
+                             progress=progress, tokens=tokens["orm"] if tokens else None)
     write_items(output_path, scored)
     prm_partial.unlink(missing_ok=True)
     orm_partial.unlink(missing_ok=True)

@@ -20,11 +20,12 @@ against these functions.
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from .records import Selection, Solution, StepScores
+from .records import Item, Selection, Solution, StepScores
 
 Answer = str | None
 
@@ -183,6 +184,137 @@ def selection_correct(sel: Selection, solutions: Sequence[Solution], gold: str |
 def aggregate_all(scores: Sequence[StepScores], how: str) -> list[float | None]:
     """One aggregate (min | final | mean | prod) per solution, None for unscored ones."""
     return [s.aggregate(how) for s in scores]
+
+
+def orm_weights(scores: Sequence[float | None]) -> list[float | None]:
+    """Softmax (temperature 1) over one question's scored solutions; None stays None.
+
+    Reward-model outputs are unbounded logits and often negative, so summing them raw would
+    let a wrong answer win by having fewer (negative) votes; the softmax turns them into
+    positive weights that sum to 1, under which the vote is each answer's share of the mass.
+    """
+    got = [s for s in scores if s is not None]
+    if not got:
+        return list(scores)
+    top = max(got)
+    total = math.fsum(math.exp(s - top) for s in got)
+    return [None if s is None else math.exp(s - top) / total for s in scores]
+
+
+ScoreFn = Callable[[Item], "list[float | None] | None"]
+
+
+@dataclass(frozen=True)
+class Method:
+    """One selection method: how it picks (`rule`) and which per-solution scores it reads.
+
+    `rule` is `majority` (a plain vote), `best` (best-of-N by score) or `vote` (a vote
+    weighted by score; `softmax` first turns a question's scores into weights that sum to 1).
+    The scores come from a verifier (`needs`: `prm` with a step `aggregation`, or `orm`) or,
+    for a method that reads no verifier, from `custom` (None where an item lacks them).
+    `headline` methods are the report table's rows, in registration order.
+    """
+
+    name: str
+    label: str
+    rule: str
+    needs: str | None = None
+    aggregation: str | None = None
+    softmax: bool = False
+    headline: bool = False
+    custom: ScoreFn | None = None
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("majority", "best", "vote"):
+            raise ValueError(f"method {self.name}: rule is majority|best|vote, not {self.rule}")
+        if self.needs not in (None, "prm", "orm") or (self.needs == "prm") != bool(
+                self.aggregation):
+            raise ValueError(f"method {self.name}: needs prm (with an aggregation), orm or None")
+
+    @property
+    def score_key(self) -> str:
+        """Methods with the same key read the same per-solution scores."""
+        return f"prm:{self.aggregation}" if self.needs == "prm" else self.needs or self.name
+
+    def scores(self, item: Item) -> list[float | None] | None:
+        """Each solution's own score under this method (None: the item lacks them, or the
+        method reads no score)."""
+        if self.needs == "prm":
+            return None if item.prm is None else aggregate_all(item.prm, self.aggregation or "")
+        if self.needs == "orm":
+            return None if item.orm is None else list(item.orm)
+        return self.custom(item) if self.custom is not None else None
+
+    def select(self, item: Item, answers: Sequence[Answer], *, seed: int, key: str,
+               rules: SelectionRules) -> Selection | None:
+        """This method's pick on one question (None when the item lacks its scores)."""
+        if self.rule == "majority":
+            return majority_vote(answers, seed=seed, key=key, rules=rules)
+        scores = self.scores(item)
+        if scores is None:
+            return None
+        if self.rule == "best":
+            return best_of_n(answers, scores, method=self.name, seed=seed, key=key, rules=rules)
+        return weighted_vote(answers, orm_weights(scores) if self.softmax else scores,
+                             method=self.name, seed=seed, key=key, rules=rules)
+
+
+METHODS: dict[str, Method] = {}
+"""Every selection method by name, in registration order (the order reports list them)."""
+
+
+def register_method(m: Method) -> None:
+    """Add a selection method: evaluate, report, curves, the library and the server read it."""
+    if m.name in METHODS or m.name in BOUNDS:
+        raise ValueError(f"selection method {m.name!r} is already registered")
+    METHODS[m.name] = m
+
+
+BOUNDS = {"oracle": "Oracle (any correct)", "single": "Single solution (mean)"}
+"""The reference lines every report shows beside the methods (not selection methods)."""
+
+register_method(Method("majority", "Majority vote", "majority", headline=True))
+for _how, _head in (("min", True), ("final", True), ("mean", False), ("prod", False)):
+    register_method(Method(f"prm_{_how}", f"PRM best-of-N ({_how})", "best", needs="prm",
+                           aggregation=_how, headline=_head))
+for _how, _head in (("min", True), ("final", True), ("mean", False), ("prod", False)):
+    register_method(Method(f"weighted_{_how}", f"PRM-weighted vote ({_how})", "vote",
+                           needs="prm", aggregation=_how, headline=_head))
+register_method(Method("orm_best", "ORM best-of-N", "best", needs="orm", headline=True))
+register_method(Method("orm_weighted", "ORM-weighted vote (softmax)", "vote", needs="orm",
+                       softmax=True, headline=True))
+
+
+def get_method(name: str) -> Method:
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; known: {', '.join(METHODS)}")
+    return METHODS[name]
+
+
+def table_keys() -> list[str]:
+    """The headline methods, then the bounds: the rows and order of the report's table."""
+    return [m.name for m in METHODS.values() if m.headline] + list(BOUNDS)
+
+
+def labels() -> dict[str, str]:
+    """Display names of the methods and the bounds."""
+    return {**{m.name: m.label for m in METHODS.values()}, **BOUNDS}
+
+
+def label(name: str) -> str:
+    return labels().get(name, name)
+
+
+def select_all(item: Item, *, seed: int = 0,
+               rules: SelectionRules = STRICT) -> dict[str, Selection]:
+    """Every applicable method's pick on one question (verifier methods only when so scored)."""
+    answers = rules.answers(item.solutions)
+    out = {}
+    for m in METHODS.values():
+        sel = m.select(item, answers, seed=seed, key=item.question.id, rules=rules)
+        if sel is not None:
+            out[m.name] = sel
+    return out
 
 
 def _check(answers: Sequence[object], scores: Sequence[object]) -> None:

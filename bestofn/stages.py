@@ -1,40 +1,43 @@
 """The pure stages of a run, shared by the in-process path and the Ray pipeline.
 
-build_* turn a `RunConfig` into engines; `solve` and `verify` do one question's work. The Ray
-pipeline only places these calls on actors; `process` chains them in-process (`--no-ray`), so
-both paths compute the same thing.
+build_* turn a `RunConfig` into engines through the one factory (`bestofn.engines`); `solve`
+and `verify` do the work. The Ray pipeline only places these calls on actors; `process` chains
+them in-process (`--no-ray`), so both paths compute the same thing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from .config import RunConfig
+from .engines import PolicySpec
 from .records import Item, Question, Solution, StepScores
 from .scheduler.ledger import Compute, StageClock
+from .scorers.protocol import TokenCounts
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
-    """Sampling settings and step filter left open (None) taken from the policy's preset."""
-    from policies.presets import get_preset
+    """Sampling settings and step filter left open (None) taken from the policy's preset
+    (`engines.resolve_preset_sampling`, as `sample` and `serve` resolve theirs)."""
+    from .engines import resolve_preset_sampling
 
-    preset = get_preset(cfg.preset)
+    preset, sampling = resolve_preset_sampling(cfg.policy, cfg.preset, cfg.seed)
     stored = cfg.policy_backend == "replay"  # stored samples were filtered when drawn, if ever
-    return cfg.resolved(preset.sampling, None if stored else preset.steps)
+    return cfg.resolved(sampling, None if stored else preset.steps)
+
+
+def policy_spec(cfg: RunConfig) -> PolicySpec:
+    """The run's policy as the engine factory takes it."""
+    return PolicySpec(model=cfg.policy, backend=cfg.policy_backend, preset=cfg.preset,
+                      device=cfg.device, lora=cfg.lora, engine=cfg.engine,
+                      steps=(cfg.min_steps or 1, cfg.max_steps) if cfg.max_steps else None)
 
 
 def build_policy(cfg: RunConfig) -> Any:
-    from policies import make_policy
-    from policies.validity import ValidityConfig, ValidPolicy
+    from .engines import build_policy as build
 
-    policy = make_policy(cfg.policy_backend, model=cfg.policy,
-                         **cfg.engine.backend_kwargs(cfg.policy_backend, preset=cfg.preset,
-                                                     device=cfg.device, lora=cfg.lora))
-    if not cfg.max_steps:
-        return policy
-    return ValidPolicy(policy, ValidityConfig(min_steps=cfg.min_steps or 1,
-                                              max_steps=cfg.max_steps, fill_invalid=True))
+    return build(policy_spec(cfg))
 
 
 @dataclass
@@ -43,19 +46,19 @@ class Verifiers:
 
     prm: Any = None
     orm: Any = None
+    tokens: dict[str, TokenCounts] = field(
+        default_factory=lambda: {"prm": TokenCounts(), "orm": TokenCounts()})
+    """What scoring cost so far, by verifier kind."""
 
     def __bool__(self) -> bool:
         return self.prm is not None or self.orm is not None
 
 
 def build_scorer(cfg: RunConfig) -> Verifiers:
-    from .scorers import make_scorer
+    from .engines import build_orm, build_prm
 
-    prm = make_scorer(cfg.prm_backend, model=cfg.prm,
-                      **cfg.prm_options().scorer_kwargs(cfg.use_docs)) if cfg.prm else None
-    orm = make_scorer(cfg.orm_backend, model=cfg.orm, device=cfg.device,
-                      adapter=cfg.orm_adapter) if cfg.orm else None
-    return Verifiers(prm, orm)
+    return Verifiers(build_prm(cfg.prm, cfg.prm_backend, cfg.prm_options(), cfg.use_docs),
+                     build_orm(cfg.orm_options()))
 
 
 def solve(policy: Any, qs: list[Question], cfg: RunConfig, n: int | None = None,
@@ -71,41 +74,24 @@ def solve(policy: Any, qs: list[Question], cfg: RunConfig, n: int | None = None,
     return out
 
 
-def verify(v: Verifiers, q: Question, sols: list[Solution],
-           cfg: RunConfig) -> tuple[list[StepScores] | None, list[float | None] | None]:
-    """(PRM step scores, ORM scores) of one question's solutions; None where not configured."""
-    docs = [d.text for d in q.documents or []] if cfg.use_docs else None
-    prm = v.prm.score(q, docs, sols) if v.prm is not None else None
-    orm = v.orm.score(q, docs, sols) if v.orm is not None else None
-    for name, got in (("PRM", prm), ("ORM", orm)):
-        assert got is None or len(got) == len(sols), (
-            f"question {q.id}: {len(sols)} solutions, {len(got or [])} {name} scores")
-    return prm, orm
-
-
-def verify_many(v: Verifiers, work: list[tuple[Question, list[Solution]]], cfg: RunConfig,
-                ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
-    """`verify` for several questions: a PRM that batches questions (`score_many`: prm-vllm
-    sends all their prompts in one engine call, each prefix computed once) sees them at once."""
-    if len(work) == 1 or v.prm is None:
-        return [verify(v, q, sols, cfg) for q, sols in work]
-    from .batch_scoring import Request, prm_scores
+def verify(v: Verifiers, work: list[tuple[Question, list[Solution]]], cfg: RunConfig,
+           ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
+    """(PRM step scores, ORM scores) of several questions' solutions, None where not
+    configured; each verifier sees every question in one `score_requests` call (prm-vllm
+    sends all their prompts in one engine call, each prefix computed once)."""
+    from .batch_scoring import Request, orm_values, score_requests
 
     jobs = [Request(q, sols, [d.text for d in q.documents or []] if cfg.use_docs else None)
             for q, sols in work]
-    out = []
-    for r, prm in zip(jobs, prm_scores(v.prm, jobs), strict=True):
-        q, sols, docs = r.question, list(r.solutions), r.documents
-        orm = v.orm.score(q, docs, sols) if v.orm is not None else None
-        assert len(prm) == len(sols), f"question {q.id}: {len(sols)} solutions, {len(prm)} PRM"
-        assert orm is None or len(orm) == len(sols), f"question {q.id}: ORM count"
-        out.append((prm, orm))
-    return out
+    prm = score_requests(v.prm, jobs, v.tokens["prm"]).results if v.prm is not None else None
+    orm = score_requests(v.orm, jobs, v.tokens["orm"]).results if v.orm is not None else None
+    return [(prm[i] if prm is not None else None,
+             orm_values(orm[i]) if orm is not None else None) for i in range(len(jobs))]
 
 
 def prm_tokens_computed(v: Verifiers) -> int:
-    """Tokens the run's PRM has computed so far (0 for a scorer that does not count them)."""
-    return int(getattr(v.prm, "tokens_computed", 0) or 0)
+    """Tokens the run's PRM has computed so far (not read from a cache)."""
+    return v.tokens["prm"].computed_tokens
 
 
 def fixed_compute(sols: list[Solution], prm_tokens: int) -> Compute:
@@ -123,6 +109,6 @@ def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig,
         [sols] = solve(policy, [q], cfg)
     before = prm_tokens_computed(v)
     with clock.stage("score_s"):
-        prm, orm = verify(v, q, sols, cfg)
+        [(prm, orm)] = verify(v, [(q, sols)], cfg)
     spent = prm_tokens_computed(v) - before
     return Item(q, sols, prm=prm, orm=orm, compute=fixed_compute(sols, spent).to_dict())

@@ -5,7 +5,7 @@ rules, ties included: votes are summed left to right in solution order (the same
 additions as `select.weighted_vote`), answers are coded in sorted string order so "the k-th of
 the sorted tied answers" is "the k-th tied code", tied best-of-N solutions are taken in subset
 order, and the draw among k tied candidates is `SelectionRules.tie_index`, the one `select`
-uses. The ORM softmax uses `math.exp` and `math.fsum` like `evaluate.orm_weights`. Other rule
+uses. The ORM softmax uses `math.exp` and `math.fsum` like `select.orm_weights`. Other rule
 sets are not vectorised (`supports` says no, and the curves fall back to `question_outcomes`).
 """
 
@@ -16,9 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .evaluate import ORM_METHODS, PRM_METHODS
 from .records import Item
-from .select import STRICT, SelectionRules, is_correct
+from .select import BOUNDS, METHODS, STRICT, Method, SelectionRules, is_correct
 
 
 class SubsetEvaluator:
@@ -49,11 +48,12 @@ class SubsetEvaluator:
     def supports(self, method: str) -> bool:
         if self.rules != STRICT:
             return False
-        if method in ("majority", "oracle", "single"):
+        if method in BOUNDS:
             return True
-        if method in PRM_METHODS:
-            return all(it.prm is not None for it in self.qs)
-        return method in ORM_METHODS and all(it.orm is not None for it in self.qs)
+        m = METHODS.get(method)
+        if m is None or m.rule == "majority":
+            return m is not None
+        return all(m.scores(it) is not None for it in self.qs)
 
     def outcomes(self, method: str, pos: np.ndarray) -> np.ndarray:
         return self.evaluate([method], pos)[method]
@@ -73,32 +73,21 @@ class SubsetEvaluator:
             return ok.any(axis=1).astype(np.float64)
         if method == "single":
             return ok.sum(axis=1) / p.shape[1] if p.shape[1] else np.zeros(len(rows))
-        if method == "majority":
+        m = METHODS[method]
+        if m.rule == "majority":
             return self._majority(codes, rows)
-        if method in PRM_METHODS:
-            kind, how = PRM_METHODS[method]
-            return self._by_kind(method, kind, codes, ok, rows,
-                                 self._scored(how)[rows[:, None], p])
-        if ORM_METHODS[method] == "best":
-            return self._best(method, codes, ok, rows, self._scored("orm")[rows[:, None], p])
-        return self._vote(method, codes, rows, self._softmax(rows, p))
-
-    def _by_kind(self, method: str, kind: str, codes: np.ndarray, ok: np.ndarray,
-                 rows: np.ndarray, scores: np.ndarray) -> np.ndarray:
-        if kind == "best":
-            return self._best(method, codes, ok, rows, scores)
+        if m.rule == "best":
+            return self._best(method, codes, ok, rows, self._scored(m)[rows[:, None], p])
+        scores = self._softmax(m, rows, p) if m.softmax else self._scored(m)[rows[:, None], p]
         return self._vote(method, codes, rows, scores)
 
-    def _scored(self, how: str) -> np.ndarray:
-        """Per-solution score (NaN = unscored): a PRM aggregate, or the ORM reward."""
-        if how not in self._scores:
-            if how == "orm":
-                vals = [[math.nan if s is None else float(s) for s in it.orm or []]
-                        for it in self.qs]
-            else:
-                vals = [[_nan(s.aggregate(how)) for s in it.prm or []] for it in self.qs]
-            self._scores[how] = np.array(vals, dtype=np.float64).reshape(len(self.qs), self.size)
-        return self._scores[how]
+    def _scored(self, m: Method) -> np.ndarray:
+        """Per-solution score under `m` (NaN = unscored): a PRM aggregate, the ORM reward."""
+        if m.score_key not in self._scores:
+            vals = [[_nan(s) for s in m.scores(it) or []] for it in self.qs]
+            self._scores[m.score_key] = np.array(vals, dtype=np.float64).reshape(
+                len(self.qs), self.size)
+        return self._scores[m.score_key]
 
     def _majority(self, codes: np.ndarray, rows: np.ndarray) -> np.ndarray:
         width = self.code_ok.shape[1] + 1
@@ -138,29 +127,30 @@ class SubsetEvaluator:
         j = _nth_true(tied, self._tie_index(method, rows, k))
         return ((k > 0) & ok[np.arange(len(ok)), j]).astype(np.float64)
 
-    def _softmax(self, rows: np.ndarray, p: np.ndarray) -> np.ndarray:
-        """`evaluate.orm_weights` on each subset: exp(s - max) / fsum, NaN where unscored."""
-        s = self._scored("orm")[rows[:, None], p]
+    def _softmax(self, m: Method, rows: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """`select.orm_weights` on each subset: exp(s - max) / fsum, NaN where unscored."""
+        s = self._scored(m)[rows[:, None], p]
         scored = ~np.isnan(s)
         top = np.where(scored, s, -np.inf).argmax(axis=1)
-        e = np.where(scored, self._exp()[rows[:, None], p[np.arange(len(p)), top][:, None], p],
+        e = np.where(scored, self._exp(m)[rows[:, None], p[np.arange(len(p)), top][:, None], p],
                      0.0)
         total = np.array([math.fsum(r) for r in e.tolist()])
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(scored, e / total[:, None], np.nan)
 
-    def _exp(self) -> np.ndarray:
+    def _exp(self, m: Method) -> np.ndarray:
         """exp(s_j - s_t) for every pair of a question's solutions: (questions, t, j).
 
         Only rows where t is a subset's maximum are read, so s_j > s_t (which could overflow)
         and unscored pairs (NaN compares false) are stored as 0.
         """
-        if "orm_exp" not in self._scores:
-            s = self._scored("orm").tolist()
-            self._scores["orm_exp"] = np.array(
+        key = f"{m.score_key}:exp"
+        if key not in self._scores:
+            s = self._scored(m).tolist()
+            self._scores[key] = np.array(
                 [[[math.exp(x - t) if x <= t else 0.0 for x in row] for t in row] for row in s],
                 dtype=np.float64).reshape(len(s), self.size, self.size)
-        return self._scores["orm_exp"]
+        return self._scores[key]
 
     def _tie_index(self, method: str, rows: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Which of k tied candidates `select` draws: choice(range(k)) under its seed."""
@@ -197,4 +187,4 @@ def _nth_true(mask: np.ndarray, nth: np.ndarray) -> np.ndarray:
 
 
 def _nan(x: float | None) -> float:
-    return math.nan if x is None else x
+    return math.nan if x is None else float(x)

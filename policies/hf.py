@@ -6,11 +6,12 @@ from collections.abc import Sequence
 
 import torch
 
+from bestofn.config import SamplingConfig
 from bestofn.records import Question, Solution
 from bestofn.registry import require
 from bestofn.torch_utils import resolve_device, resolve_dtype
 
-from . import SamplingConfig, check_round, question_seed
+from .base import check_round, question_seed
 from .presets import Preset, get_preset
 
 

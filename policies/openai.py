@@ -23,10 +23,11 @@ from typing import Any
 
 from tqdm import tqdm
 
+from bestofn.config import SamplingConfig
 from bestofn.records import Question, Solution
 from bestofn.registry import require
 
-from . import SamplingConfig, check_round, question_seed
+from .base import check_round, question_seed
 from .presets import Preset, get_preset
 
 

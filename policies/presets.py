@@ -11,12 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from bestofn.answers import extract_answer
+from bestofn.config import SamplingConfig
 from bestofn.prompts import MEDPRM_OPEN_POLICY_SYSTEM, MEDPRM_POLICY_SYSTEM
 from bestofn.records import Question, Solution
-from bestofn.steps import mark_steps, split_steps, strip_think
-
-from . import SamplingConfig
 
 BOXED_INSTRUCTION = "Please reason step-by-step, and put your final answer within \\boxed{}."
 """II-Medical's recommended instruction, appended to the question in the user message."""
@@ -72,10 +69,8 @@ class Preset:
 
         `text` keeps the raw output; `steps` and `marked` come from the stripped text.
         """
-        body = strip_think(text) if self.strip_think else text
-        answer = extract_answer(text, question.options or None, labels=self.labels)
-        return Solution(text=text, marked=mark_steps(body), answer=answer,
-                        steps=split_steps(body), meta=dict(meta))
+        return Solution.from_text(text, question.options or None, self.labels,
+                                  think=self.strip_think, **meta)
 
 
 PRESETS: dict[str, Preset] = {

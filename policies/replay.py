@@ -10,10 +10,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from bestofn.config import SamplingConfig
 from bestofn.files import read_items
 from bestofn.records import Question, Solution
 
-from . import SamplingConfig, check_round
+from .base import check_round
 
 
 class MissingQuestion(KeyError):

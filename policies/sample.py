@@ -15,11 +15,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bestofn.config import SampleOptions, SamplingConfig, default_of
 from bestofn.console import progress_file
 from bestofn.files import InputError, append_line, resume_lines
 from bestofn.records import Item, Question
 
-from . import Policy, SamplingConfig
+from .base import Policy
 from .validity import ValidityConfig, ValidPolicy
 
 
@@ -52,7 +53,8 @@ def done_ids(path: Path) -> dict[str, int]:
 
 def sample_to_file(questions: Sequence[Question], policy: Policy, output: str | os.PathLike[str],
                    n: int, params: SamplingConfig, *, validity: ValidityConfig | None = None,
-                   chunk_size: int = 32, progress: bool = True) -> SampleReport:
+                   chunk_size: int = default_of(SampleOptions, "chunk"),
+                   progress: bool = True) -> SampleReport:
     """Sample `n` solutions for every question not yet in `output` (JSONL of `Item`s).
 
     `validity` wraps the policy in Med-PRM's step-count filter and

@@ -16,9 +16,10 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from bestofn.config import SamplingConfig
 from bestofn.records import Question, Solution
 
-from . import Policy, SamplingConfig, question_seed
+from .base import Policy, question_seed
 
 
 @dataclass(frozen=True)

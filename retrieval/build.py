@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from bestofn.embedded import _file_lock, cache_dir
+from bestofn.embedded import cache_dir, file_lock
 
 from .corpus import MEDQUAD_PATH, MEDQUAD_SPEC, CorpusSpec, Passage, file_sha256, prepare_passages
 from .embed import DEFAULT_EMBEDDER, Embedder, canonical_name
@@ -165,7 +165,7 @@ def ensure_index(corpus: str | Path, out: str | Path, spec: CorpusSpec = DEFAULT
     if matches(out, corpus, spec, embedder, index):
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(out.parent / f".{out.name}.lock"):
+    with file_lock(out.parent / f".{out.name}.lock"):
         if not matches(out, corpus, spec, embedder, index):
             for leftover in out.parent.glob(f".{out.name}.tmp-*"):
                 shutil.rmtree(leftover, ignore_errors=True)

@@ -4,33 +4,19 @@ replay; bad specs and unscored files are refused with the problem named."""
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
 
 from bestofn.adaptive import parse_rule, replay
 from bestofn.cli import main
 from bestofn.files import read_items, write_items
-from bestofn.records import Item, Question, Solution, StepScores
+from bestofn.records import Item
+from bestofn.testing.items import random_items
 
 
-def make_items(seed: int, n_questions: int = 30, n: int = 12, scored: bool = True) -> list[Item]:
-    rng = random.Random(seed)
-    items = []
-    for i in range(n_questions):
-        gold = rng.choice("ABCD")
-        p = rng.choice([0.9, 0.6, 0.3])
-        sols, prm = [], []
-        for _ in range(n):
-            right = rng.random() < p
-            letter = gold if right else rng.choice([c for c in "ABCD" if c != gold])
-            text = f"Step 1: think.\nThe answer is ({letter})."
-            sols.append(Solution(text=text, marked=text + " ки", answer=letter,
-                                 meta={"tokens": rng.randint(20, 60)}))
-            prm.append(StepScores((rng.uniform(0.5, 1.0) if right else rng.uniform(0, 0.7),)))
-        items.append(Item(Question(id=f"q{i}", stem="s", options=dict.fromkeys("ABCD", "o"),
-                                   answer=gold), sols, prm=prm if scored else None))
-    return items
+def make_items(seed: int, scored: bool = True) -> list[Item]:
+    return random_items(seed, 30, 12, gold_rate=(0.9, 0.6, 0.3), steps=(1, 1),
+                        unscored_rate=0.0, tokens=True, prm=scored)
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ from bestofn.datasets import load_questions
 from bestofn.files import read_items
 from bestofn.records import Item, Solution
 from bestofn.run import run
-from bestofn.testing import report_without_timing
+from bestofn.testing.reports import report_without_timing
+from bestofn.testing.seeds import seeded_rng
 
 Q, N = 3, 8
 
@@ -138,7 +139,8 @@ def test_adaptive_run_killed_at_random_point_resumes_identically(tmp_path, tiny_
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     out = tmp_path / "run"
-    rounds_before_kill = random.Random().randint(1, 3)
+    rng = seeded_rng("kill point")
+    rounds_before_kill = rng.randint(1, 3)
     proc = subprocess.Popen(_cli(out, tiny_llama_special), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     path = out / "rounds.jsonl"
@@ -147,7 +149,7 @@ def test_adaptive_run_killed_at_random_point_resumes_identically(tmp_path, tiny_
         if path.exists() and len(path.read_text().splitlines()) >= rounds_before_kill:
             break
         time.sleep(0.05)
-    time.sleep(random.Random().random() * 0.5)
+    time.sleep(rng.random() * 0.5)
     if proc.poll() is None:
         os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
         proc.wait()

@@ -3,7 +3,6 @@ draws, the JSON keys, curves, errors, and speed at 2,000 x 64."""
 
 from __future__ import annotations
 
-import random
 import time
 
 import numpy as np
@@ -13,29 +12,15 @@ from bestofn.adaptive import MissingScores, Replayer, parse_rule, replay
 from bestofn.adaptive.replay import fixed_curve, rule_curve
 from bestofn.adaptive.rules import Drawn
 from bestofn.evaluate import question_outcomes
-from bestofn.records import Item, Question, Solution, StepScores
+from bestofn.records import Item
+from bestofn.testing.items import random_items
 
 
 def make_items(q: int, n: int, *, seed: int = 0, scored: bool = True,
                tokens: bool = True) -> list[Item]:
     """Questions whose samples agree to varying degrees, with PRM scores that favour gold."""
-    rng = random.Random(seed)
-    items = []
-    for i in range(q):
-        gold = rng.choice("ABCD")
-        p_gold = rng.choice([0.2, 0.4, 0.7, 0.95])
-        sols, prm = [], []
-        for j in range(n):
-            r = rng.random()
-            ans = None if r < 0.05 else gold if r < p_gold else rng.choice("ABCD")
-            meta = {"tokens": rng.randint(50, 200), "index": j} if tokens else {}
-            sols.append(Solution(text=f"the answer is ({ans})", marked="", answer=ans,
-                                 meta=meta))
-            prm.append(StepScores.unscored("no marker") if rng.random() < 0.03 else StepScores(
-                (rng.random(), min(1.0, rng.random() + (0.3 if ans == gold else 0)))))
-        items.append(Item(Question(id=f"q{i}", stem="?", answer=gold), sols,
-                          prm=prm if scored else None))
-    return items
+    return random_items(seed, q, n, gold_rate=(0.2, 0.4, 0.7, 0.95), none_rate=0.05,
+                        steps=(2, 2), unscored_rate=0.03, tokens=tokens, prm=scored)
 
 
 def loop_replay(items, rule, orders):

@@ -38,6 +38,7 @@ def test_bad_method_and_missing_verifier():
         best_of_n("Q", [], method="majority")
 
 
+@pytest.mark.slow  # loads a model
 def test_orm_best_of_n_uses_the_outcome_reward(tmp_path):
     from bestofn.scorers.orm_hf import HFORMScorer
     from bestofn.testing import build_tiny_llama
@@ -76,8 +77,7 @@ def test_library_scores_equal_what_score_writes(tmp_path, tiny_llama_special, ti
 
     from bestofn.cli import main
     from bestofn.files import read_items
-
-    from .test_cli import medprm_file
+    from bestofn.testing.samples import medprm_file
 
     src, out = tmp_path / "in.json", tmp_path / "out.json"
     medprm_file(src, random.Random(1))
@@ -139,13 +139,24 @@ def test_prm_and_orm_both_reported_method_decides(tiny_llama_special, tiny_orm):
 
 
 def test_cross_question_batching_splits_back_per_question(tiny_llama_special):
-    from bestofn.batch_scoring import Request, prm_scores
+    from bestofn.batch_scoring import Request, TokenCounts, score_requests
 
     scorer = HFPRMScorer(str(tiny_llama_special), device="cpu")
     reqs = [Request(q, sols, ["a document"]) for q, sols in _questions()]
     per_question = [scorer.score(r.question, r.documents, r.solutions) for r in reqs]
-    together = prm_scores(scorer, reqs)  # score_many over every question
+    total = TokenCounts()
+    batch = score_requests(scorer, reqs, total)  # every question in one call
+    together = batch.results
     assert [len(x) for x in together] == [len(r.solutions) for r in reqs]
+    # token counts: every prompt built; computed + cached = the scored prompts' tokens
+    encoded = [e for r in reqs for e in scorer.encode(r.question, r.documents, r.solutions)]
+    assert total == batch.tokens
+    assert batch.tokens.solutions == len(encoded)
+    assert batch.tokens.unscored == sum(e.reason is not None for e in encoded)
+    assert batch.tokens.prompt_tokens == sum(len(e.input_ids) for e in encoded)
+    scored = sum(len(e.input_ids) for e in encoded if not e.reason)
+    assert batch.tokens.computed_tokens + batch.tokens.cached_tokens == scored
+    assert batch.tokens.cached_tokens > 0  # each question's shared prefix was encoded once
     for a, b in zip(per_question, together, strict=True):
         for x, y in zip(a, b, strict=True):
             assert x.probs == pytest.approx(y.probs, abs=1e-5)

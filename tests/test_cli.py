@@ -12,24 +12,8 @@ from bestofn.evaluate import evaluate
 from bestofn.files import read_items
 from bestofn.score import scorer_fingerprint
 from bestofn.scorers.prm_hf import HFPRMScorer
-
-from .test_prm_scoring import published_scores
-
-
-def medprm_file(path, rng: random.Random, n_questions=3, n_solutions=4):
-    recs = []
-    for i in range(n_questions):
-        sols = []
-        for _ in range(n_solutions):
-            letter = rng.choice("ABCD")
-            text = f"Step 1: fever {rng.random():.3f}\nStep 2: so the answer is ({letter})."
-            sols.append({"solution": text, "answer": letter, "score": int(letter == "B")})
-        sols.append({"solution": "I do not know.", "answer": None, "score": 0})
-        recs.append({"question_id": f"q{i}", "data_source": "medqa",
-                     "question": "Which?\n\n(A) a\n(B) b\n(C) c\n(D) d", "correct_answer": "B",
-                     "related_docs": [f"document {i} about cough"], "solutions": sols})
-    path.write_text(json.dumps(recs))
-    return recs
+from bestofn.testing.references import published_scores
+from bestofn.testing.samples import medprm_file
 
 
 def test_score_then_evaluate_round_trip(tmp_path, tiny_llama_special, capsys):

@@ -43,6 +43,7 @@ def built(corpus: Path) -> Path:
     return out
 
 
+@pytest.mark.slow  # loads a model
 def test_build_then_search(built: Path, capsys: pytest.CaptureFixture[str]) -> None:
     m = FaissRetriever(built).manifest
     assert m.corpus["stats"] == {"records": 5, "passages": 4, "chunked_records": 0,
@@ -59,6 +60,7 @@ def test_build_then_search(built: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert all(len(x["documents"]) == 2 for x in lines)
 
 
+@pytest.mark.slow  # loads a model
 def test_plain_output_lists_ranked_passages(built: Path, capsys: pytest.CaptureFixture[str]):
     capsys.readouterr()
     assert main(["index", "search", "--index", str(built), "--query", "headache", "-k", "3"]) == 0
@@ -67,6 +69,7 @@ def test_plain_output_lists_ranked_passages(built: Path, capsys: pytest.CaptureF
     assert out[1].lstrip().startswith("1.") and "[d4] Migraine:" in out[1]
 
 
+@pytest.mark.slow  # loads a model
 def test_hnsw_build_records_its_parameters(corpus: Path, tmp_path: Path) -> None:
     out = tmp_path / "hnsw"
     assert main(["index", "build", "--corpus", str(corpus), "--out", str(out), *FIELDS,
@@ -76,6 +79,7 @@ def test_hnsw_build_records_its_parameters(corpus: Path, tmp_path: Path) -> None
         "HNSW8,Flat", 20, 5)
 
 
+@pytest.mark.slow  # loads a model
 def test_errors_are_reported_with_their_location(corpus: Path, built: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad.jsonl"
@@ -96,6 +100,7 @@ def _shards(corpus: Path, folder: Path, k: int, *extra: str) -> None:
                      "--shard", f"{i}/{k}", *FIELDS, *extra]) == 0
 
 
+@pytest.mark.slow  # loads a model
 def test_index_from_shards_equals_a_one_process_build(corpus: Path, built: Path,
                                                       tmp_path: Path,
                                                       capsys: pytest.CaptureFixture[str]) -> None:
@@ -130,6 +135,7 @@ def test_index_from_shards_equals_a_one_process_build(corpus: Path, built: Path,
     assert (shards / "shard-00001-of-00003.npy").stat().st_mtime_ns == before
 
 
+@pytest.mark.slow  # loads a model
 def test_unfinished_or_foreign_shards_are_refused(corpus: Path, tmp_path: Path,
                                                   capsys: pytest.CaptureFixture[str]) -> None:
     shards = tmp_path / "shards"

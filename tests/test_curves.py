@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import random
 from itertools import combinations
 
 import numpy as np
@@ -12,37 +11,16 @@ import pytest
 from bestofn.bootstrap import accuracy_intervals, bootstrap_interval, outcome_matrix
 from bestofn.curves import accuracy_curves, curve_ns, sub_item
 from bestofn.evaluate import evaluate, question_outcomes
-from bestofn.records import Item, Question, Solution, StepScores
+from bestofn.records import Item
 from bestofn.subsets import SubsetEvaluator
-
-
-def make_item(rng: random.Random, i: int, n: int, *, ties: bool, orm: bool = True) -> Item:
-    """Random answers (some missing, some lower-case variants), PRM and ORM scores.
-
-    With `ties` the scores come from a few values, so equal scores and equal vote sums occur,
-    and float sums of 0.1, 0.2, 0.3 depend on the order of addition.
-    """
-    gold = rng.choice("ABCD")
-    answers = ["A", "B", "C", "D", "b", None]
-
-    def value() -> float:
-        return rng.choice([0.1, 0.2, 0.3, 0.6]) if ties else rng.random()
-
-    sols, prm, orm_scores = [], [], []
-    for _ in range(n):
-        sols.append(Solution(text="t", marked="t ки", answer=rng.choice(answers)))
-        steps = tuple(value() for _ in range(rng.randint(1, 3)))
-        prm.append(StepScores(steps) if rng.random() < 0.85 else StepScores.unscored("x"))
-        orm_scores.append(None if rng.random() < 0.1 else
-                          (rng.choice([-1.0, 0.0, 2.0]) if ties else rng.gauss(0, 3)))
-    return Item(Question(f"q{i}", "stem", {k: k for k in "ABCD"}, answer=gold), sols, prm=prm,
-                orm=orm_scores if orm else None)
+from bestofn.testing.items import random_items
 
 
 def make_items(seed: int, q: int, n: int | tuple[int, int], *, ties: bool) -> list[Item]:
-    rng = random.Random(seed)
-    lo, hi = (n, n) if isinstance(n, int) else n
-    return [make_item(rng, i, rng.randint(lo, hi), ties=ties) for i in range(q)]
+    """Random answers (some missing, some lower-case variants), PRM and ORM scores; with
+    `ties` the scores come from a few values (equal scores and vote sums occur)."""
+    return random_items(seed, q, n, none_rate=0.15, variants=["b"], unscored_rate=0.15,
+                        ties=ties, orm=True, orm_none_rate=0.1)
 
 
 def test_curve_ns():

@@ -36,6 +36,7 @@ def test_minilm_alias() -> None:
     assert (path / "config.json").is_file()
 
 
+@pytest.mark.slow  # loads a model
 def test_smollm2_conversion_matches_gguf(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Convert into an empty cache (~40 s on 2 cores), compare with GGUF, then reuse the cache."""
     try:

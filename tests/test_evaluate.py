@@ -2,29 +2,16 @@
 
 from __future__ import annotations
 
-import random
-
 import pytest
 
 from bestofn.evaluate import evaluate, format_table
-from bestofn.records import Item, Question, Solution, StepScores
-
-
-def make_item(rng: random.Random, i: int) -> Item:
-    gold = rng.choice("ABCD")
-    sols, prm = [], []
-    for _ in range(rng.randint(1, 8)):
-        a = rng.choice(["A", "B", "C", "D", None])
-        sols.append(Solution(text="t", marked="t ки", answer=a))
-        probs = tuple(rng.random() for _ in range(rng.randint(1, 4)))
-        prm.append(StepScores(probs) if rng.random() < 0.9 else StepScores.unscored("x"))
-    return Item(Question(str(i), "q", {k: k for k in "ABCD"}, answer=gold), sols, prm=prm)
+from bestofn.records import Item, Question, Solution
+from bestofn.testing.items import random_items
 
 
 @pytest.mark.parametrize("seed", range(5))
 def test_accuracies_equal_direct_computation(seed):
-    rng = random.Random(seed)
-    items = [make_item(rng, i) for i in range(30)]
+    items = random_items(seed, 30, (1, 8), none_rate=0.2, steps=(1, 4))
     ev = evaluate(items, seed=seed)
     assert ev.n_questions == 30
     single = sum(sum(s.answer == it.question.answer for s in it.solutions) / len(it.solutions)

@@ -140,3 +140,24 @@ def test_complete_lines_reads_without_cutting(tmp_path):
     p.write_text('{"a": 1}\n{"c": ')
     assert complete_lines(p)[0] == [{"a": 1}]
     assert p.read_text() == '{"a": 1}\n{"c": '
+
+
+@pytest.mark.parametrize("block", ["(A) flu\n(B) cold", "A. flu\nB. cold", "A) flu\nB) cold",
+                                   "A: flu\nB: cold"])
+def test_files_and_the_server_read_option_lines_alike(tmp_path, block):
+    """One option-line parser (`bestofn.option_lines`) for Med-PRM files and chat messages."""
+    from bestofn.serve import parse_options
+
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps([medprm_record(question=f"A man has a cough.\n\n{block}")]))
+    [item] = read_items(path)
+    assert item.question.options == {"A": "flu", "B": "cold"} and item.question.options_in_stem
+    assert parse_options(f"A man has a cough.\n\n{block}") == ("A man has a cough.",
+                                                               {"A": "flu", "B": "cold"})
+
+
+def test_a_single_option_line_is_no_option_block(tmp_path):
+    path = tmp_path / "in.json"
+    path.write_text(json.dumps([medprm_record(question="Which drug?\n\n(A) only one")]))
+    [item] = read_items(path)
+    assert item.question.options == {} and not item.question.options_in_stem

@@ -13,75 +13,21 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bestofn.cli import main
-from bestofn.evaluate import evaluate, format_table, orm_weights, select_all
+from bestofn.evaluate import evaluate, format_table
 from bestofn.files import InputError, read_items, write_items
 from bestofn.records import Item, Question, Solution
 from bestofn.scorers import make_scorer
 from bestofn.scorers.orm_hf import HFORMScorer
 from bestofn.scorers.orm_prompt import ORMPromptConfig, encode_conversation, tokenize_once
-from bestofn.testing import EOT, build_tiny_llama
-
-WORDS = ["the", "patient", "fever", "cough", "acute", "renal", "failure", "therapy", "dose",
-         "because", "so", "lung", "heart", "infection", "treat", "likely", "shows"]
-QUESTION = Question("q1", "A 40-year-old man has fever. Which is most likely?",
-                    {"A": "flu", "B": "cold", "C": "sepsis", "D": "asthma"})
-
-
-def build_tiny_orm(out: Path) -> Path:
-    """A tiny Llama reward model whose head spreads scores over a few units, like real RMs
-    (the default init gives scores within ~0.2 of each other, too close to catch errors)."""
-    path = build_tiny_llama(out, num_labels=1)
-    model = AutoModelForSequenceClassification.from_pretrained(path).eval()
-    with torch.no_grad():
-        g = torch.Generator().manual_seed(1)
-        model.score.weight.copy_(torch.randn(model.score.weight.shape, generator=g) * 0.5)
-    model.save_pretrained(path)
-    return path
-
-
-def build_tiny_lora(base: Path, out: Path) -> Path:
-    """A PEFT LoRA adapter (SEQ_CLS, so the `score` head is saved too) with non-zero B
-    matrices and a changed head copy, so the adapter really changes the scores."""
-    from peft import LoraConfig, TaskType, get_peft_model
-
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
-    cfg = LoraConfig(task_type=TaskType.SEQ_CLS, r=8, lora_alpha=16,
-                     target_modules=["q_proj", "v_proj", "o_proj", "up_proj"])
-    with torch.random.fork_rng():
-        torch.manual_seed(3)  # PEFT draws lora_A from the global generator
-        peft_model = get_peft_model(model, cfg)
-    g = torch.Generator().manual_seed(2)
-    with torch.no_grad():
-        for name, p in peft_model.named_parameters():
-            if "lora_B" in name:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.1)
-            elif "modules_to_save" in name and "score" in name:
-                p.add_(torch.randn(p.shape, generator=g) * 0.2)
-    peft_model.save_pretrained(out)
-    return out
-
-
-def random_solution(rng: random.Random) -> Solution:
-    steps = [" ".join(rng.choices(WORDS, k=rng.randint(1, 30))) for _ in range(rng.randint(1, 4))]
-    text = "\n".join(f"Step {i + 1}: {s}" for i, s in enumerate(steps))
-    return Solution.from_text(f"{text} the answer is ({rng.choice('ABCD')}).", QUESTION.options)
+from bestofn.select import orm_weights, select_all
+from bestofn.testing import EOT
+from bestofn.testing.orm import build_tiny_lora, build_tiny_orm
+from bestofn.testing.references import reference_scores
+from bestofn.testing.samples import QUESTION, random_solution
 
 
 def conversation(q: Question, text: str) -> list[dict[str, str]]:
     return [{"role": "user", "content": q.text()}, {"role": "assistant", "content": text}]
-
-
-def reference_scores(model, tok, convs) -> list[float]:
-    """Skywork's published usage: apply_chat_template(tokenize=True), one conversation at a
-    time, logits[0][0]. pad_token_id is unset so the model reads the very last token."""
-    model.config.pad_token_id = None
-    out = []
-    with torch.no_grad():
-        for c in convs:
-            ids = tok.apply_chat_template(c, tokenize=True, return_dict=True,
-                                          return_tensors="pt")["input_ids"]
-            out.append(model(input_ids=ids).logits[0][0].item())
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -213,7 +159,14 @@ def test_unscored_solutions_get_none_and_a_reason(orm_dir, solutions):
     limit = sorted(lengths)[len(lengths) // 2]
     scorer = make_scorer("orm-hf", model=str(orm_dir), device="cpu", max_len=limit)
     assert scorer.kind == "orm"
-    detailed = scorer.score_detailed(QUESTION, None, solutions)
+    from bestofn.batch_scoring import Request, score_requests
+
+    batch = score_requests(scorer, [Request(QUESTION, solutions)])
+    [detailed] = batch.results
+    scored = [n for n in lengths if n <= limit]
+    assert batch.tokens.unscored == len(lengths) - len(scored)
+    assert batch.tokens.prompt_tokens == sum(lengths)
+    assert batch.tokens.computed_tokens + batch.tokens.cached_tokens == sum(scored)
     for n, r in zip(lengths, detailed, strict=True):
         assert (r.score is None) == (n > limit)
         assert (r.reason is not None) == (n > limit)

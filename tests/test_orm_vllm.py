@@ -7,10 +7,11 @@ import random
 
 import pytest
 
+from bestofn.batch_scoring import Request
 from bestofn.records import Solution
 from bestofn.scorers.orm_hf import HFORMScorer
-
-from .test_orm import QUESTION, build_tiny_lora, build_tiny_orm, random_solution
+from bestofn.testing.orm import build_tiny_lora, build_tiny_orm
+from bestofn.testing.samples import QUESTION, random_solution
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")
@@ -49,8 +50,8 @@ def test_vllm_scores_equal_transformers(engine, models, solutions, with_adapter)
     engine.lora_request = LoRARequest("orm-adapter", 1, str(lora)) if with_adapter else None
     hf = HFORMScorer(str(base), device="cpu", max_len=256,
                      adapter=str(lora) if with_adapter else None)
-    want = hf.score_detailed(QUESTION, None, solutions)
-    got = engine.score_detailed(QUESTION, None, solutions)
+    [want] = hf.score_batch([Request(QUESTION, solutions)]).results
+    [got] = engine.score_batch([Request(QUESTION, solutions)]).results
     assert got[-1].score is None and "over the maximum length 256" in got[-1].reason
     assert [r.reason for r in got] == [r.reason for r in want]
     pairs = [(g.score, w.score) for g, w in zip(got, want, strict=True) if w.score is not None]

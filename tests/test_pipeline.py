@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -24,7 +23,8 @@ from bestofn.files import write_jsonl
 from bestofn.pipeline import ExecConfig
 from bestofn.records import Item
 from bestofn.run import RunConfig, run
-from bestofn.testing import report_without_timing, without_compute
+from bestofn.testing.reports import report_without_timing, without_compute
+from bestofn.testing.seeds import seeded_rng
 
 pytestmark = pytest.mark.slow
 
@@ -168,11 +168,12 @@ def _kill_group(proc: subprocess.Popen) -> None:
 def test_driver_killed_at_random_point_resumes_identically(reference, tmp_path,
                                                            tiny_llama_special):
     out = tmp_path / "run"
-    stop_after = random.Random().randint(0, Q - 1)
+    rng = seeded_rng("kill point")
+    stop_after = rng.randint(0, Q - 1)
     proc = subprocess.Popen(cli(out, tiny_llama_special), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     _wait_for(lambda: _lines(out) >= stop_after, 600, proc)
-    time.sleep(random.Random().random())
+    time.sleep(rng.random())
     _kill_group(proc)
     done = subprocess.run(cli(out, tiny_llama_special), capture_output=True, text=True,
                           timeout=900)

@@ -7,19 +7,19 @@ from __future__ import annotations
 import json
 import math
 import random
-import threading
 from collections import defaultdict
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-import torch
 
 from bestofn.cli import main
 from bestofn.files import read_items
 from bestofn.prompts import MEDPRM_OPEN_POLICY_SYSTEM, MEDPRM_POLICY_SYSTEM
 from bestofn.records import Item, Question
 from bestofn.steps import split_steps
+from bestofn.testing.lora import make_lora
+from bestofn.testing.openai_server import client
+from bestofn.testing.samples import HF_PARAMS, PARAMS, mcq, steps_text
 from policies import POLICIES, SamplingConfig, default_backend, question_seed, sample_to_file
 from policies.openai import OpenAIPolicy, RetryConfig, ServerError, completions_url
 from policies.presets import ACR_LABELS, BOXED_INSTRUCTION, PRESETS, Preset, get_preset
@@ -27,18 +27,7 @@ from policies.replay import MissingQuestion, ReplayPolicy
 from policies.validity import ValidityConfig, ValidPolicy, round_params
 
 MEDPRM = PRESETS["medprm"]
-PARAMS = SamplingConfig(temperature=0.7, top_k=50, max_tokens=16, seed=7)
-HF_PARAMS = replace(PARAMS, max_tokens=8)
 
-
-def mcq(qid: str = "q1") -> Question:
-    return Question(id=qid, stem=f"Question {qid}: which one?",
-                    options={"A": "alpha", "B": "beta", "C": "gamma", "D": "delta"})
-
-
-def steps_text(k: int, answer: str = "B", tag: str = "") -> str:
-    body = "\n".join(f"Step {i}: reason {i}{tag}." for i in range(1, k + 1))
-    return f"{body}\nthe answer is ({answer})."
 
 
 # ---- presets ------------------------------------------------------------------------------
@@ -278,13 +267,6 @@ def test_cli_sample_replay(tmp_path, capfd):
 
 # ---- transformers backend -----------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def hf_policy(tiny_llama_split):
-    from policies.hf import HFPolicy
-
-    return HFPolicy(str(tiny_llama_split), device="cpu", batch_size=3)
-
-
 def test_hf_n_solutions_reproducible_and_seeded(hf_policy):
     qs = [mcq("a"), mcq("b")]
     a = hf_policy.sample(qs, 5, HF_PARAMS)
@@ -297,20 +279,6 @@ def test_hf_n_solutions_reproducible_and_seeded(hf_policy):
     other = hf_policy.sample(qs, 5, replace(HF_PARAMS, seed=8))
     assert texts != [[s.text for s in x] for x in other]
     assert len(set(texts[0])) > 1
-
-
-def make_lora(base, out, *, nonzero: bool):
-    """A PEFT LoRA adapter on the tiny Llama; `nonzero` initialises B randomly too (PEFT's
-    default B = 0 makes the adapter a no-op)."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
-    cfg = LoraConfig(r=8, lora_alpha=16, init_lora_weights=not nonzero,
-                     target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"])
-    get_peft_model(model, cfg).save_pretrained(out)
-    return str(out)
 
 
 def test_hf_lora_changes_outputs(tmp_path, tiny_llama_split, hf_policy):
@@ -336,79 +304,6 @@ def test_cli_sample_hf(tmp_path, tiny_llama_split):
 
 
 # ---- OpenAI-compatible client against a local server --------------------------------------
-
-class FakeServer:
-    """A local `/v1/chat/completions` server that plays a script of error statuses, then
-    answers. Each answer's text is a function of the request's seed and the choice index.
-    `honour_n=False` answers one choice whatever `n` asks (like servers without `n`)."""
-
-    def __init__(self, script=(), honour_n=True, delay_first=0.0):
-        self.script, self.honour_n, self.delay_first = list(script), honour_n, delay_first
-        self.requests: list[dict] = []
-        self.lock = threading.Lock()
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                with server.lock:
-                    server.requests.append(body)
-                    status = server.script.pop(0) if server.script else 200
-                    first = len(server.requests) == 1
-                if first and server.delay_first:
-                    threading.Event().wait(server.delay_first)
-                if status != 200:
-                    self._send(status, {"error": f"scripted {status}"}, {"Retry-After": "0"})
-                    return
-                k = body["n"] if server.honour_n else 1
-                choices = [{"index": i, "finish_reason": "stop", "message": {
-                    "role": "assistant",
-                    "content": steps_text(3, "ABCD"[(body["seed"] + i) % 4],
-                                          tag=f" s{body['seed'] + i}")}} for i in range(k)]
-                self._send(200, {"choices": choices})
-
-            def _send(self, status, payload, headers=None):
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                for k, v in (headers or {}).items():
-                    self.send_header(k, v)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.handle_error = lambda *a: None  # the timed-out request's late reply
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-@pytest.fixture
-def serve():
-    servers = []
-
-    def start(**kw):
-        servers.append(FakeServer(**kw))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.close()
-
-
-FAST = RetryConfig(attempts=4, base_delay=0.01, max_delay=0.05)
-
-
-def client(server, **kw):
-    return OpenAIPolicy("served-model", base_url=server.url, retry=FAST, **kw)
-
 
 def test_openai_retries_429_and_500_then_succeeds(serve):
     server = serve(script=[429, 500])

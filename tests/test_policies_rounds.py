@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from bestofn.testing.openai_server import client
+from bestofn.testing.samples import HF_PARAMS, PARAMS, mcq
 from policies import sample_to_file
 from policies.replay import ReplayPolicy
 from policies.validity import ValidPolicy
-from tests.test_policies import HF_PARAMS, PARAMS, client, hf_policy, mcq, serve  # noqa: F401
 
 ROUNDS = ((0, 2), (2, 3), (5, 1))
 """(start, size) of rounds covering samples 0..5."""

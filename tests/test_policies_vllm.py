@@ -41,7 +41,7 @@ def texts(sols_per_q):
 
 @pytest.fixture(scope="module")
 def adapter(tiny_llama_split, tmp_path_factory):
-    from tests.test_policies import make_lora
+    from bestofn.testing.lora import make_lora
 
     return make_lora(tiny_llama_split, tmp_path_factory.mktemp("lora") / "acr", nonzero=True)
 

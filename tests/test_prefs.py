@@ -13,8 +13,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from bestofn.cli import main
 from bestofn.files import InputError
 from bestofn.prefs import pref_metrics, read_pairs
-
-from .test_orm import WORDS, build_tiny_lora, build_tiny_orm, reference_scores
+from bestofn.testing.orm import build_tiny_lora, build_tiny_orm
+from bestofn.testing.references import reference_scores
+from bestofn.testing.samples import WORDS
 
 
 @pytest.fixture(scope="module")

@@ -17,54 +17,8 @@ from bestofn.scorers.prm_prompt import (
     fit_documents,
     question_documents,
 )
-
-RAG = ("You are an evaluator assessing the logicality and validity of the reasoning in each step "
-       "of the given explanation. In order to support the evaluation, the relevant documents, the "
-       "question, and the explanation are provided sequentially. If the reasoning contains "
-       "errors, output - after that step. If the reasoning in a step is logical and valid, output "
-       "+ after that step. ")
-PLAIN = ("You are an evaluator assessing the logicality and validity of the reasoning in each "
-         "step of the given explanation. In order to support the evaluation, the question and the "
-         "explanation are provided. If the reasoning contains errors, output - after that step. "
-         "If the reasoning in a step is logical and valid, output + after that step.")
-WORDS = ["the", "patient", "fever", "cough", "acute", "renal", "failure", "therapy", "dose",
-         "because", "so", "lung", "heart", "infection", "treat", "likely", "shows"]
-
-
-def published_scores(model, tok, question: str, marked: str, docs: list[str], max_len=4096,
-                     double_bos=True) -> list[float]:
-    """Med-PRM's published get_prob, generalised to a marker split into several tokens."""
-    kept, used = [], 0
-    for d in docs:
-        n = len(tok(d, add_special_tokens=False)["input_ids"])
-        if used + n + 1 > max_len - 1024:
-            break
-        kept.append(d)
-        used += n + 1
-    block = "".join(f"Document {i + 1}: {d}\n\n" for i, d in enumerate(kept))
-    msgs = [{"role": "system", "content": RAG if kept else PLAIN},
-            {"role": "user", "content": f"{block}Question: {question}\n\nExplanation: {marked}"}]
-    raw = tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
-    enc = tok(raw, return_offsets_mapping=True, add_special_tokens=double_bos)
-    with torch.no_grad():
-        logits = model(torch.tensor([enc["input_ids"]])).logits[0].double()
-    plus = tok(" +", add_special_tokens=False)["input_ids"][0]
-    minus = tok(" -", add_special_tokens=False)["input_ids"][0]
-    start = raw.rindex("Explanation: ")
-    ends = [i + len(" ки") for i in range(start, len(raw)) if raw.startswith(" ки", i)]
-    probs = []
-    for end in ends:
-        pos = max(t for t, (s, e) in enumerate(enc["offset_mapping"]) if e > s and s < end)
-        probs.append(torch.softmax(logits[pos, [plus, minus]], 0)[0].item())
-    return probs
-
-
-def random_solution(rng: random.Random) -> str:
-    steps = [" ".join(rng.choices(WORDS, k=rng.randint(3, 40))) for _ in range(rng.randint(1, 6))]
-    head = "Let me think.\n" if rng.random() < 0.3 else ""
-    body = "\n".join(f"{'## ' if rng.random() < 0.2 else ''}Step {i + 1}: {s}"
-                     for i, s in enumerate(steps))
-    return head + body + f" the answer is ({rng.choice('ABCD')})."
+from bestofn.testing.references import PLAIN, RAG, published_scores
+from bestofn.testing.samples import WORDS, random_solution_text
 
 
 @pytest.fixture(scope="module", params=["special", "split", "single"])
@@ -82,7 +36,7 @@ def test_scores_equal_the_published_loop(prm_dir, seed):
     q = Question("q1", "A 40-year-old man has fever. Which is most likely?",
                  {k: rng.choice(WORDS) for k in "ABCD"})
     docs = [" ".join(rng.choices(WORDS, k=rng.randint(5, 60))) for _ in range(4)]
-    sols = [Solution.from_text(random_solution(rng), q.options) for _ in range(12)]
+    sols = [Solution.from_text(random_solution_text(rng), q.options) for _ in range(12)]
     got = scorer.score(q, docs, sols)
     for s, g in zip(sols, got, strict=True):
         ref = published_scores(model, tok, q.text(), s.marked, docs)
@@ -93,7 +47,7 @@ def test_scores_equal_the_published_loop(prm_dir, seed):
 def test_batching_does_not_change_scores(tiny_llama_special):
     rng = random.Random(7)
     q = Question("q", "Which?", {"A": "x", "B": "y"})
-    sols = [Solution.from_text(random_solution(rng), q.options) for _ in range(9)]
+    sols = [Solution.from_text(random_solution_text(rng), q.options) for _ in range(9)]
     one = HFPRMScorer(str(tiny_llama_special), device="cpu", batch_size=1).score(q, None, sols)
     many = HFPRMScorer(str(tiny_llama_special), device="cpu", batch_size=9,
                        max_batch_tokens=10**6).score(q, None, sols)
@@ -175,7 +129,7 @@ def test_shared_prefix_path_equals_the_unshared_path(tiny_llama_split):
     rng = random.Random(11)
     q = Question("q", "A febrile child. Which is most likely?", {k: k for k in "ABCD"})
     docs = [" ".join(rng.choices(WORDS, k=50)) for _ in range(3)]
-    sols = [Solution.from_text(random_solution(rng), q.options) for _ in range(10)]
+    sols = [Solution.from_text(random_solution_text(rng), q.options) for _ in range(10)]
     sols.append(sols[0])  # duplicates: the common prefix runs into the markers
     shared = HFPRMScorer(str(tiny_llama_split), device="cpu", batch_size=4)
     plain = HFPRMScorer(str(tiny_llama_split), device="cpu", share_prefix=False)

@@ -12,12 +12,12 @@ import random
 import pytest
 import torch
 
+from bestofn.batch_scoring import Request
 from bestofn.records import Question, Solution
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.scorers.prm_prompt import EncodedPrompt
 from bestofn.scorers.prm_vllm import MarkerMemo, PooledRowsMismatch, marker_probs
-
-from .test_prm_scoring import WORDS, random_solution
+from bestofn.testing.samples import WORDS, random_solution_text
 
 MAX_LEN, BLOCK = 2048, 128
 
@@ -41,7 +41,7 @@ def hf_scorer(tiny_llama_split):
 def _question(rng: random.Random, name: str, n: int) -> tuple[Question, list[str], list[Solution]]:
     q = Question(name, f"Which is most likely in {name}?", {k: rng.choice(WORDS) for k in "ABCD"})
     docs = [" ".join(rng.choices(WORDS, k=150)) + " ки" for _ in range(3)]
-    texts = [random_solution(rng) for _ in range(n)]
+    texts = [random_solution_text(rng) for _ in range(n)]
     long_steps = "\n".join(f"Step {i + 1}: " + " ".join(rng.choices(WORDS, k=70))
                            for i in range(3))
     texts += [texts[0],  # a repeated solution
@@ -72,8 +72,12 @@ def test_two_questions_in_one_call_equal_uncached_and_hf(vllm_scorer, hf_scorer)
     rng = random.Random(5)
     jobs = [_question(rng, "q1", 8), _question(rng, "q2", 8)]
     groups = [vllm_scorer.encode(q, d, s) for q, d, s in jobs]
-    cached = vllm_scorer.score_many(jobs)
-    stats = vllm_scorer.stats
+    batch = vllm_scorer.score_batch([Request(q, s, d) for q, d, s in jobs])
+    cached, stats = batch.results, vllm_scorer.stats
+    assert batch.tokens.computed_tokens == stats.computed_tokens + stats.rerun_tokens
+    assert batch.tokens.cached_tokens == (sum(len(e.input_ids) for g in groups for e in g
+                                              if not e.reason) - stats.computed_tokens)
+    assert batch.tokens.prompt_tokens == sum(len(e.input_ids) for g in groups for e in g)
     uncached = vllm_scorer.score_encoded_many(groups, read_cache=False)
     assert sum(vllm_scorer.stats.cached_tokens) == 0
     for (q, d, s), c, u in zip(jobs, cached, uncached, strict=True):

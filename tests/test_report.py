@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import csv
 import json
-import random
 
 import pytest
 
 from bestofn.cli import main
 from bestofn.evaluate import evaluate
-from bestofn.records import Item, Question, Solution, StepScores
+from bestofn.records import Item
 from bestofn.report import write_report
+from bestofn.testing.items import random_items
 
 CONFIG = {"dataset": "mirage", "policy": "pol", "prm": "prm-model", "n": 6, "seed": 3,
           "use_docs": True}
@@ -19,16 +19,8 @@ SOURCES = ["medqa", "medmcqa", "pubmedqa"]
 
 
 def make_items(seed: int, q: int = 24, n: int = 6) -> list[Item]:
-    rng = random.Random(seed)
-    items = []
-    for i in range(q):
-        sols = [Solution("t", "t ки", rng.choice(["A", "B", "C", None])) for _ in range(n)]
-        prm = [StepScores((rng.random(), rng.random())) if rng.random() < 0.9
-               else StepScores.unscored("no marker") for _ in range(n)]
-        question = Question(f"q{i}", "stem", {k: k for k in "ABC"}, answer=rng.choice("ABC"),
-                            source=SOURCES[i % 3])
-        items.append(Item(question, sols, prm=prm, orm=[rng.gauss(0, 1) for _ in range(n)]))
-    return items
+    return random_items(seed, q, n, letters="ABC", none_rate=0.25, steps=(2, 2), orm=True,
+                        sources=SOURCES)
 
 
 def test_report_files_and_content(tmp_path):

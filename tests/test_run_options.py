@@ -133,3 +133,64 @@ def test_quiet_run_keeps_engine_logs_in_the_log_file(tmp_path, tiny_llama_specia
     assert "Majority vote" in done.stdout
     log = (out / "engine.log").read_text()
     assert "INFO" in log
+
+
+def _policy_of(command: str, *flags: str):
+    """The policy `command` builds from `flags` (openai backend: no model is loaded)."""
+    from bestofn.cli import sample as sample_cli
+    from bestofn.cli import serve as serve_cli
+    from bestofn.engines import build_policy as build
+
+    ap, _ = build_all()
+    base = ["--policy", "served-model", "--policy-backend", "openai", "--base-url",
+            "http://127.0.0.1:9/v1", "--concurrency", "3"]
+    if command == "run":
+        return build_policy(prepare(run_config(parse(*base, "--prm", "none", *flags)))[0])
+    if command == "serve":
+        a = ap.parse_args(["serve", *base, "--prm", "none", *flags])
+        return serve_cli.build_policy(a, serve_cli.serve_config(a).preset)
+    a = ap.parse_args(["sample", "--questions", "medqa", "--output", "x.jsonl", *base, *flags])
+    preset, _ = sample_cli.preset_sampling(a)
+    return build(sample_cli.policy_spec(a, preset))
+
+
+@pytest.mark.parametrize("flags, steps", [((), (3, 9)), (("--valid-steps", "2-5"), (2, 5)),
+                                          (("--valid-steps", "off"), None)])
+def test_run_and_serve_build_the_same_policy(flags, steps):
+    """One engine factory: the same flags give the same policy, step filter included."""
+    got = [_policy_of(c, "--preset", "medprm", *flags) for c in ("run", "serve")]
+    for policy in got:
+        inner = policy.policy if steps else policy
+        assert type(inner).__name__ == "OpenAIPolicy" and inner.concurrency == 3
+        assert inner.preset.name == "medprm"
+        if steps:
+            assert (policy.config.min_steps, policy.config.max_steps) == steps
+        else:
+            assert type(policy).__name__ == "OpenAIPolicy"
+    if steps:
+        assert got[0].config == got[1].config  # run's filter: top-ups, then the best rejected
+    sampled = _policy_of("sample", "--preset", "medprm")
+    assert (sampled.config.min_steps, sampled.config.max_steps) == (3, 9)
+
+
+def test_prm_vllm_refuses_the_transformers_batching_flags():
+    from bestofn.config import PRMOptions
+
+    with pytest.raises(ValueError, match="--batch-size and --max-batch-tokens apply to prm-hf"):
+        PRMOptions(batch_size=4).scorer_kwargs(True, "prm-vllm")
+    with pytest.raises(ValueError, match="prm-vllm"):
+        PRMOptions(max_batch_tokens=1024).scorer_kwargs(True, "prm-vllm")
+    kw = PRMOptions().scorer_kwargs(True, "prm-vllm")
+    assert "batch_size" not in kw and "max_batch_tokens" not in kw
+    assert PRMOptions(batch_size=4).scorer_kwargs(True, "prm-hf")["batch_size"] == 4
+
+
+def test_serve_config_takes_its_sampling_from_the_preset():
+    from bestofn.serve import ServeConfig
+
+    for name in ("medprm", "smollm2", "ii-medical"):
+        want = get_preset(name).sampling
+        got = ServeConfig(preset=name)
+        assert (got.temperature, got.top_k, got.top_p, got.max_tokens) == (
+            want.temperature, want.top_k, want.top_p, want.max_tokens)
+    assert ServeConfig(preset="medprm", max_tokens=64, temperature=0.2).max_tokens == 64

@@ -37,7 +37,7 @@ from bestofn.run import run
 from bestofn.scheduler import Budget, Compute, Scheduler
 from bestofn.scheduler.ledger import COUNT_KEYS, STAGE_KEYS, compute_json, split_by_size
 from bestofn.scheduler.ordered_stream import OrderedStream
-from bestofn.testing import report_without_timing
+from bestofn.testing.reports import report_without_timing
 from policies.replay import ReplayPolicy
 
 Q, N = 4, 8

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 from bestofn.cli import build_all
-from bestofn.config import ExecConfig, ORMOptions, PRMOptions, RunConfig, default_of
+from bestofn.config import (
+    ExecConfig,
+    ORMOptions,
+    PRMOptions,
+    ReportOptions,
+    RunConfig,
+    SampleOptions,
+    default_of,
+)
+from bestofn.serve import ServeConfig
+from retrieval.faiss_index import IndexConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("bestofn", "policies", "retrieval")
@@ -58,12 +68,7 @@ def imported(mods: dict[str, Path], name: str) -> set[str]:
 
 def import_graph() -> dict[str, set[str]]:
     mods = project_modules()
-    graph = {m: imported(mods, m) for m in mods}
-    for m, deps in graph.items():
-        # A package re-exporting its own submodules is not a cycle.
-        graph[m] = {d for d in deps if not (mods[m].name == "__init__.py" and
-                                            d.startswith(m + "."))}
-    return graph
+    return {m: imported(mods, m) for m in mods}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -93,6 +98,17 @@ def test_the_cycle_finder_finds_a_cycle():
     assert find_cycle({"a": {"b"}, "b": set(), "c": {"a", "b"}}) is None
 
 
+def test_no_private_imports_across_packages():
+    """`from X import _name` only inside the package that defines `_name`."""
+    for mod, p in project_modules().items():
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                private = [a.name for a in node.names if a.name.startswith("_")
+                           and not a.name.startswith("__")]
+                assert not private or node.module.split(".")[0] == mod.split(".")[0], (
+                    f"{mod} imports private {private} from {node.module}")
+
+
 def test_no_import_cycles():
     cycle = find_cycle(import_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
@@ -105,8 +121,24 @@ def test_no_module_over_the_line_limit():
 
 
 def test_the_engine_does_not_import_test_support():
-    users = [m for m, deps in import_graph().items() if "bestofn.testing" in deps]
+    users = [m for m, deps in import_graph().items() if not m.startswith("bestofn.testing")
+             and any(d.startswith("bestofn.testing") for d in deps)]
     assert users == []
+
+
+def test_no_test_module_imports_another():
+    """Shared test helpers live in `bestofn.testing` (functions) and tests/conftest.py
+    (fixtures), never in a test module another one imports."""
+    for p in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                name = node.module or ""
+                bad = node.level > 0 or name == "tests" or name.startswith("tests.")
+            elif isinstance(node, ast.Import):
+                bad = any(a.name == "tests" or a.name.startswith("tests.") for a in node.names)
+            else:
+                continue
+            assert not bad, f"{p.name}:{node.lineno} imports another test module"
 
 
 def test_configs_import_nothing_from_the_project():
@@ -119,28 +151,47 @@ def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 
 CONFIGS = {"run": (RunConfig, PRMOptions, ExecConfig), "score": (PRMOptions,),
-           "prefs": (PRMOptions,), "sample": (RunConfig,)}
-ONLY = {"sample": {"seed", "temperature", "top_p", "top_k", "max_tokens"}}
+           "prefs": (PRMOptions,), "sample": (SampleOptions, RunConfig),
+           "serve": (ServeConfig, RunConfig, PRMOptions), "report": (ReportOptions,),
+           "evaluate": (RunConfig,), "index build": (IndexConfig, RunConfig),
+           "index search": (RunConfig,)}
+"""Each command's flags against these configs: a flag is checked against the first one that
+has a field of its name."""
+FIELD_OF = {("score", "backend"): (RunConfig, "prm_backend"),
+            ("serve", "preset"): (RunConfig, "preset"),
+            ("index build", "index"): (IndexConfig, "kind"),
+            ("index search", "index"): (None, ""),
+            ("evaluate", "round_size"): (None, "")}
+"""Flags whose field has another name or lives in another config (ServeConfig holds the
+resolved preset; the flag takes `auto` as `run` does)."""
+
+
+def _field_default(classes: tuple[type, ...], dest: str) -> tuple[bool, object]:
+    for cls in classes:
+        try:
+            return True, default_of(cls, dest)
+        except KeyError:
+            continue
+    return False, None
 
 
 @pytest.mark.parametrize("command", sorted(CONFIGS))
 def test_cli_defaults_are_the_config_defaults(command):
-    """A flag whose destination names a config field defaults to that field's default (or to
-    None where the value comes from a preset)."""
-    ap, _ = build_all()
-    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
-    flags = _flags(sub.choices[command])
+    """A flag whose destination names a config field defaults to that field's default (None
+    where the value comes from a preset), so no command module restates a default."""
+    parser, _ = build_all()
+    for word in command.split():
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    flags = _flags(parser)
     checked = 0
-    for cls in CONFIGS[command]:
-        for dest, action in flags.items():
-            if command in ONLY and dest not in ONLY[command]:
-                continue
-            try:
-                want = default_of(cls, dest)
-            except KeyError:
-                continue
-            if command == "sample" and action.default is None:
-                continue
+    for dest, action in flags.items():
+        cls, name = FIELD_OF.get((command, dest), (None, dest))
+        found, want = _field_default((cls,) if cls else CONFIGS[command], name)
+        found = found and name != ""  # evaluate --round (replay asks every sample), search
+        # --index (the bundled index by default, where a run has none)
+        found = found and not action.required
+        if found:
             assert action.default == want, f"{command} --{dest}: {action.default!r} != {want!r}"
             checked += 1
     orm = {"orm_max_len": "max_len", "orm_truncation": "truncation", "orm_backend": "backend"}
@@ -149,3 +200,61 @@ def test_cli_defaults_are_the_config_defaults(command):
             assert flags[dest].default == default_of(ORMOptions, field)
             checked += 1
     assert checked >= 1, f"{command}: no flag matched a config field"
+
+
+def _sources() -> dict[str, str]:
+    return {m: p.read_text() for m, p in project_modules().items()}
+
+
+def test_one_scoring_path():
+    """Scorers are called through `batch_scoring.score_requests` only (their own `score`
+    convenience aside), and nobody probes a scorer for optional methods."""
+    gone = ("score_many", "batches_questions", "score_detailed", "score_with_reasons",
+            "CountingScorer", "PromptedPRM.score")
+    for mod, text in _sources().items():
+        for word in gone:
+            assert word not in text, f"{mod} still uses {word}"
+        if mod != "bestofn.batch_scoring" and not mod.startswith("bestofn.scorers"):
+            assert ".score_batch(" not in text, f"{mod} calls score_batch: use score_requests"
+
+
+NAMES_METHODS = {"bestofn.adaptive.replay", "bestofn.adaptive.report"}
+"""Adaptive reports name the few methods a stopping rule reads (not the set of methods)."""
+
+
+def test_selection_methods_are_listed_in_select_only():
+    """No module but `select` spells out a collection of selection-method names."""
+    from bestofn.select import METHODS
+
+    names = set(METHODS)
+    for mod, p in project_modules().items():
+        if mod == "bestofn.select" or mod in NAMES_METHODS:
+            continue
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.List | ast.Tuple | ast.Set | ast.Dict):
+                elts = node.keys if isinstance(node, ast.Dict) else node.elts
+                got = {e.value for e in elts if isinstance(e, ast.Constant)} & names
+                assert len(got) < 2, f"{mod}:{node.lineno} lists methods {sorted(got)}"
+            if isinstance(node, ast.Call) and ast.unparse(node.func).endswith("startswith"):
+                arg = node.args[0] if node.args else None
+                assert not (isinstance(arg, ast.Constant) and arg.value in ("orm", "prm")), (
+                    f"{mod}:{node.lineno} tells methods apart by name prefix")
+
+
+def test_one_text_to_solution_and_one_option_parser():
+    for mod, text in _sources().items():
+        if mod != "bestofn.records":
+            assert "mark_steps(" not in text or mod == "bestofn.steps", (
+                f"{mod} marks steps itself: use Solution.from_text")
+        if mod != "bestofn.option_lines":
+            assert "\\(([A-Z])\\)" not in text, f"{mod} parses option lines itself"
+
+
+def test_random_choices_in_tests_are_seeded():
+    """A test's random choices come from a seeded generator (`random.Random(seed)`, or
+    `bestofn.testing.seeds.seeded_rng`, which prints its seed), so a failure reproduces."""
+    for p in sorted((ROOT / "tests").glob("*.py")):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) in ("random.Random",
+                                                                          "Random"):
+                assert node.args or node.keywords, f"{p.name}:{node.lineno}: unseeded Random()"

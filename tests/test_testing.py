@@ -69,6 +69,7 @@ def test_chat_template_tokenised_with_special_tokens_has_two_bos(tiny_llama_spec
     assert header in _special_ids(tok)
 
 
+@pytest.mark.slow  # loads a model
 def test_bos_false_adds_no_bos(tmp_path: Path) -> None:
     tok = AutoTokenizer.from_pretrained(build_tiny_llama(tmp_path, bos=False))
     assert tok("fever").input_ids[0] != tok.bos_token_id
@@ -99,6 +100,7 @@ def test_forward_pass(tiny_dirs: dict[str, Path], marker: str) -> None:
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.slow  # loads a model
 def test_sequence_classification(tmp_path: Path) -> None:
     path = build_tiny_llama(tmp_path, num_labels=2)
     tok = AutoTokenizer.from_pretrained(path)

@@ -92,9 +92,9 @@ class LocalEngines:
 
     def verify(self, work: list[tuple[Question, list[Solution]]]
                ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
-        from ..stages import verify_many
+        from ..stages import verify
 
-        return verify_many(self.scorer, work, self.cfg)
+        return verify(self.scorer, work, self.cfg)
 
 
 def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,

@@ -124,7 +124,7 @@ class StreamJob:
 
 class Scoring:
     """Finished samples scored beside the engine: batched across questions in a worker thread
-    (`verify` is `stages.verify_many` on the run's verifiers, or the scorer actors' call)."""
+    (`verify` is `stages.verify` on the run's verifiers, or the scorer actors' call)."""
 
     def __init__(self, verify: Callable[[list[tuple[Question, list[Solution]]]],
                                         list[tuple[list[Any], int]]],
@@ -200,19 +200,17 @@ class Scoring:
 
 def verify_locally(verifiers: Any, cfg: RunConfig) -> Callable[..., Any]:
     """`Scoring.verify` on the run's verifiers in this process."""
-    from ..stages import verify_many
+    from ..stages import prm_tokens_computed, verify
 
-    def verify(work: list[tuple[Question, list[Solution]]]) -> list[tuple[list[Any], int]]:
-        from ..stages import prm_tokens_computed
-
+    def scored(work: list[tuple[Question, list[Solution]]]) -> list[tuple[list[Any], int]]:
         before = prm_tokens_computed(verifiers)
-        got = verify_many(verifiers, work, cfg)
+        got = verify(verifiers, work, cfg)
         spent = prm_tokens_computed(verifiers) - before
         shares = split_by_size(spent, [len(s) for _, s in work])
         return [(list(zip(prm or [None] * len(s), orm or [None] * len(s), strict=True)), t)
                 for (prm, orm), (_, s), t in zip(got, work, shares, strict=True)]
 
-    return verify
+    return scored
 
 
 def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,

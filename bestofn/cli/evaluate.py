@@ -7,6 +7,7 @@ import argparse
 import json
 from typing import Any
 
+from ..config import RunConfig, default_of
 from .options import add_rules_option
 
 
@@ -14,7 +15,7 @@ def register(sub: Any) -> dict[str, Any]:
     e = sub.add_parser("evaluate", help="accuracy table of every selection method")
     e.add_argument("--input", required=True, help="a scored file")
     e.add_argument("--json", action="store_true", help="print one JSON object")
-    e.add_argument("--seed", type=int, default=0,
+    e.add_argument("--seed", type=int, default=default_of(RunConfig, "seed"),
                    help="seed of the tie-breaking draw (and of --draws' permutations)")
     add_rules_option(e)
     e.add_argument("--adaptive", default=None, metavar="RULE[:k=v,...]",
@@ -62,7 +63,7 @@ def _replay(items: list[Any], a: argparse.Namespace) -> Any:
 
 def adaptive_table(res: Any, fixed: dict[str, float], fixed_samples: float) -> str:
     """Fixed N against the rule: accuracy with its interval, and mean samples per question."""
-    from ..evaluate import LABELS
+    from ..select import label
 
     ci = res.intervals()
     lines = ["", f"adaptive {res.rule} ({res.draws} draw(s)): {res.mean_samples:.2f} samples "
@@ -73,6 +74,6 @@ def adaptive_table(res: Any, fixed: dict[str, float], fixed_samples: float) -> s
     for m, v in res.accuracy.items():
         if m in fixed:
             e = ci[m]
-            lines.append(f"{LABELS.get(m, m):<28} {100 * fixed[m]:>8.2f}% {100 * v:>8.2f}%  "
+            lines.append(f"{label(m):<28} {100 * fixed[m]:>8.2f}% {100 * v:>8.2f}%  "
                          f"[{100 * e.lo:.2f}, {100 * e.hi:.2f}]")
     return "\n".join(lines)

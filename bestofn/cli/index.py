@@ -9,6 +9,8 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
+from ..config import RunConfig, default_of
+
 Handler = Callable[[argparse.Namespace], int]
 _SPEC_FLAGS = {"id_field": "id_field", "title_field": "title_field", "text_field": "text_fields",
                "chunk_tokens": "chunk_tokens", "chunk_overlap": "chunk_overlap",
@@ -24,19 +26,27 @@ def register(sub: Any) -> dict[str, Handler]:
 
 
 def _add_build(b: argparse.ArgumentParser) -> None:
+    from retrieval.embed import DEFAULT_EMBEDDER
+    from retrieval.faiss_index import IndexConfig
+
+    def ix(name: str) -> Any:
+        return default_of(IndexConfig, name)
+
     b.add_argument("--corpus", required=True,
                    help="JSONL(.gz) of passages, or 'medquad' for the bundled MedQuAD corpus")
     b.add_argument("--out", required=True, help="index folder to write")
-    b.add_argument("--embedder", default="minilm",
+    b.add_argument("--embedder", default=DEFAULT_EMBEDDER,
                    help="sentence-transformers model name or folder (default: embedded MiniLM)")
-    b.add_argument("--index", default="flat", choices=["flat", "ivf", "hnsw", "ivfpq"])
-    b.add_argument("--nlist", type=int, default=0, help="IVF lists (0: about 4*sqrt(n))")
-    b.add_argument("--nprobe", type=int, default=16, help="IVF lists searched per query")
-    b.add_argument("--hnsw-m", type=int, default=32, help="HNSW links per node")
-    b.add_argument("--ef-construction", type=int, default=200)
-    b.add_argument("--ef-search", type=int, default=128, help="HNSW candidates per query")
-    b.add_argument("--pq-m", type=int, default=0, help="IVF-PQ bytes per vector (0: dim/8)")
-    b.add_argument("--pq-bits", type=int, default=8)
+    b.add_argument("--index", default=ix("kind"), choices=["flat", "ivf", "hnsw", "ivfpq"])
+    b.add_argument("--nlist", type=int, default=ix("nlist"), help="IVF lists (0: about 4*sqrt(n))")
+    b.add_argument("--nprobe", type=int, default=ix("nprobe"), help="IVF lists searched per query")
+    b.add_argument("--hnsw-m", type=int, default=ix("hnsw_m"), help="HNSW links per node")
+    b.add_argument("--ef-construction", type=int, default=ix("ef_construction"))
+    b.add_argument("--ef-search", type=int, default=ix("ef_search"),
+                   help="HNSW candidates per query")
+    b.add_argument("--pq-m", type=int, default=ix("pq_m"),
+                   help="IVF-PQ bytes per vector (0: dim/8)")
+    b.add_argument("--pq-bits", type=int, default=ix("pq_bits"))
     b.add_argument("--id-field", default=None, help="field holding the passage id (id)")
     b.add_argument("--title-field", default=None, help="field holding the title (title)")
     b.add_argument("--text-field", action="append", default=None,
@@ -50,7 +60,8 @@ def _add_build(b: argparse.ArgumentParser) -> None:
                    help="repeated ids: rename to id~2, id~3 (suffix) or refuse (error)")
     b.add_argument("--embed-title", action="store_true", default=None,
                    help="embed title + text instead of the text alone")
-    b.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    b.add_argument("--device", default=default_of(RunConfig, "device"),
+                   help="cpu | cuda | auto")
     b.add_argument("--batch-size", type=int, default=64, help="passages per embedding batch")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
     sh = b.add_mutually_exclusive_group()
@@ -65,12 +76,12 @@ def _add_search(s: argparse.ArgumentParser) -> None:
     s.add_argument("--index", default="default",
                    help="index folder, or 'default' (bundled MedQuAD, built on first use)")
     s.add_argument("--query", action="append", required=True, help="query text; repeatable")
-    s.add_argument("-k", type=int, default=5, help="passages per query")
+    s.add_argument("-k", type=int, default=default_of(RunConfig, "k"), help="passages per query")
     s.add_argument("--retriever", default="faiss", help="retriever backend (retrieval.RETRIEVERS)")
     s.add_argument("--embedder", default=None, help="must match the index (default: its own)")
     s.add_argument("--nprobe", type=int, default=None, help="override the IVF nprobe")
     s.add_argument("--ef-search", type=int, default=None, help="override the HNSW efSearch")
-    s.add_argument("--device", default="auto")
+    s.add_argument("--device", default=default_of(RunConfig, "device"))
     s.add_argument("--json", action="store_true", help="one JSON object per query")
 
 

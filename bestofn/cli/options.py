@@ -133,12 +133,12 @@ def exec_config(a: argparse.Namespace) -> ExecConfig | None:
 SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens")
 
 
-def preset_sampling(a: argparse.Namespace, preset: Any) -> SamplingConfig:
-    """The preset's sampling settings with the flags given on the command line over them."""
-    import dataclasses
+def preset_sampling(a: argparse.Namespace) -> tuple[Any, SamplingConfig]:
+    """The policy's preset and its sampling settings with the flags given over them."""
+    from ..engines import resolve_preset_sampling
 
-    overrides = {k: getattr(a, k) for k in SAMPLING_FLAGS if getattr(a, k) is not None}
-    return dataclasses.replace(preset.sampling, seed=a.seed, **overrides)
+    return resolve_preset_sampling(a.policy, a.preset, a.seed,
+                                   **{k: getattr(a, k) for k in SAMPLING_FLAGS})
 
 
 def add_sampling_options(p: argparse.ArgumentParser, *, from_preset: bool) -> None:
@@ -156,10 +156,29 @@ def add_sampling_options(p: argparse.ArgumentParser, *, from_preset: bool) -> No
                    help="new tokens per solution" + (f"; {note}" if note else ""))
 
 
+def add_valid_steps_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--valid-steps", default=None, metavar="MIN-MAX|off",
+                   help="Med-PRM's validity filter, e.g. 3-9: keep solutions with that many "
+                        "steps, top up short questions (then fill with the best rejected); "
+                        "default: the preset's (medprm: 3-9), off: keep every solution")
+
+
+def valid_steps(text: str | None) -> tuple[int | None, int | None]:
+    """--valid-steps: None (the preset's), off (0-0: no filter) or MIN-MAX."""
+    if text is None:
+        return None, None
+    if text == "off":
+        return 0, 0
+    lo, sep, hi = text.partition("-")
+    if not (lo.isdigit() and (not sep or hi.isdigit())):
+        raise ValueError(f"--valid-steps {text!r}: expected MIN-MAX (e.g. 3-9) or off")
+    return int(lo), int(hi or lo)
+
+
 def add_rules_option(p: argparse.ArgumentParser) -> None:
     from ..select import RULES
 
-    p.add_argument("--rules", default="strict", choices=sorted(RULES),
+    p.add_argument("--rules", default=default_of(RunConfig, "rules"), choices=sorted(RULES),
                    help="selection rules: strict (default: no-answer solutions never vote, "
                         "seeded tie draw, graded by the gold answer) or medprm (the published "
                         "Med-PRM scripts: first in list order on a tie, None/\"\" answers "

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..config import ReportOptions, default_of
 from .options import add_rules_option
 
 Handler = Callable[[argparse.Namespace], int]
@@ -24,8 +25,10 @@ def register(sub: Any) -> dict[str, Handler]:
                         "file's folder)")
     p.add_argument("--seed", type=int, default=None,
                    help="seed of tie-breaks, bootstrap and subset draws (default: the run's)")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples")
-    p.add_argument("--draws", type=int, default=200, help="random subsets per N per question")
+    p.add_argument("--bootstrap", type=int, default=default_of(ReportOptions, "bootstrap"),
+                   help="bootstrap resamples")
+    p.add_argument("--draws", type=int, default=default_of(ReportOptions, "draws"),
+                   help="random subsets per N per question")
     add_rules_option(p)
     p.add_argument("--adaptive", action="append", default=[], metavar="RULE[:k=v,...]",
                    help="add an accuracy-vs-mean-samples section replaying these stopping "
@@ -52,11 +55,10 @@ def locate(run: str) -> tuple[Path, Path]:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from ..evaluate import LABELS
     from ..files import complete_lines, read_items
     from ..report import write_report
     from ..run import TIMING_FILE
-    from ..select import get_rules
+    from ..select import get_rules, label
 
     results, folder = locate(a.run)
     cfg_path = folder / "config.json"
@@ -72,7 +74,7 @@ def cmd_report(a: argparse.Namespace) -> int:
                        adaptive_x=a.adaptive_x)
     for m, v in rep["accuracy"].items():
         lo, hi = rep["ci"][m]
-        print(f"{LABELS.get(m, m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")
+        print(f"{label(m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")
     print(f"report: {out}/report.md ({rep['n_questions']} questions)", file=sys.stderr)
     return 0
 

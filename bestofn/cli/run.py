@@ -13,8 +13,10 @@ from .options import (
     add_prm_options,
     add_rules_option,
     add_sampling_options,
+    add_valid_steps_option,
     engine_options,
     exec_config,
+    valid_steps,
 )
 
 
@@ -37,10 +39,7 @@ def register(sub: Any) -> dict[str, Any]:
     r.add_argument("--policy", default=d("policy"),
                    help="policy model (folder, HF id, smollm2)")
     add_policy_options(r)
-    r.add_argument("--valid-steps", default=None, metavar="MIN-MAX|off",
-                   help="Med-PRM's validity filter, e.g. 3-9: keep solutions with that many "
-                        "steps, top up short questions (then fill with the best rejected); "
-                        "default: the preset's (medprm: 3-9), off: keep every solution")
+    add_valid_steps_option(r)
     r.add_argument("--prm", default=d("prm"), help="PRM model; 'none' for majority vote only")
     r.add_argument("--prm-backend", default=d("prm_backend"), help="prm-hf | prm-vllm")
     r.add_argument("--orm-backend", default=d("orm_backend"), help="orm-hf | orm-vllm")
@@ -67,18 +66,6 @@ def register(sub: Any) -> dict[str, Any]:
     return {"run": cmd_run}
 
 
-def valid_steps(text: str | None) -> tuple[int | None, int | None]:
-    """--valid-steps: None (the preset's), off (0-0: no filter) or MIN-MAX."""
-    if text is None:
-        return None, None
-    if text == "off":
-        return 0, 0
-    lo, sep, hi = text.partition("-")
-    if not (lo.isdigit() and (not sep or hi.isdigit())):
-        raise ValueError(f"--valid-steps {text!r}: expected MIN-MAX (e.g. 3-9) or off")
-    return int(lo), int(hi or lo)
-
-
 def run_config(a: argparse.Namespace) -> RunConfig:
     lo, hi = valid_steps(a.valid_steps)
     return RunConfig(out=a.out, dataset=a.dataset, questions=a.questions, n=a.n,
@@ -98,16 +85,17 @@ def run_config(a: argparse.Namespace) -> RunConfig:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from ..console import LOG_NAME, process_owned, quiet
-    from ..evaluate import LABELS
     from ..run import prepare, run
+    from ..select import label
 
-    cfg = run_config(a)
-    prepare(cfg)  # every input checked before the run folder (and its log) exists
+    # every input checked before the run folder (and its log) exists, and only once
+    cfg, questions = prepare(run_config(a))
     log = Path(cfg.out) / LOG_NAME
     with quiet(log, verbose=a.verbose, restore=not process_owned()) as con:
-        rep = run(cfg, overwrite=a.overwrite, ex=exec_config(a), console=con)
+        rep = run(cfg, overwrite=a.overwrite, ex=exec_config(a), console=con,
+                  questions=questions)
         for k, v in rep["accuracy"].items():
-            con.print(f"{LABELS.get(k, k):<28} {100 * v:6.2f}%")
+            con.print(f"{label(k):<28} {100 * v:6.2f}%")
         if "adaptive" in rep:
             ad = rep["adaptive"]
             con.print(f"adaptive {ad['rule']}: {ad['samples']} samples of {ad['budget']} "

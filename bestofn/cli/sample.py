@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..config import RunConfig, SampleOptions, default_of
 from .options import add_policy_options, add_sampling_options, engine_options, preset_sampling
 
 
@@ -16,18 +17,20 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--policy", required=True, help="model: folder, HF id, smollm2; the served "
                    "model name (openai); the solutions file (replay)")
     add_policy_options(s)
-    s.add_argument("-n", type=int, default=64, help="solutions per question")
+    s.add_argument("-n", type=int, default=default_of(SampleOptions, "n"),
+                   help="solutions per question")
     s.add_argument("--output", required=True, help="solutions JSONL (resumed if it exists)")
     add_sampling_options(s, from_preset=True)
-    s.add_argument("--device", default="auto", help="cpu | cuda | auto")
+    s.add_argument("--device", default=default_of(RunConfig, "device"), help="cpu | cuda | auto")
     s.add_argument("--min-steps", type=int, default=None, help="validity filter (medprm: 3)")
     s.add_argument("--max-steps", type=int, default=None, help="validity filter (medprm: 9)")
     s.add_argument("--no-filter", action="store_true", help="keep every solution")
-    s.add_argument("--topup-rounds", type=int, default=1,
+    s.add_argument("--topup-rounds", type=int, default=default_of(SampleOptions, "topup_rounds"),
                    help="top-up rounds for questions short of N valid solutions")
     s.add_argument("--fill-invalid", action="store_true",
                    help="fill questions still short after the top-ups with rejected solutions")
-    s.add_argument("--chunk", type=int, default=32, help="questions per policy call")
+    s.add_argument("--chunk", type=int, default=default_of(SampleOptions, "chunk"),
+                   help="questions per policy call")
     s.add_argument("-v", "--verbose", action="store_true",
                    help="engine logs on the terminal (default: OUTPUT.engine.log)")
 
@@ -37,41 +40,42 @@ def register(sub: Any) -> dict[str, Any]:
     return {"sample": cmd_sample}
 
 
-def validity_config(a: argparse.Namespace, preset: Any, backend: str) -> Any:
-    """Med-PRM's filter with the preset's step bounds (or the flags'); None when off."""
-    from policies.validity import ValidityConfig
-
+def step_bounds(a: argparse.Namespace, preset: Any, backend: str) -> tuple[int, int] | None:
+    """Med-PRM's filter bounds: the preset's (or the flags'); None when off."""
     bounds = preset.steps
     if a.no_filter or backend == "replay" or (bounds is None and a.min_steps is None
                                                 and a.max_steps is None):
         return None
     lo, hi = bounds or (1, 10**9)
-    return ValidityConfig(min_steps=lo if a.min_steps is None else a.min_steps,
-                          max_steps=hi if a.max_steps is None else a.max_steps,
-                          max_rounds=a.topup_rounds, fill_invalid=a.fill_invalid)
+    return (lo if a.min_steps is None else a.min_steps,
+            hi if a.max_steps is None else a.max_steps)
 
 
-def backend_kwargs(a: argparse.Namespace, backend: str, preset: str) -> dict[str, Any]:
-    kw = engine_options(a).backend_kwargs(backend, preset=preset, device=a.device, lora=a.lora)
-    return {**kw, "progress": True} if backend == "openai" else kw
+def policy_spec(a: argparse.Namespace, preset: Any) -> Any:
+    from ..config import resolve_backend
+    from ..engines import PolicySpec
+
+    backend = resolve_backend(a.policy_backend)
+    return PolicySpec(model=a.policy, backend=backend, preset=preset.name, device=a.device,
+                      lora=a.lora, engine=engine_options(a),
+                      steps=step_bounds(a, preset, backend), fill_invalid=a.fill_invalid,
+                      topup_rounds=a.topup_rounds,
+                      extra={"progress": True} if backend == "openai" else {})
 
 
 def cmd_sample(a: argparse.Namespace) -> int:
-    from policies import make_policy, sample_to_file
-    from policies.presets import get_preset
+    from policies import sample_to_file
 
-    from ..config import resolve_backend, resolve_preset
     from ..console import LOG_NAME, process_owned, quiet
     from ..datasets import load_questions
+    from ..engines import build_policy
 
-    backend = resolve_backend(a.policy_backend)
-    preset = get_preset(resolve_preset(a.preset, a.policy))
-    params, validity = preset_sampling(a, preset), validity_config(a, preset, backend)
+    preset, params = preset_sampling(a)
+    spec = policy_spec(a, preset)
     questions = load_questions(a.questions, limit=a.limit)
     with quiet(f"{a.output}.{LOG_NAME}", verbose=a.verbose,
                restore=not process_owned()) as con:
-        policy = make_policy(backend, model=a.policy, **backend_kwargs(a, backend, preset.name))
-        rep = sample_to_file(questions, policy, a.output, a.n, params, validity=validity,
+        rep = sample_to_file(questions, build_policy(spec), a.output, a.n, params,
                              chunk_size=a.chunk)
         report(rep, a, con.err)
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from ..config import RunConfig, default_of
 from .options import add_orm_options, add_prm_options, orm_options, prm_options
 
 
@@ -17,7 +18,8 @@ def register(sub: Any) -> dict[str, Any]:
     s.add_argument("--no-docs", dest="use_docs", action="store_false",
                    help="plain PRM: leave the documents out of the prompt")
     s.add_argument("--solutions", type=int, default=None, help="score the first K per question")
-    s.add_argument("--backend", default="prm-hf", help="scorer backend (default prm-hf)")
+    s.add_argument("--backend", default=default_of(RunConfig, "prm_backend"),
+                   help="PRM backend: prm-hf (default) | prm-vllm")
     s.add_argument("-v", "--verbose", action="store_true",
                    help="engine logs on the terminal (default: OUTPUT.engine.log)")
     add_prm_options(s)
@@ -40,15 +42,14 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def _score(a: argparse.Namespace, err: Any) -> list[Any]:
+    from ..engines import build_orm, build_prm
     from ..score import score_file
-    from ..scorers import make_scorer
 
-    scorer = make_scorer(a.backend, model=a.prm,
-                         **prm_options(a).scorer_kwargs(a.use_docs)) if a.prm else None
+    scorer = build_prm(a.prm, a.backend, prm_options(a), a.use_docs)
     if a.orm:
-        from ..score_orm import build_orm_scorer, score_file_with_orm, unscored_summary
+        from ..score_orm import score_file_with_orm, unscored_summary
 
-        items = score_file_with_orm(a.input, a.output, orm=build_orm_scorer(orm_options(a)),
+        items = score_file_with_orm(a.input, a.output, orm=build_orm(orm_options(a)),
                                     prm=scorer, use_docs=a.use_docs, solutions=a.solutions)
         print(f"ORM: {unscored_summary(items)}", file=err, flush=True)
     else:

@@ -8,15 +8,18 @@ import os
 import sys
 from typing import Any
 
-from ..api import METHODS, Reranker
+from ..api import Reranker
+from ..config import ORMOptions, RunConfig, default_of
+from ..select import METHODS
 from .options import (
     SAMPLING_FLAGS,
     add_policy_options,
     add_prm_options,
     add_sampling_options,
+    add_valid_steps_option,
     engine_options,
-    preset_sampling,
     prm_options,
+    valid_steps,
 )
 
 SERVE_DEFAULTS: dict[str, Any] = {"method": Reranker.__init__.__kwdefaults__["method"]}
@@ -27,16 +30,23 @@ def add_parser(sub: Any) -> None:
     from ..serve import ServeConfig
 
     d = ServeConfig()
+
+    def run(name: str) -> Any:
+        return default_of(RunConfig, name)
+
     s = sub.add_parser("serve", help="serve best-of-N answers on an OpenAI-compatible endpoint")
-    s.add_argument("--policy", default="smollm2", help="policy model (folder, HF id, smollm2; "
-                   "the served model name for openai; the solutions file for replay)")
+    s.add_argument("--policy", default=run("policy"), help="policy model (folder, HF id, "
+                   "smollm2; the served model name for openai; the solutions file for replay)")
     add_policy_options(s)
-    s.add_argument("--prm", default="smollm2", help="PRM model; 'none' for majority vote only")
-    s.add_argument("--prm-backend", default="prm-hf", help="prm-hf | prm-vllm")
-    s.add_argument("--orm", default=None, help="outcome reward model (sequence classifier)")
-    s.add_argument("--orm-adapter", default=None, help="PEFT LoRA adapter for the ORM")
-    s.add_argument("--orm-backend", default="orm-hf", help="orm-hf | orm-vllm")
-    s.add_argument("--index", default=None, metavar="DIR|default",
+    add_valid_steps_option(s)
+    s.add_argument("--prm", default=run("prm"),
+                   help="PRM model; 'none' for majority vote only")
+    s.add_argument("--prm-backend", default=run("prm_backend"), help="prm-hf | prm-vllm")
+    s.add_argument("--orm", default=run("orm"), help="outcome reward model (sequence classifier)")
+    s.add_argument("--orm-adapter", default=run("orm_adapter"),
+                   help="PEFT LoRA adapter for the ORM")
+    s.add_argument("--orm-backend", default=run("orm_backend"), help="orm-hf | orm-vllm")
+    s.add_argument("--index", default=run("index"), metavar="DIR|default",
                    help="retrieve documents for requests that give none from this FAISS index")
     s.add_argument("-k", type=int, default=d.k, help="documents retrieved per question")
     s.add_argument("--no-docs", action="store_true", help="plain PRM: no documents in prompts")
@@ -74,52 +84,50 @@ def register(sub: Any) -> dict[str, Any]:
 
 
 def serve_config(a: argparse.Namespace) -> Any:
-    from policies.presets import get_preset
-
     from ..config import resolve_preset
     from ..serve import ServeConfig
 
-    preset = resolve_preset(a.preset, a.policy)
-    sampling = preset_sampling(a, get_preset(preset))
-    pick = {k: getattr(sampling, k) for k in SAMPLING_FLAGS}
-    return ServeConfig(model_id=a.model_id, n=a.n, max_n=a.max_n, preset=preset, k=a.k,
+    return ServeConfig(model_id=a.model_id, n=a.n, max_n=a.max_n,
+                       preset=resolve_preset(a.preset, a.policy), k=a.k,
                        adaptive=a.adaptive, max_batch=a.max_batch,
                        batch_wait_s=a.batch_wait, queue_size=a.queue_size, timeout_s=a.timeout,
                        max_body_bytes=a.max_body_bytes,
                        api_key=a.api_key or os.environ.get("BESTOFN_API_KEY") or None,
-                       host=a.host, port=a.port, **pick)
+                       host=a.host, port=a.port, **{k: getattr(a, k) for k in SAMPLING_FLAGS})
 
 
 def build_reranker(a: argparse.Namespace) -> Reranker:
-    from ..config import ORMOptions
-    from ..score_orm import build_orm_scorer
-    from ..scorers import make_scorer
+    from ..engines import build_orm, build_prm
 
-    prm = None if a.prm.lower() == "none" else a.prm
-    prm_scorer = make_scorer(a.prm_backend, model=prm,
-                             **prm_options(a).scorer_kwargs(not a.no_docs)) if prm else None
-    orm_scorer = build_orm_scorer(ORMOptions(model=a.orm, adapter=a.orm_adapter,
-                                             backend=a.orm_backend, device=a.device,
-                                             dtype=a.dtype)) if a.orm else None
-    return Reranker(prm_scorer, orm=orm_scorer, method=a.method, seed=a.seed)
+    prm = build_prm(None if a.prm.lower() == "none" else a.prm, a.prm_backend, prm_options(a),
+                    not a.no_docs)
+    orm = build_orm(ORMOptions(model=a.orm, adapter=a.orm_adapter, backend=a.orm_backend,
+                               device=a.device, dtype=a.dtype))
+    return Reranker(prm, orm=orm, method=a.method, seed=a.seed)
 
 
 def build_policy(a: argparse.Namespace, preset: str) -> Any:
-    from policies import make_policy
+    """The run's policy factory with the same flags: preset, engine options, step filter."""
+    from policies.presets import get_preset
 
     from ..config import resolve_backend
+    from ..engines import PolicySpec
+    from ..engines import build_policy as build
 
     backend = resolve_backend(a.policy_backend)
-    return make_policy(backend, model=a.policy, **engine_options(a).backend_kwargs(
-        backend, preset=preset, device=a.device, lora=a.lora))
+    lo, hi = valid_steps(a.valid_steps)
+    if lo is None:  # the preset's filter, as `run` resolves it
+        steps = None if backend == "replay" else get_preset(preset).steps
+    else:
+        steps = (lo or 1, hi) if hi else None
+    return build(PolicySpec(model=a.policy, backend=backend, preset=preset, device=a.device,
+                            lora=a.lora, engine=engine_options(a), steps=steps))
 
 
 def build_retriever(a: argparse.Namespace) -> Any:
-    if not a.index:
-        return None
-    from retrieval import RETRIEVERS, index_folder
+    from ..engines import build_retriever as build
 
-    return RETRIEVERS.create("faiss", folder=index_folder(a.index), device=a.device)
+    return build(a.index, device=a.device)
 
 
 def cmd_serve(a: argparse.Namespace) -> int:

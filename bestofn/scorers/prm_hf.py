@@ -15,7 +15,8 @@ import torch
 
 from ..records import StepScores
 from ..torch_utils import resolve_device, resolve_dtype
-from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM
+from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM, scored_tokens
+from .protocol import TokenCounts
 
 
 @dataclass(frozen=True)
@@ -91,8 +92,6 @@ class HFPRMScorer(PromptedPRM):
                                       published=published)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.share_prefix, self.min_shared_prefix = share_prefix, min_shared_prefix
-        self.tokens_computed = 0
-        """Tokens this scorer ran through the model (shared prefixes once), over its life."""
         if isinstance(model, str):
             self.model_name = model
             self.device = resolve_device(device)
@@ -115,10 +114,22 @@ class HFPRMScorer(PromptedPRM):
     def model_max_len(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
 
+    def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]]
+                     ) -> tuple[list[list[StepScores]], TokenCounts]:
+        """Each question's prompts on their own (its shared prefix encoded once)."""
+        out, tokens = [], TokenCounts()
+        for g in groups:
+            scores, computed = self._score_question(g)
+            out.append(scores)
+            tokens += TokenCounts(computed_tokens=computed,
+                                  cached_tokens=scored_tokens(g) - computed)
+        return out, tokens
+
     @torch.inference_mode()
-    def score_encoded(self, encoded: Sequence[EncodedPrompt]) -> list[StepScores]:
-        """Scores for one question's prompts: the shared prefix (system prompt, documents,
-        question) is encoded once and its keys/values reused by every solution's suffix."""
+    def _score_question(self, encoded: Sequence[EncodedPrompt]) -> tuple[list[StepScores], int]:
+        """Scores for one question's prompts and the tokens computed: the shared prefix
+        (system prompt, documents, question) is encoded once and its keys/values reused by
+        every solution's suffix."""
         out: list[StepScores | None] = [
             StepScores.unscored(e.reason) if e.reason else None for e in encoded]
         todo = [i for i, e in enumerate(encoded) if not e.reason]
@@ -128,13 +139,12 @@ class HFPRMScorer(PromptedPRM):
             prefix = 0
         kv = self._encode_prefix(items[0].input_ids[:prefix]) if prefix else None
         lengths = [len(e.input_ids) - prefix for e in items]
-        self.tokens_computed += prefix + sum(lengths)
         for batch in length_batches(lengths, self.max_batch_tokens, self.batch_size, prefix):
             rows = [items[j] for j in batch]
             for j, probs in zip(batch, self._score_batch(rows, prefix, kv), strict=True):
                 out[todo[j]] = StepScores(probs=tuple(probs))
         assert all(s is not None for s in out), "every solution gets a score or a reason"
-        return out  # type: ignore[return-value]
+        return out, prefix + sum(lengths)  # type: ignore[return-value]
 
     def _encode_prefix(self, ids: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
         x = torch.tensor([list(ids)], device=self.device)

@@ -9,11 +9,14 @@ default here (`double_bos=False` tokenises without adding special tokens).
 from __future__ import annotations
 
 from bisect import bisect_left
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..prompts import MEDPRM_RAG_SYSTEM, MEDPRM_SYSTEM, prm_user_message
+from ..records import StepScores
 from ..steps import STEP_TAG
+from .protocol import Request, ScoredBatch, TokenCounts
 
 
 @dataclass(frozen=True)
@@ -140,9 +143,10 @@ def question_documents(docs: list[str] | None, tokenizer: Any, cfg: PRMPromptCon
 
 
 class PromptedPRM:
-    """What both PRM backends share: encode a question's solutions, then `score_encoded`.
+    """What both PRM backends share: encode each question's solutions, then score the encoded
+    prompts of several questions with `score_groups` (each backend's own).
 
-    Subclasses set `tokenizer`, `prompt` and `model_max_len` and implement `score_encoded`.
+    Subclasses set `tokenizer`, `prompt` and `model_max_len` and implement `score_groups`.
     """
 
     kind = "prm"
@@ -154,16 +158,34 @@ class PromptedPRM:
         return encode_solutions(self.tokenizer, question, list(documents or []), solutions,
                                 self.prompt, self.model_max_len)
 
-    def score(self, question: Any, documents: Any, solutions: Any) -> list[Any]:
-        return self.score_encoded(self.encode(question, documents, solutions))
+    def score_batch(self, requests: Sequence[Request]) -> ScoredBatch:
+        """The Scorer protocol: step scores for every request's solutions, and the tokens."""
+        groups = [self.encode(r.question, r.documents, r.solutions) for r in requests]
+        results, tokens = self.score_groups(groups)
+        flat = [e for g in groups for e in g]
+        tokens = replace(tokens, solutions=len(flat),
+                         unscored=sum(not s.scored for r in results for s in r),
+                         prompt_tokens=sum(len(e.input_ids) for e in flat))
+        return ScoredBatch(results, tokens)
 
-    def score_many(self, jobs: Any) -> list[list[Any]]:
-        """Scores for several `(question, documents, solutions)` at once; a backend that can
-        batch questions (prm-vllm) sends them to its engine in one call."""
-        return self.score_encoded_many([self.encode(q, d, s) for q, d, s in jobs])
+    def score(self, question: Any, documents: Any, solutions: Any) -> list[StepScores]:
+        """One question's step scores (a convenience over `score_batch`)."""
+        return self.score_batch([Request(question, solutions, documents)]).results[0]
 
-    def score_encoded_many(self, groups: Any) -> list[list[Any]]:
-        return [self.score_encoded(g) for g in groups]
+    def score_encoded_many(self, groups: Sequence[Sequence[EncodedPrompt]]
+                           ) -> list[list[StepScores]]:
+        return self.score_groups(groups)[0]
 
-    def score_encoded(self, encoded: Any) -> list[Any]:
+    def score_encoded(self, encoded: Sequence[EncodedPrompt]) -> list[StepScores]:
+        return self.score_encoded_many([encoded])[0]
+
+    def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]]
+                     ) -> tuple[list[list[StepScores]], TokenCounts]:
+        """Scores of several questions' encoded prompts (a group per question) and the tokens
+        computed and read from a cache (the other counts are filled in by `score_batch`)."""
         raise NotImplementedError
+
+
+def scored_tokens(encoded: Sequence[EncodedPrompt]) -> int:
+    """Tokens of the prompts that are scored (those without a reason)."""
+    return sum(len(e.input_ids) for e in encoded if not e.reason)

@@ -44,7 +44,8 @@ import numpy as np
 from ..records import StepScores
 from ..registry import require
 from .prm_hf import MEDPRM_TOKENS, PRMTokens, label_token_id
-from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM
+from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM, scored_tokens
+from .protocol import TokenCounts
 
 log = logging.getLogger(__name__)
 
@@ -115,6 +116,7 @@ class CallStats:
     memo_hits: int = 0
     reruns: int = 0
     """Prompts re-run with cache reads off (memo miss or row mismatch)."""
+    rerun_tokens: int = 0
 
     @property
     def computed_tokens(self) -> int:
@@ -132,7 +134,7 @@ class VLLMPRMScorer(PromptedPRM):
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  enforce_eager: bool | None = None, max_num_seqs: int = 64,
                  max_num_batched_tokens: int | None = None, prefix_caching: bool = True,
-                 kv_cache_blocks: int | None = None, **_ignored: Any) -> None:
+                 kv_cache_blocks: int | None = None) -> None:
         """`prefix_caching=False` recomputes every prompt in full (the pre-caching behaviour).
         `kv_cache_blocks` fixes the KV cache size in blocks (tests use a small cache to force
         eviction); by default vLLM sizes it (2 GiB on CPU)."""
@@ -150,8 +152,6 @@ class VLLMPRMScorer(PromptedPRM):
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.prefix_caching = prefix_caching
         self.memo, self.stats = MarkerMemo(), CallStats()
-        self.tokens_computed = 0
-        """Prompt tokens this scorer computed (not read from the prefix cache), over its life."""
         labels = [label_token_id(self.tokenizer, t) for t in (tokens.plus, tokens.minus)]
         on_cpu = _on_cpu(device)
         if on_cpu:
@@ -174,16 +174,21 @@ class VLLMPRMScorer(PromptedPRM):
             max_num_seqs=max_num_seqs, seed=0, enable_prefix_caching=prefix_caching, **extra)
         self.model_max_len = max_len
 
-    def score_encoded(self, encoded: Sequence[EncodedPrompt]) -> list[StepScores]:
-        return self.score_encoded_many([encoded])[0]
-
     def score_encoded_many(self, groups: Sequence[Sequence[EncodedPrompt]],
                            read_cache: bool | None = None) -> list[list[StepScores]]:
+        """`score_groups` without the token counts; `read_cache=False` computes every prompt in
+        full (the uncached oracle of the tests)."""
+        return self.score_groups(groups, read_cache)[0]
+
+    def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]],
+                     read_cache: bool | None = None
+                     ) -> tuple[list[list[StepScores]], TokenCounts]:
         """Scores for several questions' prompts in one engine call.
 
         Prompts go to the engine group by group (a group is one question), so a question's
-        prefix is computed by its first prompt and read from the cache by the rest.
-        `read_cache=False` computes every prompt in full (the uncached oracle of the tests).
+        prefix is computed by its first prompt and read from the cache by the rest. Tokens
+        computed are each sent prompt's length less its `num_cached_tokens` (plus the full
+        length of a prompt re-run); identical prompts are sent once, the copies count as cached.
         """
         read = self.prefix_caching if read_cache is None else read_cache
         unique: dict[tuple[int, ...], EncodedPrompt] = {}
@@ -194,8 +199,12 @@ class VLLMPRMScorer(PromptedPRM):
         prompts = list(unique.values())
         probs = self._score_prompts(prompts, read)
         by_ids = {e.input_ids: p for e, p in zip(prompts, probs, strict=True)}
-        return [[StepScores.unscored(e.reason) if e.reason
-                 else StepScores(probs=tuple(by_ids[e.input_ids])) for e in g] for g in groups]
+        computed = self.stats.computed_tokens + self.stats.rerun_tokens
+        total = sum(scored_tokens(g) for g in groups)
+        return ([[StepScores.unscored(e.reason) if e.reason
+                  else StepScores(probs=tuple(by_ids[e.input_ids])) for e in g] for g in groups],
+                TokenCounts(computed_tokens=computed,
+                            cached_tokens=total - self.stats.computed_tokens))
 
     def _score_prompts(self, prompts: list[EncodedPrompt], read: bool) -> list[list[float]]:
         self.stats = CallStats(prompts=len(prompts),
@@ -222,8 +231,7 @@ class VLLMPRMScorer(PromptedPRM):
                 self.stats.memo_hits += sum(p < cached for p in e.marker_positions)
         redo = [i for i, r in enumerate(results) if r is None]
         self.stats.reruns = len(redo)
-        self.tokens_computed += self.stats.computed_tokens() + sum(
-            len(prompts[i].input_ids) for i in redo)
+        self.stats.rerun_tokens = sum(len(prompts[i].input_ids) for i in redo)
         for i in redo:  # one at a time: nothing can preempt it, nothing is read from the cache
             (rows, cached), = self._encode([prompts[i]], read=False)
             results[i] = marker_probs(prompts[i], rows, cached)

@@ -137,7 +137,7 @@ class Batcher:
         qs = [j.question for j in group]
         if rule is None:
             got = await self._call(self.engine.sample, qs, n, params)
-            return [s if isinstance(s, Exception) else Drawn(s, None, None, Compute(
+            return [s if isinstance(s, Exception) else Drawn(s, None, Compute(
                 samples_drawn=len(s), tokens_generated=sum(
                     int(x.meta.get("tokens") or 0) for x in s))) for s in got]
         try:

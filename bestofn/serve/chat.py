@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..api import METHODS
 from ..records import AGGREGATIONS, Question
+from ..select import METHODS
 from .config import ServeConfig
 from .engine import Engine
 from .protocol import APIError, ChatCompletionRequest

@@ -17,11 +17,12 @@ class ServeConfig:
     """Samples per question when the request does not set `bestofn.samples`."""
     max_n: int = 64
     """Most samples a request may ask for (`bestofn.samples`); more is refused with 400."""
-    temperature: float = 0.7
-    top_k: int = 50
-    top_p: float = 1.0
-    max_tokens: int = 384
-    """New tokens per solution: the default and the most a request may ask for."""
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    """New tokens per solution: the default and the most a request may ask for. These four
+    sampling settings default to the preset's (filled in when the config is made)."""
     preset: str = "medprm"
     """Policy preset (prompt, answer format), as in `bestofn run`."""
     k: int = 5
@@ -49,6 +50,12 @@ class ServeConfig:
     port: int = 8100
 
     def __post_init__(self) -> None:
+        from ..engines import SAMPLING_FIELDS, resolve_preset_sampling
+
+        _, sampling = resolve_preset_sampling("", self.preset, 0, **{
+            k: getattr(self, k) for k in SAMPLING_FIELDS})
+        for k in SAMPLING_FIELDS:
+            object.__setattr__(self, k, getattr(sampling, k))
         if not 1 <= self.n <= self.max_n:
             raise ValueError(f"need 1 <= n <= max_n, got n={self.n}, max_n={self.max_n}")
         for name in ("max_tokens", "max_batch", "queue_size", "max_body_bytes", "max_messages"):

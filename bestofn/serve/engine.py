@@ -9,35 +9,23 @@ same question, solutions, method and seed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ..api import Reranker
-from ..evaluate import PRM_METHODS
 from ..records import Item, Question, Selection, Solution
 from ..scheduler import Budget, Compute
-from ..scorers.prm_prompt import PromptedPRM
+from ..select import get_method
 
 
-class CountingScorer:
-    """A scorer that also counts the prompt tokens it reads (PRM scorers built on
-    `PromptedPRM`: the same `encode` then `score_encoded` that `PromptedPRM.score` runs)."""
+@dataclass
+class Drawn:
+    """One question's samples from an adaptive request: the kept solutions, their PRM scores
+    when the rule needed them while sampling (None otherwise), and what they cost."""
 
-    def __init__(self, inner: Any) -> None:
-        self.inner, self.kind, self.tokens = inner, inner.kind, 0
-        self.solutions = 0
-        self._split = (isinstance(inner, PromptedPRM)
-                       and type(inner).score is PromptedPRM.score)  # type: ignore[comparison-overlap]
-
-    def score(self, question: Question, documents: Sequence[str] | None,
-              solutions: Sequence[Solution]) -> list[Any]:
-        self.solutions += len(solutions)
-        if not self._split:
-            return self.inner.score(question, documents, solutions)
-        encoded = self.inner.encode(question, documents, solutions)
-        self.tokens += sum(len(e.input_ids) for e in encoded)
-        return self.inner.score_encoded(encoded)
+    solutions: list[Solution]
+    prm: list[Any] | None
+    compute: Compute
 
 
 @dataclass
@@ -48,6 +36,7 @@ class Reranked:
     selection: Selection
     ranking: list[int]
     scored_tokens: int
+    """PRM prompt tokens (every prompt built, scored or not)."""
     scored: dict[str, int]
     """Solutions scored, by verifier kind ("prm", "orm")."""
     prm_computed: int = 0
@@ -59,12 +48,8 @@ class Reranked:
 
 def own_scores(item: Item, method: str) -> list[float | None]:
     """Each solution's score under `method` (PRM aggregate, ORM reward; None for votes)."""
-    if method in PRM_METHODS and item.prm is not None:
-        how = PRM_METHODS[method][1]
-        return [s.aggregate(how) for s in item.prm]
-    if method.startswith("orm") and item.orm is not None:
-        return list(item.orm)
-    return [None] * len(item.solutions)
+    scores = get_method(method).scores(item)
+    return scores if scores is not None else [None] * len(item.solutions)
 
 
 def rank(item: Item, sel: Selection) -> list[int]:
@@ -82,19 +67,8 @@ def rank(item: Item, sel: Selection) -> list[int]:
     return sorted(range(len(answers)), key=key, reverse=True)
 
 
-@dataclass
-class Drawn:
-    """One question's samples from an adaptive request: the kept solutions, their PRM and ORM
-    scores when the rule needed them while sampling (None otherwise), and the cost."""
-
-    solutions: list[Solution]
-    prm: list[Any] | None
-    orm: list[float | None] | None
-    compute: Compute
-
-
 class Engine:
-    """The policy, the verifiers (token-counting) and an optional retriever, loaded once.
+    """The policy, the verifiers and an optional retriever, loaded once.
 
     Adaptive requests run on the streaming scheduler (`bestofn.scheduler`) over the same
     policy, within `budget`."""
@@ -104,8 +78,7 @@ class Engine:
         self.policy, self.retriever, self.k = policy, retriever, k
         self.budget = budget or Budget()
         self._stream: Any = None
-        self.prm = CountingScorer(reranker.prm) if reranker.prm is not None else None
-        self.orm = CountingScorer(reranker.orm) if reranker.orm is not None else None
+        self.prm, self.orm = reranker.prm, reranker.orm
         self.method, self.seed = reranker.method, reranker.seed
 
     def reranker(self, method: str, seed: int) -> Reranker:
@@ -159,23 +132,20 @@ class Engine:
         out = []
         for q in questions:
             item = done[q.id].item(scoring is not None, False)
-            out.append(Drawn(item.solutions, item.prm, None,
-                             Compute.from_dict(item.compute)))
+            out.append(Drawn(item.solutions, item.prm, Compute.from_dict(item.compute)))
         return out
 
     def _verify(self, work: list[tuple[Question, list[Solution]]],
                 docs_of: dict[str, list[str] | None]) -> list[tuple[list[Any], int]]:
+        """PRM scores of finished samples (the `Scoring` side of `sample_adaptive`)."""
+        from ..batch_scoring import Request, score_requests
+
         assert self.prm is not None, "a rule that reads scores needs the PRM"
         out = []
         for q, sols in work:
-            before = self.prm_computed()
-            prm = self.prm.score(q, docs_of[q.id] or [], sols)
-            out.append(([(p, None) for p in prm], self.prm_computed() - before))
+            got = score_requests(self.prm, [Request(q, sols, docs_of[q.id] or [])])
+            out.append(([(p, None) for p in got.results[0]], got.tokens.computed_tokens))
         return out
-
-    def prm_computed(self) -> int:
-        """Tokens the PRM has computed so far (0 for a scorer that does not count them)."""
-        return int(getattr(self.prm.inner, "tokens_computed", 0) or 0) if self.prm else 0
 
     def documents(self, questions: list[Question]) -> list[list[str]]:
         """Top-k passages per question from the index (one search call for the batch)."""
@@ -187,11 +157,8 @@ class Engine:
     def rerank(self, question: Question, solutions: list[Solution],
                documents: list[str] | None, method: str, seed: int,
                prm: list[Any] | None = None) -> Reranked:
-        """Score (unless `prm` already holds the PRM's scores and no ORM is loaded) and
-        select."""
-        scorers = [s for s in (self.prm, self.orm) if s is not None]
-        before = [(s.tokens, s.solutions) for s in scorers]
-        computed = self.prm_computed()
+        """Score and select; `prm`: the PRM's scores of `solutions`, already computed while
+        sampling (then only an ORM, if loaded, scores here)."""
         rr = self.reranker(method, seed)
         if prm is not None and self.orm is None:
             item = Item(question, solutions, prm=prm)
@@ -199,9 +166,9 @@ class Engine:
             item = rr.scored_item(question, solutions,
                                   documents if documents is not None else [])
         sel = rr.pick(item)
-        tokens, scored = 0, {}
-        for s, (t, k) in zip(scorers, before, strict=True):
-            tokens += s.tokens - t
-            scored[s.kind] = s.solutions - k
-        return Reranked(item, sel, rank(item, sel), tokens, scored,
-                        self.prm_computed() - computed)
+        scored = {s.kind: rr.tokens[s.kind].solutions for s in (self.prm, self.orm)
+                  if s is not None}
+        if prm is not None:
+            scored["prm"] = len(prm)
+        return Reranked(item, sel, rank(item, sel), rr.tokens["prm"].prompt_tokens, scored,
+                        rr.tokens["prm"].computed_tokens)

@@ -11,32 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
-import string
 
+from ..option_lines import split_options
 from ..records import Question
 from .protocol import APIError, ChatCompletionRequest
 
-OPTION_LINE = re.compile(r"^\s*(?:\(([A-Z])\)|([A-Z])[.):])\s+(\S.*?)\s*$")
-"""One option line: `(A) text`, `A. text`, `A) text` or `A: text`."""
-
 
 def parse_options(text: str) -> tuple[str, dict[str, str]]:
-    """(stem, options) from a question whose last lines are options A, B, … (at least two);
-    a text without such a block is an open question: (text, {})."""
-    lines = text.rstrip().splitlines()
-    found: list[tuple[str, str]] = []
-    i = len(lines)
-    while i > 0:
-        m = OPTION_LINE.match(lines[i - 1])
-        if not m:
-            break
-        found.insert(0, (m.group(1) or m.group(2), m.group(3)))
-        i -= 1
-    letters = [k for k, _ in found]
-    if len(found) < 2 or letters != list(string.ascii_uppercase[:len(found)]):
-        return text.strip(), {}
-    return "\n".join(lines[:i]).strip(), dict(found)
+    """(stem, options) of a chat message: `bestofn.option_lines.split_options`."""
+    return split_options(text)
 
 
 def question_id(stem: str, options: dict[str, str]) -> str:

@@ -243,22 +243,3 @@ def build_tiny_llama(
     tokenizer.save_pretrained(out)
     return out
 
-
-def report_without_timing(path: str | Path, *, compute: bool = True) -> dict:
-    """A run's report.json with what differs between two runs of the same results left out:
-    the stage seconds of `compute` (and, with `compute=False`, the whole object: a resumed
-    streaming run has thrown away different work than an uninterrupted one)."""
-    import json
-
-    data = json.loads(Path(path).read_text())
-    if not compute:
-        data.pop("compute", None)
-    elif "compute" in data:
-        data["compute"] = {k: v for k, v in data["compute"].items() if not k.endswith("_s")}
-    return data
-
-
-def without_compute(record: dict) -> dict:
-    """A results.jsonl record without its `compute` (how a question's verifier tokens are
-    shared depends on which questions were scored together)."""
-    return {k: v for k, v in record.items() if k != "compute"}
