@@ -35,12 +35,17 @@ def engine_kwargs(*, dtype: str = "auto", tensor_parallel_size: int = 1,
                   lora_rank: int | None = None, seed: int = 0, on_cpu: bool) -> dict[str, Any]:
     """`vllm.LLM` arguments. On CPU: float32 (4-5x faster than bfloat16 there), eager mode
     (halves the start-up) and a fixed KV cache (`gpu_memory_utilization` would reserve that
-    share of the machine's RAM), unless `$VLLM_CPU_KVCACHE_SPACE` already sets one."""
+    share of the machine's RAM), unless `$VLLM_CPU_KVCACHE_SPACE` already sets one; and
+    no chunked prefill: vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a
+    seeded request's prefill is split across steps, which the streaming scheduler's many
+    single-sample requests make likely (a prompt is then scheduled only whole)."""
     kw: dict[str, Any] = dict(
         dtype="float32" if on_cpu and dtype == "auto" else dtype,
         tensor_parallel_size=tensor_parallel_size, max_model_len=max_model_len,
         enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
         enable_prefix_caching=True, seed=seed)
+    if on_cpu:
+        kw["enable_chunked_prefill"] = False
     if on_cpu and not os.environ.get("VLLM_CPU_KVCACHE_SPACE"):
         kw["kv_cache_memory_bytes"] = int((kv_cache_gb or CPU_KV_CACHE_GB) * 2**30)
     elif not on_cpu:
