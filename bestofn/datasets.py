@@ -45,12 +45,16 @@ def load_questions(name_or_path: str, limit: int | None = None) -> list[Question
                                     f"{', '.join(DATASETS)})")
         if path.suffix == ".json":
             qs = _interleave(load_mirage(path))
+            if not qs:
+                raise InputError(path, "whole file", "(file)", "holds no questions")
             return qs if limit is None else qs[:limit]
     out: list[Question] = []
     for n, d in json_objects(path):
         if limit is not None and len(out) >= limit:
             break
         out.append(_question(d, path, n, source))
+    if not out:
+        raise InputError(path, "whole file", "(file)", "holds no questions")
     return out
 
 

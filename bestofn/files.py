@@ -19,6 +19,7 @@ import json
 import math
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -44,9 +45,40 @@ def read_items(path: str | os.PathLike[str]) -> list[Item]:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
-    if p.suffix == ".json":
-        return read_medprm(p)
-    return list(read_jsonl(p))
+    items = read_medprm(p) if p.suffix == ".json" else list(read_jsonl(p))
+    if not items:
+        raise InputError(p, "whole file", "(file)", "holds no questions")
+    return items
+
+
+def warn(path: str | os.PathLike[str], where: str, field: str, problem: str) -> None:
+    """A located warning on the user's terminal (stderr, or the terminal a quiet command kept
+    while its logs go to a file)."""
+    from .console import progress_file
+
+    print(f"{path}: {where}: field '{field}': warning: {problem}",
+          file=progress_file() or sys.stderr, flush=True)
+
+
+class _GoldCheck:
+    """Warns about gold answers that are not one of the question's options (graded wrong
+    whatever is chosen); the first `limit` by name, then a count."""
+
+    def __init__(self, path: Path, limit: int = 5) -> None:
+        self.path, self.limit, self.count = path, limit, 0
+
+    def __call__(self, q: Question, where: str, field: str) -> None:
+        if q.answer is None or not q.options or q.answer in q.options:
+            return
+        self.count += 1
+        if self.count <= self.limit:
+            warn(self.path, where, field, f"gold answer {q.answer!r} is not one of the options "
+                 f"{sorted(q.options)}: every choice is graded wrong")
+
+    def close(self) -> None:
+        if self.count > self.limit:
+            warn(self.path, "whole file", "correct_answer",
+                 f"{self.count - self.limit} more gold answers are not among their options")
 
 
 def open_text(path: Path) -> TextIO:
@@ -88,12 +120,31 @@ def load_json(path: Path, kind: type[list] | type[dict], what: str) -> Any:
 
 def read_medprm(path: Path) -> list[Item]:
     data = load_json(path, list, "list of questions")
-    return [item_from_medprm(d, path, f"record {i}") for i, d in enumerate(data)]
+    gold, out = _GoldCheck(path), []
+    for i, d in enumerate(data):
+        out.append(item_from_medprm(d, path, f"record {i}"))
+        gold(out[-1].question, _where(f"record {i}", out[-1]), _gold_field(d))
+    gold.close()
+    return out
 
 
 def read_jsonl(path: Path) -> Iterator[Item]:
+    gold = _GoldCheck(path)
     for n, d in json_objects(path):
-        yield item_from_line(d, path, f"line {n}")
+        item = item_from_line(d, path, f"line {n}")
+        gold(item.question, _where(f"line {n}", item), _gold_field(d))
+        yield item
+    gold.close()
+
+
+def _where(where: str, item: Item) -> str:
+    return f"{where} (question_id={item.question.id})" if item.question.id else where
+
+
+def _gold_field(d: dict[str, Any]) -> str:
+    if isinstance(d.get("question"), dict):
+        return "question.answer"
+    return "correct_answer" if "correct_answer" in d else "answer"
 
 
 def item_from_line(d: dict[str, Any], path: Path, where: str) -> Item:
@@ -175,19 +226,34 @@ def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Soluti
 
 def _scores(sols: list[Any], path: Path, where: str) -> list[StepScores] | None:
     """Step scores already in the file (a scored Med-PRM file), else None."""
+    for k, s in enumerate(sols):
+        for name in ("PRM_min_score", "PRM_score"):
+            if isinstance(s, dict) and s.get(name) is not None and not _number(s[name]):
+                raise InputError(path, where, f"solutions[{k}].{name}",
+                                 f"expected a number, -Infinity or null, got {_short(s[name])}")
     if not all(isinstance(s, dict) and "PRM_score_list" in s for s in sols):
         return None
     out = []
     for k, s in enumerate(sols):
         probs = s["PRM_score_list"]
-        if not isinstance(probs, list) or not all(isinstance(p, int | float) for p in probs):
+        if not isinstance(probs, list) or not all(_number(p) for p in probs):
             raise InputError(path, where, f"solutions[{k}].PRM_score_list",
-                             f"expected a list of numbers, got {probs!r}")
+                             f"expected a list of numbers, got {_short(probs)}")
         if probs and all(math.isfinite(p) for p in probs) and _finite(s.get("PRM_min_score")):
             out.append(StepScores(tuple(float(p) for p in probs)))
         else:
             out.append(StepScores.unscored(s.get("PRM_reason") or "no step score in the file"))
     return out
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
+def _short(v: Any, limit: int = 80) -> str:
+    """A value as an error message shows it: its repr, cut to `limit` characters."""
+    text = repr(v)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _finite(v: Any) -> bool:

@@ -52,8 +52,43 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
 
 
+def check_inputs(cfg: RunConfig) -> None:
+    """Backends by name, engine options against the backend, and models, adapters, a replay
+    file and an index that are local paths: refused before the run folder exists."""
+    from policies import POLICIES
+
+    from .scorers import SCORERS
+
+    POLICIES.check(cfg.policy_backend, "--policy-backend")
+    cfg.engine.backend_kwargs(cfg.policy_backend, preset=cfg.preset, device=cfg.device,
+                              lora=cfg.lora)
+    if cfg.prm:
+        SCORERS.check(cfg.prm_backend, "--prm-backend")
+    if cfg.orm:
+        SCORERS.check(cfg.orm_backend, "--orm-backend")
+    if cfg.policy_backend == "replay" and not Path(cfg.policy).expanduser().is_file():
+        raise FileNotFoundError(f"--policy {cfg.policy}: no such solutions file (the replay "
+                                "backend reads one)")
+    local = {"--policy": cfg.policy if cfg.policy_backend in ("hf", "vllm") else None,
+             "--prm": cfg.prm, "--orm": cfg.orm, "--orm-adapter": cfg.orm_adapter,
+             "--lora": cfg.lora, "--index": None if cfg.index == "default" else cfg.index}
+    for flag, name in local.items():
+        if name and _missing_path(name):
+            raise FileNotFoundError(f"{flag} {name}: no such folder")
+
+
+def _missing_path(name: str) -> bool:
+    """A name written as a local path (absolute, ./, ~, or with two slashes: not an
+    org/name hub id) that does not exist."""
+    if name in ("smollm2", "embedded", "minilm"):
+        return False
+    looks_local = name.startswith(("/", ".", "~")) or name.count("/") > 1
+    return looks_local and not Path(name).expanduser().exists()
+
+
 def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
     """The resolved config and its questions, every input checked before anything is written."""
+    check_inputs(cfg)
     cfg = resolve_config(cfg)
     get_rules(cfg.rules)
     if cfg.adaptive:
