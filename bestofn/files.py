@@ -21,7 +21,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -149,11 +149,93 @@ def _gold_field(d: dict[str, Any]) -> str:
 
 def item_from_line(d: dict[str, Any], path: Path, where: str) -> Item:
     if isinstance(d.get("question"), dict):
-        try:
-            return Item.from_dict(d)
-        except (KeyError, TypeError, ValueError) as e:
-            raise InputError(path, where, _field_of(e), f"bad item: {e}") from None
+        check_item_dict(d, path, where)
+        return Item.from_dict(d)
     return item_from_medprm(d, path, where)
+
+
+def check_item_dict(d: dict[str, Any], path: Path, where: str) -> None:
+    """`d` is an `Item.to_dict()`: every field present with its type, scores one per solution
+    (so `Item.from_dict` cannot fail on it), else `InputError` naming the field."""
+    q = _typed(d, "question", dict, path, where)
+    qid = q.get("id")
+    _expect(isinstance(qid, str | int) and not isinstance(qid, bool), path, where,
+            "question.id", "a string or integer", qid)
+    _expect(isinstance(q.get("stem"), str), path, where, "question.stem", "a string",
+            q.get("stem"))
+    opts = q.get("options")
+    _expect(opts is None or isinstance(opts, dict) and all(
+        isinstance(v, str) for v in opts.values()), path, where, "question.options",
+        "an object of letter → text", opts)
+    for key in ("answer", "source"):
+        _expect(q.get(key) is None or isinstance(q[key], str), path, where, f"question.{key}",
+                "a string or null", q.get(key))
+    docs = q.get("documents")
+    _expect(docs is None or isinstance(docs, list) and all(
+        isinstance(x, str) or isinstance(x, dict) and isinstance(x.get("text"), str)
+        and isinstance(x.get("title", ""), str) for x in docs), path, where,
+        "question.documents", "a list of strings or {text, title}", docs)
+    sols = _typed(d, "solutions", list, path, where)
+    check_solution_dicts(sols, path, where, "solutions")
+    check_prm_dicts(d.get("prm"), len(sols), path, where, "prm")
+    check_orm_list(d.get("orm"), len(sols), path, where, "orm")
+
+
+def check_solution_dicts(sols: list[Any], path: Path, where: str, field: str) -> None:
+    """Each entry is a `Solution.to_dict()`."""
+    for k, s in enumerate(sols):
+        f = f"{field}[{k}]"
+        _expect(isinstance(s, dict), path, where, f, "an object", s)
+        for key in ("text", "marked"):
+            _expect(isinstance(s.get(key), str), path, where, f"{f}.{key}", "a string",
+                    s.get(key))
+        _expect(s.get("answer") is None or isinstance(s["answer"], str), path, where,
+                f"{f}.answer", "a string or null", s.get("answer"))
+        _expect(s.get("steps") is None or isinstance(s["steps"], list) and all(
+            isinstance(x, str) for x in s["steps"]), path, where, f"{f}.steps",
+            "a list of strings", s.get("steps"))
+        _expect(s.get("meta") is None or isinstance(s["meta"], dict), path, where,
+                f"{f}.meta", "an object", s.get("meta"))
+
+
+def check_prm_dicts(prm: Any, n: int, path: Path, where: str, field: str) -> None:
+    """None, or one `StepScores.to_dict()` per solution (probabilities, or a reason)."""
+    if prm is None:
+        return
+    _expect(isinstance(prm, list) and len(prm) == n, path, where, field,
+            f"null or a list of {n} step scores (one per solution)", prm)
+    for k, p in enumerate(prm):
+        f = f"{field}[{k}]"
+        _expect(isinstance(p, dict), path, where, f, "an object {probs, reason}", p)
+        probs, reason = p.get("probs") or [], p.get("reason")
+        _expect(isinstance(probs, list) and all(_number(x) for x in probs), path, where,
+                f"{f}.probs", "a list of numbers", probs)
+        _expect(reason is None or isinstance(reason, str), path, where, f"{f}.reason",
+                "a string or null", reason)
+        _expect(bool(probs) != bool(reason), path, where, f, "step probabilities or a reason "
+                "(why it is unscored), not both or neither", p)
+
+
+def check_orm_list(orm: Any, n: int, path: Path, where: str, field: str) -> None:
+    """None, or one number (or null: unscored) per solution."""
+    _expect(orm is None or isinstance(orm, list) and len(orm) == n and all(
+        x is None or _number(x) for x in orm), path, where, field,
+        f"null or a list of {n} numbers or nulls (one per solution)", orm)
+
+
+def _typed(d: dict[str, Any], key: str, typ: type, path: Path, where: str) -> Any:
+    if key not in d:
+        raise InputError(path, where, key, "missing")
+    _expect(isinstance(d[key], typ), path, where, key, f"a JSON {_JSON_NAMES[typ]}", d[key])
+    return d[key]
+
+
+_JSON_NAMES = {dict: "object", list: "list", str: "string", int: "integer"}
+
+
+def _expect(ok: bool, path: Path, where: str, field: str, what: str, got: Any) -> None:
+    if not ok:
+        raise InputError(path, where, field, f"expected {what}, got {_short(got)}")
 
 
 def item_from_medprm(d: Any, path: Path, where: str) -> Item:
@@ -285,10 +367,6 @@ def _required(d: dict[str, Any], key: str, typ: type, path: Path, where: str) ->
     return d[key]
 
 
-def _field_of(e: Exception) -> str:
-    return str(e.args[0]) if isinstance(e, KeyError) and e.args else "(item)"
-
-
 def medprm_record(item: Item) -> dict[str, Any]:
     """The item in Med-PRM's structure, with PRM/ORM score fields on every solution."""
     base = dict(item.raw) if item.raw is not None else _medprm_skeleton(item)
@@ -389,10 +467,45 @@ def complete_lines(path: Path) -> tuple[list[dict[str, Any]], str, int]:
     return out, raw, good
 
 
-def resume_lines(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a progress file. A torn last line is cut off the file, so that
-    appending after a restart starts on a clean line."""
-    out, raw, good = complete_lines(path)
-    if good != len(raw):
-        atomic_write_text(path, raw[:good])
+LineCheck = Callable[[str, dict[str, Any]], None]
+"""Checks one progress line (`where` is "line N"); raises `InputError` for a line that is not
+the file's own."""
+
+
+def resume_lines(path: Path, check: LineCheck | None = None) -> list[dict[str, Any]]:
+    """The lines of an append-only progress file, for a command that resumes from it.
+
+    Lines are appended whole and fsync'd one at a time, so only the last line can be cut
+    short (the machine lost power or the process was killed mid-write): such a line, one
+    that is not complete JSON or has no newline, is cut off the file and its work is redone.
+    Any other line that is not a JSON object, or that `check` refuses (a line edited by hand,
+    or another run's), raises `InputError` with its line number: nothing is dropped silently.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    pieces = data.split(b"\n")
+    pieces.pop()  # what follows the last newline: b"" or a line cut short
+    out: list[dict[str, Any]] = []
+    good = 0
+    for n, piece in enumerate(pieces, 1):
+        if piece.strip():
+            try:
+                d = json.loads(piece.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                if n == len(pieces) and not data[good + len(piece) + 1:].strip():
+                    break  # the last line, cut short: redone
+                problem = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+                raise InputError(path, f"line {n}", "(line)", f"malformed JSON ({problem}) "
+                                 "before the last line: not a line cut by a crash; fix or "
+                                 "delete it") from None
+            if not isinstance(d, dict):
+                raise InputError(path, f"line {n}", "(line)",
+                                 f"expected a JSON object, got {type(d).__name__}")
+            if check is not None:
+                check(f"line {n}", d)
+            out.append(d)
+        good += len(piece) + 1
+    if good != len(data):
+        atomic_write_text(path, data[:good].decode("utf-8"))
     return out

@@ -16,7 +16,16 @@ from typing import Any
 from .config import ExecConfig, RunConfig
 from .console import LOG_NAME, Console, Progress, quiet
 from .datasets import load_questions
-from .files import append_line, atomic_write_text, json_line, resume_lines
+from .files import (
+    InputError,
+    LineCheck,
+    append_line,
+    atomic_write_text,
+    check_item_dict,
+    json_line,
+    load_json,
+    resume_lines,
+)
 from .pipeline import RayPipeline
 from .records import Item, Question
 from .report import write_report
@@ -36,7 +45,7 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     """
     path = out / "config.json"
     if path.exists() and not overwrite:
-        old = json.loads(path.read_text())
+        old = load_json(path, dict, "object of run settings")
         defaults = RunConfig(policy_backend=cfg.policy_backend).identity()
         diff = {k: (old.get(k, defaults.get(k)), v) for k, v in cfg.identity().items()
                 if old.get(k, defaults.get(k)) != v}
@@ -122,14 +131,15 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
 def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
          ex: ExecConfig | None, console: Console) -> dict[str, Any]:
     results = out / "results.jsonl"
-    done = {d["question"]["id"]: Item.from_dict(d) for d in resume_lines(results)}
+    done = {str(d["question"]["id"]): Item.from_dict(d)
+            for d in resume_lines(results, own_lines(results, questions))}
     todo = [q for q in questions if q.id not in done]
     if ex is None:
         todo = with_documents(todo, cfg, out, progress)
     t0 = time.perf_counter()
     failures: list[dict[str, Any]] = []
     if todo:
-        stream, finish = _stream(cfg, ex, todo, out)
+        stream, finish = _stream(cfg, ex, todo, out, {q.id for q in questions})
         bar = Progress(len(questions), len(done), file=console.err, enabled=progress)
         try:
             for item in stream:
@@ -148,6 +158,25 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
                           extra=adaptive_summary(cfg, items))
     return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def own_lines(path: Path, questions: list[Question]) -> LineCheck:
+    """Refuses a results line that is not this run's: not an item, a question the run does
+    not have, or a question already done on an earlier line."""
+    ids, seen = {q.id for q in questions}, set()
+
+    def check(where: str, d: dict[str, Any]) -> None:
+        check_item_dict(d, path, where)
+        qid = str(d["question"]["id"])
+        if qid not in ids:
+            raise InputError(path, where, "question.id", f"{qid!r} is not one of this run's "
+                             f"{len(ids)} questions: a line from another run or edited by hand")
+        if qid in seen:
+            raise InputError(path, where, "question.id", f"{qid!r} is already on an earlier "
+                             "line")
+        seen.add(qid)
+
+    return check
 
 
 def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
@@ -173,14 +202,15 @@ def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
 
 
 def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
-            out: Path) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+            out: Path, known: set[str] | None = None,
+            ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
     """Finished items (any order) and a function returning the failures once drained."""
     if cfg.adaptive:
         from .adaptive.online import adaptive_stream
 
         if ex is not None:
             todo = with_documents(todo, cfg, out, progress=False)
-        return adaptive_stream(cfg, ex, todo, out)
+        return adaptive_stream(cfg, ex, todo, out, known=known)
     if ex is None:
         policy, scorer = build_policy(cfg), build_scorer(cfg)
         return (process(q, policy, scorer, cfg) for q in todo), list
