@@ -21,7 +21,6 @@ from .files import (
     LineCheck,
     append_line,
     atomic_write_text,
-    check_item_dict,
     json_line,
     load_json,
     resume_lines,
@@ -30,6 +29,7 @@ from .pipeline import RayPipeline
 from .records import Item, Question
 from .report import write_report
 from .select import get_rules
+from .shapes import check_item_dict
 from .stages import build_policy, build_scorer, process, resolve_config
 
 

@@ -18,13 +18,13 @@ from .files import (
     InputError,
     LineCheck,
     append_line,
-    check_prm_dicts,
     read_items,
     resume_lines,
     write_items,
 )
 from .records import Item, StepScores
 from .scorers import Scorer
+from .shapes import check_prm_dicts
 
 
 class StaleProgress(ValueError):

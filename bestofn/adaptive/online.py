@@ -26,12 +26,10 @@ from ..files import (
     InputError,
     LineCheck,
     append_line,
-    check_orm_list,
-    check_prm_dicts,
-    check_solution_dicts,
     resume_lines,
 )
 from ..records import Item, Question, Solution, StepScores
+from ..shapes import check_orm_list, check_prm_dicts, check_solution_dicts
 from .rules import Bounds, Drawn, parse_rule
 
 ROUNDS_FILE = "rounds.jsonl"
