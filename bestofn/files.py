@@ -20,15 +20,17 @@ import math
 import os
 import re
 import tempfile
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from .answers import extract_answer
 from .records import Document, Item, Question, Solution, StepScores
 from .shapes import (
     GoldCheck,
     InputError,
+    check_documents,
     check_item_dict,
     number,
     short,
@@ -49,34 +51,53 @@ def read_items(path: str | os.PathLike[str]) -> list[Item]:
     return items
 
 
-def open_text(path: Path) -> TextIO:
-    """A UTF-8 text file, gzip-compressed when its name ends in `.gz`."""
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def open_bytes(path: Path) -> BinaryIO:
+    """A file's bytes, decompressed when its name ends in `.gz`."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSONL(.gz) file; a line that is
-    not a JSON object raises `InputError` naming it."""
-    with open_text(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(path, f"line {n}", "(line)", f"malformed JSON: {e.msg}") from None
-            if not isinstance(d, dict):
-                raise InputError(path, f"line {n}", "(line)",
-                                 f"expected a JSON object, got {type(d).__name__}")
-            yield n, d
+    """(line number, object) for every non-blank line of a UTF-8 JSONL(.gz) file; a line that
+    is not a JSON object raises `InputError` naming it."""
+    with open_bytes(path) as f:
+        try:
+            for n, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                line = _utf8(raw, path, f"line {n}", "(line)", bom=n == 1)
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(path, f"line {n}", "(line)",
+                                     f"malformed JSON: {e.msg}") from None
+                if not isinstance(d, dict):
+                    raise InputError(path, f"line {n}", "(line)",
+                                     f"expected a JSON object, got {type(d).__name__}")
+                yield n, d
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise InputError(path, "whole file", "(file)", f"not a readable gzip file: {e}") \
+                from None
+
+
+def _utf8(raw: bytes, path: Path, where: str, field: str, bom: bool) -> str:
+    """UTF-8 text (a byte-order mark at the start of a file is allowed), else `InputError`."""
+    try:
+        return raw.decode("utf-8-sig" if bom else "utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(path, where, field, f"not UTF-8 text (byte {e.start} of the line: "
+                         f"{raw[e.start:e.start + 1]!r})") from None
 
 
 def load_json(path: Path, kind: type[list] | type[dict], what: str) -> Any:
     """A whole JSON file whose top level is a `kind` (`what` describes it in errors)."""
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise InputError(path, f"line {line}", "(file)", "not UTF-8 text") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(path, f"line {e.lineno} column {e.colno}", "(file)",
                          f"malformed JSON: {e.msg}") from None
@@ -142,8 +163,7 @@ def item_from_medprm(d: Any, path: Path, where: str) -> Item:
 def _question(d: dict[str, Any], qid: str, stem: str, path: Path, where: str) -> Question:
     options, in_stem = _options(d.get("options"), stem, path, where)
     docs = d.get("related_docs", d.get("documents"))
-    if docs is not None and not isinstance(docs, list):
-        raise InputError(path, where, "related_docs", f"expected a list, got {type(docs).__name__}")
+    check_documents(docs, path, where, "related_docs" if "related_docs" in d else "documents")
     gold = d.get("correct_answer", d.get("answer"))
     return Question(id=qid, stem=stem, options=options, answer=None if gold is None else str(gold),
                     source=str(d.get("data_source", d.get("source", ""))),

@@ -18,7 +18,12 @@ class InputError(ValueError):
 
     def __init__(self, path: str | os.PathLike[str], where: str, field: str, problem: str):
         self.path, self.where, self.field, self.problem = str(path), where, field, problem
-        super().__init__(f"{path}: {where}: field '{field}': {problem}")
+        super().__init__(one_line(f"{path}: {where}: field '{field}': {problem}"))
+
+
+def one_line(text: str) -> str:
+    """`text` with its line breaks escaped (ids and values quoted from a file may hold them)."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def warn(path: str | os.PathLike[str], where: str, field: str, problem: str) -> None:
@@ -54,28 +59,40 @@ class GoldCheck:
 def check_item_dict(d: dict[str, Any], path: Path, where: str) -> None:
     """`d` is an `Item.to_dict()`: every field present with its type, scores one per solution
     (so `Item.from_dict` cannot fail on it), else `InputError` naming the field."""
-    q = _typed(d, "question", dict, path, where)
-    qid = q.get("id")
-    _expect(isinstance(qid, str | int) and not isinstance(qid, bool), path, where,
-            "question.id", "a string or integer", qid)
-    _expect(isinstance(q.get("stem"), str), path, where, "question.stem", "a string",
-            q.get("stem"))
-    opts = q.get("options")
-    _expect(opts is None or isinstance(opts, dict) and all(
-        isinstance(v, str) for v in opts.values()), path, where, "question.options",
-        "an object of letter → text", opts)
-    for key in ("answer", "source"):
-        _expect(q.get(key) is None or isinstance(q[key], str), path, where, f"question.{key}",
-                "a string or null", q.get(key))
-    docs = q.get("documents")
-    _expect(docs is None or isinstance(docs, list) and all(
-        isinstance(x, str) or isinstance(x, dict) and isinstance(x.get("text"), str)
-        and isinstance(x.get("title", ""), str) for x in docs), path, where,
-        "question.documents", "a list of strings or {text, title}", docs)
+    check_question_dict(_typed(d, "question", dict, path, where), path, where, "question.")
     sols = _typed(d, "solutions", list, path, where)
     check_solution_dicts(sols, path, where, "solutions")
     check_prm_dicts(d.get("prm"), len(sols), path, where, "prm")
     check_orm_list(d.get("orm"), len(sols), path, where, "orm")
+
+
+def check_question_dict(q: dict[str, Any], path: Path, where: str, prefix: str = "") -> None:
+    """`q` is a `Question.to_dict()` (fields named `prefix` + name in errors)."""
+    qid = q.get("id")
+    _expect(isinstance(qid, str | int) and not isinstance(qid, bool), path, where,
+            f"{prefix}id", "a string or integer", qid)
+    _expect(isinstance(q.get("stem"), str), path, where, f"{prefix}stem", "a string",
+            q.get("stem"))
+    check_options(q.get("options"), path, where, f"{prefix}options", optional=True)
+    for key in ("answer", "source"):
+        _expect(q.get(key) is None or isinstance(q[key], str), path, where, f"{prefix}{key}",
+                "a string or null", q.get(key))
+    check_documents(q.get("documents"), path, where, f"{prefix}documents")
+
+
+def check_options(opts: Any, path: Path, where: str, field: str, optional: bool = False) -> None:
+    """An object of option label → text."""
+    _expect(optional and opts is None or isinstance(opts, dict) and all(
+        isinstance(v, str) for v in opts.values()), path, where, field,
+        "an object of letter → text", opts)
+
+
+def check_documents(docs: Any, path: Path, where: str, field: str) -> None:
+    """None, or a list of passages: strings or `{text, title?, id?}` objects."""
+    _expect(docs is None or isinstance(docs, list) and all(
+        isinstance(x, str) or isinstance(x, dict) and isinstance(x.get("text"), str)
+        and isinstance(x.get("title", ""), str) for x in docs), path, where, field,
+        "a list of strings or {text, title}", docs)
 
 
 def check_solution_dicts(sols: list[Any], path: Path, where: str, field: str) -> None:

@@ -96,7 +96,7 @@ def check_shape(d: dict[str, Any], path: Path) -> None:
 
     unknown = sorted(set(d) - set(SHAPE) - {"format"})
     if unknown:
-        raise InputError(path, "top level", unknown[0], "unknown manifest field")
+        raise InputError(path, "top level", repr(unknown[0]), "unknown manifest field")
     for section, fields in SHAPE.items():
         if section not in d and section != "build":
             raise InputError(path, "top level", section, "missing")
