@@ -41,7 +41,7 @@ def clean_refusal(e: BaseException, path: Path) -> bool:
     if "\n" in text or str(path) not in text and str(path.parent) not in text:
         return False
     if isinstance(e, InputError):
-        return bool(e.where and e.field and e.problem)
+        return Path(e.path) == path and bool(e.where and e.field and e.problem)
     return isinstance(e, IndexMismatch | ConfigMismatch)
 
 
