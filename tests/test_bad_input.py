@@ -16,9 +16,8 @@ import pytest
 
 from bestofn.cli import main
 from bestofn.datasets import load_questions
+from bestofn.fuzzing import assert_one_line_error
 from bestofn.records import Item, Question, Solution
-
-from .fuzz_check import assert_one_line_error
 
 OPTIONS = {"A": "aspirin", "B": "heparin"}
 
@@ -93,7 +92,9 @@ def test_an_empty_file_says_it_holds_no_questions(tmp_path, capsys, name, text):
     out = tmp_path / "run"
     assert main(["run", "--out", str(out), "--dataset", str(path), "--policy-backend",
                  "replay", "--policy", str(path), "--prm", "none", "--no-ray"]) == 2
-    assert_one_line_error(capsys.readouterr().err, str(path), "holds no questions")
+    # a .json question file is a MIRAGE benchmark: an object of datasets, not a list
+    assert_one_line_error(capsys.readouterr().err, str(path),
+                          "expected a JSON object" if text == "[]" else "holds no questions")
     assert not out.exists()
 
 
@@ -177,7 +178,9 @@ def check_server_terminal(out: str, err: str, requests: int) -> None:
     assert "listening on http://127.0.0.1:" in own[0] and "limits: n" in own[2]
     assert own[-1] == "bestofn serve: engine logs: serve.engine.log"
     access = lines[len(own):]
-    assert len(access) == requests and all('"POST /v1/chat/completions' in x for x in access)
+    assert access[0].endswith('"GET /health HTTP/1.1" 200'), access  # start_serve's probe
+    assert len(access) == 1 + requests and all(
+        '"POST /v1/chat/completions HTTP/1.1" ' in x for x in access[1:]), access
 
 
 def test_serve_prints_its_own_lines_and_one_per_request(tmp_path):
