@@ -25,7 +25,8 @@ from contextlib import redirect_stderr
 from io import StringIO
 from pathlib import Path
 
-from bestofn.fuzzing import Crash, fuzz_one, readers
+from bestofn.fuzz_inputs import READERS
+from bestofn.fuzzing import Crash, fuzz_one
 from bestofn.fuzzing_http import http_target
 
 
@@ -64,7 +65,7 @@ def main() -> int:
     a = ap.parse_args()
     wanted = [w for w in a.only.split(",") if w]
     rows, found = [], []
-    targets = {name: file_reader(r) for name, r in readers().items()}
+    targets = {name: file_reader(r) for name, r in READERS.items()}
     print(f"{'reader':<22} {'inputs':>7} {'worked':>7} {'refused':>8} {'crashes':>8} "
           f"{'seconds':>8}", flush=True)
 

@@ -32,8 +32,12 @@ from .shapes import (
     InputError,
     check_documents,
     check_item_dict,
+    gold_field,
+    item_where,
+    no_lone_surrogates,
     number,
     short,
+    utf8_text,
 )
 from .steps import mark_steps, split_steps
 
@@ -64,7 +68,7 @@ def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             for n, raw in enumerate(f, 1):
                 if not raw.strip():
                     continue
-                line = _utf8(raw, path, f"line {n}", "(line)", bom=n == 1)
+                line = utf8_text(raw, path, f"line {n}", "(line)", bom=n == 1)
                 try:
                     d = json.loads(line)
                 except json.JSONDecodeError as e:
@@ -73,19 +77,11 @@ def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 if not isinstance(d, dict):
                     raise InputError(path, f"line {n}", "(line)",
                                      f"expected a JSON object, got {type(d).__name__}")
+                no_lone_surrogates(line, d, path, f"line {n}")
                 yield n, d
         except (gzip.BadGzipFile, EOFError, zlib.error) as e:
             raise InputError(path, "whole file", "(file)", f"not a readable gzip file: {e}") \
                 from None
-
-
-def _utf8(raw: bytes, path: Path, where: str, field: str, bom: bool) -> str:
-    """UTF-8 text (a byte-order mark at the start of a file is allowed), else `InputError`."""
-    try:
-        return raw.decode("utf-8-sig" if bom else "utf-8")
-    except UnicodeDecodeError as e:
-        raise InputError(path, where, field, f"not UTF-8 text (byte {e.start} of the line: "
-                         f"{raw[e.start:e.start + 1]!r})") from None
 
 
 def load_json(path: Path, kind: type[list] | type[dict], what: str) -> Any:
@@ -104,6 +100,7 @@ def load_json(path: Path, kind: type[list] | type[dict], what: str) -> Any:
     if not isinstance(data, kind):
         raise InputError(path, "top level", "(file)",
                          f"expected a JSON {what}, got {type(data).__name__}")
+    no_lone_surrogates(text, data, path, "whole file")
     return data
 
 
@@ -112,7 +109,7 @@ def read_medprm(path: Path) -> list[Item]:
     gold, out = GoldCheck(path), []
     for i, d in enumerate(data):
         out.append(item_from_medprm(d, path, f"record {i}"))
-        gold(out[-1].question, _where(f"record {i}", out[-1]), _gold_field(d))
+        gold(out[-1].question, item_where(f"record {i}", out[-1]), gold_field(d))
     gold.close()
     return out
 
@@ -121,19 +118,9 @@ def read_jsonl(path: Path) -> Iterator[Item]:
     gold = GoldCheck(path)
     for n, d in json_objects(path):
         item = item_from_line(d, path, f"line {n}")
-        gold(item.question, _where(f"line {n}", item), _gold_field(d))
+        gold(item.question, item_where(f"line {n}", item), gold_field(d))
         yield item
     gold.close()
-
-
-def _where(where: str, item: Item) -> str:
-    return f"{where} (question_id={item.question.id})" if item.question.id else where
-
-
-def _gold_field(d: dict[str, Any]) -> str:
-    if isinstance(d.get("question"), dict):
-        return "question.answer"
-    return "correct_answer" if "correct_answer" in d else "answer"
 
 
 def item_from_line(d: dict[str, Any], path: Path, where: str) -> Item:
@@ -396,6 +383,7 @@ def resume_lines(path: Path, check: LineCheck | None = None) -> list[dict[str, A
             if not isinstance(d, dict):
                 raise InputError(path, f"line {n}", "(line)",
                                  f"expected a JSON object, got {type(d).__name__}")
+            no_lone_surrogates(piece.decode("utf-8"), d, path, f"line {n}")
             if check is not None:
                 check(f"line {n}", d)
             out.append(d)

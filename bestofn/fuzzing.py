@@ -1,6 +1,6 @@
 """Fuzzing every reader of user data: what counts as a clean refusal, and the inputs.
 
-Each reader in `READERS` makes a valid input from a seeded `random.Random`, damages it (a field
+Each reader makes a valid input from a seeded `random.Random`, damages it (a field
 replaced by any JSON value, a key dropped, a line cut, edited, repeated or swapped, bytes that
 are not UTF-8) and reads it the way the command does, including what the command then does with
 what it read (evaluate the items, resume the run). `check` is the property, in one place: the
@@ -8,8 +8,9 @@ reader works, or raises the project's located error (`InputError`: file, line or
 field; one line), and the folder holds the same files as before. Anything else is a `Crash`.
 The HTTP API has the same property over requests (`bestofn.fuzzing_http`).
 
-Used by tests/test_fuzz.py (a few hundred inputs per reader) and benchmarks/fuzz.py (the long
-campaign). Test support: the engine never imports it.
+The readers are `bestofn.fuzz_inputs.READERS`. Used by tests/test_fuzz.py (a few hundred
+inputs per reader) and benchmarks/fuzz.py (the long campaign). Test support: the engine never
+imports it.
 """
 
 from __future__ import annotations
@@ -204,10 +205,3 @@ def fuzz_one(reader: Reader, r: random.Random, folder: Path) -> str:
     """One input through one reader: "ok" or "refused"; `Crash` otherwise."""
     path = reader.make(r, folder)
     return check(lambda: reader.read(path), path, folder)
-
-
-def readers() -> dict[str, Reader]:
-    """Every fuzzed reader by name (files; the HTTP API is `fuzzing_http`)."""
-    from .fuzz_inputs import READERS
-
-    return READERS

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from .fuzzing import Crash, any_text, damaged, dumps
 from .records import Item, Question, Solution
@@ -71,7 +72,7 @@ def request(r: random.Random, max_body: int) -> tuple[str, str, bytes, dict[str,
         method, path = r.choice([("GET", "/v1/models"), ("GET", "/metrics"), ("GET", "/health"),
                                  ("GET", CHAT), ("PUT", CHAT), ("GET", "/" + any_text(r, 8)),
                                  ("POST", "/v1/completions")])
-        return method, path.encode("ascii", "replace").decode(), b"", headers
+        return method, quote(path, safe="/"), b"", headers
     kind = r.random()
     if kind < 0.08:
         body = bytes(r.randrange(256) for _ in range(r.randrange(64)))

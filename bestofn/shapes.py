@@ -7,7 +7,9 @@ Imports nothing from the project (records are checked as plain dicts, before
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,18 @@ class GoldCheck:
         if self.count > self.limit:
             warn(self.path, "whole file", "correct_answer",
                  f"{self.count - self.limit} more gold answers are not among their options")
+
+
+def item_where(where: str, item: Any) -> str:
+    """`line N (question_id=…)`: where an item was read, naming its question."""
+    return f"{where} (question_id={item.question.id})" if item.question.id else where
+
+
+def gold_field(d: dict[str, Any]) -> str:
+    """The name a record gives its gold answer."""
+    if isinstance(d.get("question"), dict):
+        return "question.answer"
+    return "correct_answer" if "correct_answer" in d else "answer"
 
 
 def check_item_dict(d: dict[str, Any], path: Path, where: str) -> None:
@@ -160,3 +174,27 @@ def short(v: Any, limit: int = 80) -> str:
     """A value as an error message shows it: its repr, cut to `limit` characters."""
     text = repr(v)
     return text if len(text) <= limit else text[:limit] + "…"
+
+
+def utf8_text(raw: bytes, path: Path, where: str, field: str, bom: bool) -> str:
+    """UTF-8 text (a byte-order mark at the start of a file is allowed), else `InputError`."""
+    try:
+        return raw.decode("utf-8-sig" if bom else "utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(path, where, field, f"not UTF-8 text (byte {e.start} of the line: "
+                         f"{raw[e.start:e.start + 1]!r})") from None
+
+
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def no_lone_surrogates(text: str, value: Any, path: Path, where: str) -> None:
+    """JSON may escape half of a UTF-16 pair (`\\ud800`) alone, which is no character: such
+    text cannot be written back or encoded, so it is refused where it is read."""
+    if not _SURROGATE.search(text):
+        return
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(path, where, "(text)", "a \\uD800-\\uDFFF escape that is not part "
+                         "of a surrogate pair: not a character") from None

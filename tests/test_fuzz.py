@@ -15,11 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bestofn.fuzzing import Crash, check, clean_refusal, fuzz_one, readers
+from bestofn.fuzz_inputs import READERS
+from bestofn.fuzzing import Crash, check, clean_refusal, fuzz_one
 from bestofn.fuzzing_http import http_target
 
 EXAMPLES = 200
-READERS = readers()
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
                 suppress_health_check=list(HealthCheck))
 
