@@ -128,7 +128,11 @@ def _question(d: dict[str, Any], path: Path, n: int, source: str) -> Question:
     where = f"line {n}"
     if "stem" in d:
         check_question_dict(d, path, where)
-        return Question.from_dict(d)
+        q = Question.from_dict(d)
+        if q.answer is not None and q.options and q.answer not in q.options:
+            raise InputError(path, where, "answer", f"{q.answer!r} is not one of the options "
+                             f"{sorted(q.options)}")
+        return q
     for key in ("question", "options"):
         if key not in d:
             raise InputError(path, where, key, "missing")

@@ -235,7 +235,7 @@ def _orm_scores(sols: list[Any], path: Path, where: str) -> list[float | None] |
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
             raise InputError(path, where, f"solutions[{k}].ORM_score",
                              f"expected a number or null, got {v!r}")
-        out.append(None if v is None else float(v))
+        out.append(None if v is None or not math.isfinite(v) else float(v))  # -Infinity: unscored
     return out
 
 
