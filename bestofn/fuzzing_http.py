@@ -72,7 +72,7 @@ def request(r: random.Random, max_body: int) -> tuple[str, str, bytes, dict[str,
         method, path = r.choice([("GET", "/v1/models"), ("GET", "/metrics"), ("GET", "/health"),
                                  ("GET", CHAT), ("PUT", CHAT), ("GET", "/" + any_text(r, 8)),
                                  ("POST", "/v1/completions")])
-        return method, quote(path, safe="/"), b"", headers
+        return method, quote(path.encode("utf-8", "surrogatepass"), safe="/"), b"", headers
     kind = r.random()
     if kind < 0.08:
         body = bytes(r.randrange(256) for _ in range(r.randrange(64)))
