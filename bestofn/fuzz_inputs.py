@@ -68,6 +68,16 @@ def corpus_line(r: random.Random, i: int) -> dict[str, Any]:
             "text": f"Passage {i} about anemia and its treatment."}
 
 
+def pair_line(r: random.Random, i: int) -> dict[str, Any]:
+    """A preference pair (`bestofn prefs`): a prompt and two responses, as text or messages."""
+    if r.random() < 0.5:
+        return {"id": f"p{i}", "prompt": "Which drug?", "chosen": "Heparin.",
+                "rejected": "Aspirin."}
+    user = {"role": "user", "content": "Which drug?"}
+    return {"id": f"p{i}", "chosen": [user, {"role": "assistant", "content": "Heparin."}],
+            "rejected": [user, {"role": "assistant", "content": "Aspirin."}]}
+
+
 def manifest(r: random.Random) -> dict[str, Any]:
     from retrieval.corpus import CorpusSpec
     from retrieval.faiss_index import IndexConfig
@@ -134,6 +144,12 @@ def read_corpus(path: Path) -> None:
     from retrieval.corpus import CorpusSpec, prepare_passages
 
     prepare_passages(path, CorpusSpec())
+
+
+def read_pairs(path: Path) -> None:
+    from .prefs import read_pairs as read
+
+    read(path)
 
 
 def read_manifest(path: Path) -> None:
@@ -239,6 +255,8 @@ READERS: dict[str, Reader] = {r.name: r for r in [
     _files("MIRAGE JSON", ".json", False, mirage, read_questions),
     _files("corpus JSONL", ".jsonl", True,
            lambda r: [corpus_line(r, i) for i in range(r.randint(1, 4))], read_corpus),
+    _files("preference pairs", ".jsonl", True,
+           lambda r: [pair_line(r, i) for i in range(r.randint(1, 3))], read_pairs),
     _manifest_reader(),
     _in_run("run config.json", "config.json", False, _run_config_value, read_run_config),
     _in_run("run results.jsonl", "results.jsonl", True,
