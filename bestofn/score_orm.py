@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from .config import ORMOptions
 from .console import progress_file
-from .files import append_line, read_items, resume_lines, write_items
+from .files import InputError, LineCheck, append_line, read_items, resume_lines, write_items
 from .records import Item, Question, Solution
 from .scorers import Scorer, make_scorer
+from .shapes import check_orm_list
 
 
 def build_orm_scorer(opts: ORMOptions) -> Scorer:
@@ -29,7 +31,7 @@ def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | N
                     partial: Path | None = None, progress: bool = True) -> list[Item]:
     """Give each item's first `solutions` solutions an ORM score; resumes from `partial`."""
     done = {(d["index"], d["id"]): (d["orm"], d["reasons"])
-            for d in (resume_lines(partial) if partial else [])}
+            for d in (resume_lines(partial, _progress_line(partial)) if partial else [])}
     out = []
     for i, it in enumerate(tqdm(items, desc="ORM scoring", unit="q", disable=not progress,
                                           file=progress_file())):
@@ -45,6 +47,19 @@ def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | N
                 for s, r in zip(it.solutions, reasons, strict=True)]
         out.append(Item(it.question, sols, prm=it.prm, orm=list(scores), raw=it.raw))
     return out
+
+
+def _progress_line(path: Path) -> LineCheck:
+    """A question's ORM scores and, for each, the reason it is unscored (or null)."""
+    def check(where: str, d: dict[str, Any]) -> None:
+        orm, reasons = d.get("orm"), d.get("reasons")
+        if not isinstance(d.get("index"), int) or not isinstance(d.get("id"), str) \
+                or not isinstance(orm, list) or not isinstance(reasons, list):
+            raise InputError(path, where, "index", "not a progress line of `bestofn score "
+                             "--orm` (index, id, orm, reasons)")
+        check_orm_list(orm, len(reasons), path, where, "orm")
+
+    return check
 
 
 def score_with_reasons(scorer: Scorer, question: Question, solutions: Sequence[Solution],
