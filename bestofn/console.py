@@ -77,6 +77,7 @@ def quiet(log_path: Path | str | None, *, verbose: bool = False,
         return
     sys.stdout.flush()
     sys.stderr.flush()
+    created = _missing_parts(Path(log_path))
     saved = os.dup(1), os.dup(2)
     term_out = os.fdopen(os.dup(saved[0]), "w", buffering=1)
     term_err = os.fdopen(os.dup(saved[1]), "w", buffering=1)
@@ -100,11 +101,35 @@ def quiet(log_path: Path | str | None, *, verbose: bool = False,
         yield Console(term_out, term_err, Path(log_path))
     except BaseException:
         back()  # an error is shown where the user looks
+        _remove_if_empty(created)
         raise
     os.environ.pop("BESTOFN_LOG_FILE", None)
     _PROCESS["terminal"] = None if restore else term_err
     if restore:
         back()
+
+
+def _missing_parts(path: Path) -> list[Path]:
+    """`path` and its parent folders that do not exist yet, deepest first."""
+    out = []
+    for p in [path, *path.parents]:
+        if p.exists():
+            break
+        out.append(p)
+    return out
+
+
+def _remove_if_empty(created: list[Path]) -> None:
+    """A command that failed leaves nothing it created that holds nothing: an empty log file
+    and the empty folders made for it."""
+    for p in created:
+        try:
+            if p.is_dir():
+                p.rmdir()
+            elif p.stat().st_size == 0:
+                p.unlink()
+        except OSError:
+            return
 
 
 def log_file_for_workers() -> str | None:

@@ -9,6 +9,7 @@ from typing import Any
 
 from .files import InputError, json_objects, load_json
 from .records import Question
+from .shapes import check_options, check_question_dict
 
 BUNDLED = {"medqa": "medqa/test_4options.jsonl", "medqa5": "medqa/test_5options.jsonl"}
 """Dataset names → files under `bestofn/data` (MedQA, Jin et al. 2021, MIT License)."""
@@ -45,12 +46,16 @@ def load_questions(name_or_path: str, limit: int | None = None) -> list[Question
                                     f"{', '.join(DATASETS)})")
         if path.suffix == ".json":
             qs = _interleave(load_mirage(path))
+            if not qs:
+                raise InputError(path, "whole file", "(file)", "holds no questions")
             return qs if limit is None else qs[:limit]
     out: list[Question] = []
     for n, d in json_objects(path):
         if limit is not None and len(out) >= limit:
             break
         out.append(_question(d, path, n, source))
+    if not out:
+        raise InputError(path, "whole file", "(file)", "holds no questions")
     return out
 
 
@@ -122,14 +127,22 @@ def _check_unique_ids(path: Path, sets: dict[str, list[Question]]) -> None:
 def _question(d: dict[str, Any], path: Path, n: int, source: str) -> Question:
     where = f"line {n}"
     if "stem" in d:
-        return Question.from_dict(d)
+        check_question_dict(d, path, where)
+        q = Question.from_dict(d)
+        if q.answer is not None and q.options and q.answer not in q.options:
+            raise InputError(path, where, "answer", f"{q.answer!r} is not one of the options "
+                             f"{sorted(q.options)}")
+        return q
     for key in ("question", "options"):
         if key not in d:
             raise InputError(path, where, key, "missing")
+    if not isinstance(d["question"], str):
+        raise InputError(path, where, "question", "expected a string")
     options = d["options"]
-    if not isinstance(options, dict):
-        raise InputError(path, where, "options", "expected an object of letter → text")
+    check_options(options, path, where, "options")
     gold = d.get("answer_idx", d.get("answer"))
+    if gold is not None and not isinstance(gold, str):
+        raise InputError(path, where, "answer_idx", f"expected an option letter, got {gold!r}")
     if gold is not None and options and gold not in options:
         raise InputError(path, where, "answer_idx", f"{gold!r} is not one of the options "
                          f"{sorted(options)}")

@@ -19,21 +19,26 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterable, Iterator
+import zlib
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, BinaryIO
 
 from .option_lines import split_options
 from .records import Document, Item, Question, Solution, StepScores
-
-
-class InputError(ValueError):
-    """Bad input, located: `file: record N (question_id=…): field 'x': problem`."""
-
-    def __init__(self, path: str | os.PathLike[str], where: str, field: str, problem: str):
-        self.path, self.where, self.field, self.problem = str(path), where, field, problem
-        super().__init__(f"{path}: {where}: field '{field}': {problem}")
+from .shapes import (
+    GoldCheck,
+    InputError,
+    check_documents,
+    check_item_dict,
+    gold_field,
+    item_where,
+    no_lone_surrogates,
+    number,
+    short,
+    utf8_text,
+)
 
 
 def read_items(path: str | os.PathLike[str]) -> list[Item]:
@@ -41,64 +46,84 @@ def read_items(path: str | os.PathLike[str]) -> list[Item]:
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
-    if p.suffix == ".json":
-        return read_medprm(p)
-    return list(read_jsonl(p))
+    items = read_medprm(p) if p.suffix == ".json" else list(read_jsonl(p))
+    if not items:
+        raise InputError(p, "whole file", "(file)", "holds no questions")
+    return items
 
 
-def open_text(path: Path) -> TextIO:
-    """A UTF-8 text file, gzip-compressed when its name ends in `.gz`."""
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return open(path, encoding="utf-8")
+def open_bytes(path: Path) -> BinaryIO:
+    """A file's bytes, decompressed when its name ends in `.gz`."""
+    return gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")
 
 
 def json_objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(line number, object) for every non-blank line of a JSONL(.gz) file; a line that is
-    not a JSON object raises `InputError` naming it."""
-    with open_text(path) as f:
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                d = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(path, f"line {n}", "(line)", f"malformed JSON: {e.msg}") from None
-            if not isinstance(d, dict):
-                raise InputError(path, f"line {n}", "(line)",
-                                 f"expected a JSON object, got {type(d).__name__}")
-            yield n, d
+    """(line number, object) for every non-blank line of a UTF-8 JSONL(.gz) file; a line that
+    is not a JSON object raises `InputError` naming it."""
+    with open_bytes(path) as f:
+        try:
+            for n, raw in enumerate(f, 1):
+                if not raw.strip():
+                    continue
+                line = utf8_text(raw, path, f"line {n}", "(line)", bom=n == 1)
+                try:
+                    d = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InputError(path, f"line {n}", "(line)",
+                                     f"malformed JSON: {e.msg}") from None
+                if not isinstance(d, dict):
+                    raise InputError(path, f"line {n}", "(line)",
+                                     f"expected a JSON object, got {type(d).__name__}")
+                no_lone_surrogates(line, d, path, f"line {n}")
+                yield n, d
+        except (gzip.BadGzipFile, EOFError, zlib.error) as e:
+            raise InputError(path, "whole file", "(file)", f"not a readable gzip file: {e}") \
+                from None
 
 
 def load_json(path: Path, kind: type[list] | type[dict], what: str) -> Any:
     """A whole JSON file whose top level is a `kind` (`what` describes it in errors)."""
+    raw = path.read_bytes()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise InputError(path, f"line {line}", "(file)", "not UTF-8 text") from None
+    try:
+        data = json.loads(text)
     except json.JSONDecodeError as e:
         raise InputError(path, f"line {e.lineno} column {e.colno}", "(file)",
                          f"malformed JSON: {e.msg}") from None
     if not isinstance(data, kind):
         raise InputError(path, "top level", "(file)",
                          f"expected a JSON {what}, got {type(data).__name__}")
+    no_lone_surrogates(text, data, path, "whole file")
     return data
 
 
 def read_medprm(path: Path) -> list[Item]:
     data = load_json(path, list, "list of questions")
-    return [item_from_medprm(d, path, f"record {i}") for i, d in enumerate(data)]
+    gold, out = GoldCheck(path), []
+    for i, d in enumerate(data):
+        out.append(item_from_medprm(d, path, f"record {i}"))
+        gold(out[-1].question, item_where(f"record {i}", out[-1]), gold_field(d))
+    gold.close()
+    return out
 
 
 def read_jsonl(path: Path) -> Iterator[Item]:
+    gold = GoldCheck(path)
     for n, d in json_objects(path):
-        yield item_from_line(d, path, f"line {n}")
+        item = item_from_line(d, path, f"line {n}")
+        gold(item.question, item_where(f"line {n}", item), gold_field(d))
+        yield item
+    gold.close()
 
 
 def item_from_line(d: dict[str, Any], path: Path, where: str) -> Item:
     if isinstance(d.get("question"), dict):
-        try:
-            return Item.from_dict(d)
-        except (KeyError, TypeError, ValueError) as e:
-            raise InputError(path, where, _field_of(e), f"bad item: {e}") from None
+        check_item_dict(d, path, where)
+        return Item.from_dict(d)
     return item_from_medprm(d, path, where)
 
 
@@ -122,8 +147,7 @@ def item_from_medprm(d: Any, path: Path, where: str) -> Item:
 def _question(d: dict[str, Any], qid: str, stem: str, path: Path, where: str) -> Question:
     options, in_stem = _options(d.get("options"), stem, path, where)
     docs = d.get("related_docs", d.get("documents"))
-    if docs is not None and not isinstance(docs, list):
-        raise InputError(path, where, "related_docs", f"expected a list, got {type(docs).__name__}")
+    check_documents(docs, path, where, "related_docs" if "related_docs" in d else "documents")
     gold = d.get("correct_answer", d.get("answer"))
     return Question(id=qid, stem=stem, options=options, answer=None if gold is None else str(gold),
                     source=str(d.get("data_source", d.get("source", ""))),
@@ -169,14 +193,19 @@ def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Soluti
 
 def _scores(sols: list[Any], path: Path, where: str) -> list[StepScores] | None:
     """Step scores already in the file (a scored Med-PRM file), else None."""
+    for k, s in enumerate(sols):
+        for name in ("PRM_min_score", "PRM_score"):
+            if isinstance(s, dict) and s.get(name) is not None and not number(s[name]):
+                raise InputError(path, where, f"solutions[{k}].{name}",
+                                 f"expected a number, -Infinity or null, got {short(s[name])}")
     if not all(isinstance(s, dict) and "PRM_score_list" in s for s in sols):
         return None
     out = []
     for k, s in enumerate(sols):
         probs = s["PRM_score_list"]
-        if not isinstance(probs, list) or not all(isinstance(p, int | float) for p in probs):
+        if not isinstance(probs, list) or not all(number(p) for p in probs):
             raise InputError(path, where, f"solutions[{k}].PRM_score_list",
-                             f"expected a list of numbers, got {probs!r}")
+                             f"expected a list of numbers, got {short(probs)}")
         if probs and all(math.isfinite(p) for p in probs) and _finite(s.get("PRM_min_score")):
             out.append(StepScores(tuple(float(p) for p in probs)))
         else:
@@ -200,7 +229,7 @@ def _orm_scores(sols: list[Any], path: Path, where: str) -> list[float | None] |
         if v is not None and (isinstance(v, bool) or not isinstance(v, int | float)):
             raise InputError(path, where, f"solutions[{k}].ORM_score",
                              f"expected a number or null, got {v!r}")
-        out.append(None if v is None else float(v))
+        out.append(None if v is None or not math.isfinite(v) else float(v))  # -Infinity: unscored
     return out
 
 
@@ -211,10 +240,6 @@ def _required(d: dict[str, Any], key: str, typ: type, path: Path, where: str) ->
         raise InputError(path, where, key,
                          f"expected {typ.__name__}, got {type(d[key]).__name__}")
     return d[key]
-
-
-def _field_of(e: Exception) -> str:
-    return str(e.args[0]) if isinstance(e, KeyError) and e.args else "(item)"
 
 
 def medprm_record(item: Item) -> dict[str, Any]:
@@ -317,10 +342,46 @@ def complete_lines(path: Path) -> tuple[list[dict[str, Any]], str, int]:
     return out, raw, good
 
 
-def resume_lines(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a progress file. A torn last line is cut off the file, so that
-    appending after a restart starts on a clean line."""
-    out, raw, good = complete_lines(path)
-    if good != len(raw):
-        atomic_write_text(path, raw[:good])
+LineCheck = Callable[[str, dict[str, Any]], None]
+"""Checks one progress line (`where` is "line N"); raises `InputError` for a line that is not
+the file's own."""
+
+
+def resume_lines(path: Path, check: LineCheck | None = None) -> list[dict[str, Any]]:
+    """The lines of an append-only progress file, for a command that resumes from it.
+
+    Lines are appended whole and fsync'd one at a time, so only the last line can be cut
+    short (the machine lost power or the process was killed mid-write): such a line, one
+    that is not complete JSON or has no newline, is cut off the file and its work is redone.
+    Any other line that is not a JSON object, or that `check` refuses (a line edited by hand,
+    or another run's), raises `InputError` with its line number: nothing is dropped silently.
+    """
+    if not path.exists():
+        return []
+    data = path.read_bytes()
+    pieces = data.split(b"\n")
+    pieces.pop()  # what follows the last newline: b"" or a line cut short
+    out: list[dict[str, Any]] = []
+    good = 0
+    for n, piece in enumerate(pieces, 1):
+        if piece.strip():
+            try:
+                d = json.loads(piece.decode("utf-8"))
+            except (UnicodeDecodeError, json.JSONDecodeError) as e:
+                if n == len(pieces) and not data[good + len(piece) + 1:].strip():
+                    break  # the last line, cut short: redone
+                problem = e.msg if isinstance(e, json.JSONDecodeError) else "not UTF-8"
+                raise InputError(path, f"line {n}", "(line)", f"malformed JSON ({problem}) "
+                                 "before the last line: not a line cut by a crash; fix or "
+                                 "delete it") from None
+            if not isinstance(d, dict):
+                raise InputError(path, f"line {n}", "(line)",
+                                 f"expected a JSON object, got {type(d).__name__}")
+            no_lone_surrogates(piece.decode("utf-8"), d, path, f"line {n}")
+            if check is not None:
+                check(f"line {n}", d)
+            out.append(d)
+        good += len(piece) + 1
+    if good != len(data):
+        atomic_write_text(path, data[:good].decode("utf-8"))
     return out

@@ -25,6 +25,12 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def check(self, name: str, flag: str) -> None:
+        """Refuse an unknown name before anything is built: `flag` names where it came from."""
+        if name not in self._entries:
+            raise ValueError(f"{flag} {name!r}: unknown {self.kind}; known: "
+                             f"{', '.join(self.names())}")
+
     def get(self, name: str) -> Callable[..., Any]:
         if name not in self._entries:
             raise KeyError(f"unknown {self.kind} {name!r}; known: {', '.join(self.names())}")

@@ -16,12 +16,21 @@ from typing import Any
 from .config import ExecConfig, RunConfig
 from .console import LOG_NAME, Console, Progress, quiet
 from .datasets import load_questions
-from .files import append_line, atomic_write_text, json_line, resume_lines
+from .files import (
+    InputError,
+    LineCheck,
+    append_line,
+    atomic_write_text,
+    json_line,
+    load_json,
+    resume_lines,
+)
 from .pipeline import RayPipeline
 from .records import Item, Question
 from .report import write_report
 from .scheduler.ledger import StageClock
 from .select import get_rules
+from .shapes import check_item_dict
 from .stages import build_policy, build_scorer, process, resolve_config
 
 
@@ -37,7 +46,7 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     """
     path = out / "config.json"
     if path.exists() and not overwrite:
-        old = json.loads(path.read_text())
+        old = load_json(path, dict, "object of run settings")
         defaults = RunConfig(policy_backend=cfg.policy_backend).identity()
         diff = {k: (old.get(k, defaults.get(k)), v) for k, v in cfg.identity().items()
                 if old.get(k, defaults.get(k)) != v}
@@ -53,8 +62,43 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
 
 
+def check_inputs(cfg: RunConfig) -> None:
+    """Backends by name, engine options against the backend, and models, adapters, a replay
+    file and an index that are local paths: refused before the run folder exists."""
+    from policies import POLICIES
+
+    from .scorers import SCORERS
+
+    POLICIES.check(cfg.policy_backend, "--policy-backend")
+    cfg.engine.backend_kwargs(cfg.policy_backend, preset=cfg.preset, device=cfg.device,
+                              lora=cfg.lora)
+    if cfg.prm:
+        SCORERS.check(cfg.prm_backend, "--prm-backend")
+    if cfg.orm:
+        SCORERS.check(cfg.orm_backend, "--orm-backend")
+    if cfg.policy_backend == "replay" and not Path(cfg.policy).expanduser().is_file():
+        raise FileNotFoundError(f"--policy {cfg.policy}: no such solutions file (the replay "
+                                "backend reads one)")
+    local = {"--policy": cfg.policy if cfg.policy_backend in ("hf", "vllm") else None,
+             "--prm": cfg.prm, "--orm": cfg.orm, "--orm-adapter": cfg.orm_adapter,
+             "--lora": cfg.lora, "--index": None if cfg.index == "default" else cfg.index}
+    for flag, name in local.items():
+        if name and _missing_path(name):
+            raise FileNotFoundError(f"{flag} {name}: no such folder")
+
+
+def _missing_path(name: str) -> bool:
+    """A name written as a local path (absolute, ./, ~, or with two slashes: not an
+    org/name hub id) that does not exist."""
+    if name in ("smollm2", "embedded", "minilm"):
+        return False
+    looks_local = name.startswith(("/", ".", "~")) or name.count("/") > 1
+    return looks_local and not Path(name).expanduser().exists()
+
+
 def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
     """The resolved config and its questions, every input checked before anything is written."""
+    check_inputs(cfg)
     cfg = resolve_config(cfg)
     get_rules(cfg.rules)
     if cfg.adaptive:
@@ -91,7 +135,8 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
 def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
          ex: ExecConfig | None, console: Console) -> dict[str, Any]:
     results = out / "results.jsonl"
-    done = {d["question"]["id"]: Item.from_dict(d) for d in resume_lines(results)}
+    done = {str(d["question"]["id"]): Item.from_dict(d)
+            for d in resume_lines(results, own_lines(results, questions))}
     todo = [q for q in questions if q.id not in done]
     if ex is None:
         todo = with_documents(todo, cfg, out, progress)
@@ -99,7 +144,7 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     failures: list[dict[str, Any]] = []
     clock = StageClock()
     if todo:
-        stream, finish = _stream(cfg, ex, todo, out, clock)
+        stream, finish = _stream(cfg, ex, todo, out, clock, {q.id for q in questions})
         bar = Progress(len(questions), len(done), file=console.err, enabled=progress)
         try:
             for item in stream:
@@ -135,6 +180,25 @@ def record_seconds(out: Path, clock: StageClock) -> dict[str, float]:
     return total
 
 
+def own_lines(path: Path, questions: list[Question]) -> LineCheck:
+    """Refuses a results line that is not this run's: not an item, a question the run does
+    not have, or a question already done on an earlier line."""
+    ids, seen = {q.id for q in questions}, set()
+
+    def check(where: str, d: dict[str, Any]) -> None:
+        check_item_dict(d, path, where)
+        qid = str(d["question"]["id"])
+        if qid not in ids:
+            raise InputError(path, where, "question.id", f"{qid!r} is not one of this run's "
+                             f"{len(ids)} questions: a line from another run or edited by hand")
+        if qid in seen:
+            raise InputError(path, where, "question.id", f"{qid!r} is already on an earlier "
+                             "line")
+        seen.add(qid)
+
+    return check
+
+
 def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
     """For an adaptive run: samples drawn against the fixed-N budget (nothing otherwise)."""
     if not cfg.adaptive:
@@ -159,7 +223,8 @@ def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
 
 
 def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
-            clock: StageClock) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+            clock: StageClock, known: set[str] | None = None,
+            ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
     """Finished items (any order) and a function returning the failures once drained."""
     if cfg.adaptive:
         if ex is not None:
@@ -167,10 +232,10 @@ def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Pa
         if cfg.round_size is None:
             from .adaptive.stream import stream_adaptive
 
-            return stream_adaptive(cfg, ex, todo, out, clock)
+            return stream_adaptive(cfg, ex, todo, out, clock, known)
         from .adaptive.online import adaptive_stream
 
-        return adaptive_stream(cfg, ex, todo, out, clock)
+        return adaptive_stream(cfg, ex, todo, out, clock, known=known)
     if ex is None:
         with clock.stage("startup_s"):
             policy, scorer = build_policy(cfg), build_scorer(cfg)

@@ -15,9 +15,17 @@ from tqdm import tqdm
 
 from .batch_scoring import Request, TokenCounts, score_requests
 from .console import progress_file
-from .files import append_line, read_items, resume_lines, write_items
+from .files import (
+    InputError,
+    LineCheck,
+    append_line,
+    read_items,
+    resume_lines,
+    write_items,
+)
 from .records import Item, StepScores
 from .scorers import Scorer
+from .shapes import check_prm_dicts
 
 
 class StaleProgress(ValueError):
@@ -35,7 +43,7 @@ def scorer_fingerprint(scorer: Scorer, use_docs: bool, solutions: int | None) ->
 def _resume(partial: Path | None, fingerprint: dict[str, Any]) -> list[dict[str, Any]]:
     if partial is None:
         return []
-    lines = resume_lines(partial)
+    lines = resume_lines(partial, _progress_line(partial))
     if not lines:
         append_line(partial, {"config": fingerprint})
         return []
@@ -44,6 +52,20 @@ def _resume(partial: Path | None, fingerprint: dict[str, Any]) -> list[dict[str,
                             f"({lines[0].get('config')}, now {fingerprint}); delete it to start "
                             "over, or rerun with the same flags to resume")
     return lines[1:]
+
+
+def _progress_line(path: Path) -> LineCheck:
+    """The first line is the config; every other one a question's scores."""
+    def check(where: str, d: dict[str, Any]) -> None:
+        if where == "line 1" or "config" in d and len(d) == 1:
+            return
+        if (not isinstance(d.get("index"), int) or not isinstance(d.get("id"), str)
+                or not isinstance(d.get("prm"), list)):
+            raise InputError(path, where, "index", "not a progress line of `bestofn score` "
+                             "(index, id, prm)")
+        check_prm_dicts(d["prm"], len(d["prm"]), path, where, "prm")
+
+    return check
 
 
 def score_items(items: Sequence[Item], scorer: Scorer, *, use_docs: bool = True,

@@ -10,14 +10,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from .batch_scoring import Request, TokenCounts, score_requests
 from .console import progress_file
-from .files import append_line, read_items, resume_lines, write_items
+from .files import InputError, LineCheck, append_line, read_items, resume_lines, write_items
 from .records import Item
 from .scorers import Scorer
+from .shapes import check_orm_list
 
 
 def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | None = None,
@@ -26,7 +28,7 @@ def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | N
     """Give each item's first `solutions` solutions an ORM score, one question per call;
     resumes from `partial`. The tokens of this session's calls are added to `tokens`."""
     done = {(d["index"], d["id"]): (d["orm"], d["reasons"])
-            for d in (resume_lines(partial) if partial else [])}
+            for d in (resume_lines(partial, _progress_line(partial)) if partial else [])}
     out = []
     for i, it in enumerate(tqdm(items, desc="ORM scoring", unit="q", disable=not progress,
                                           file=progress_file())):
@@ -43,6 +45,19 @@ def orm_score_items(items: Sequence[Item], scorer: Scorer, *, solutions: int | N
                 for s, r in zip(it.solutions, reasons, strict=True)]
         out.append(Item(it.question, sols, prm=it.prm, orm=list(scores), raw=it.raw))
     return out
+
+
+def _progress_line(path: Path) -> LineCheck:
+    """A question's ORM scores and, for each, the reason it is unscored (or null)."""
+    def check(where: str, d: dict[str, Any]) -> None:
+        orm, reasons = d.get("orm"), d.get("reasons")
+        if not isinstance(d.get("index"), int) or not isinstance(d.get("id"), str) \
+                or not isinstance(orm, list) or not isinstance(reasons, list):
+            raise InputError(path, where, "index", "not a progress line of `bestofn score "
+                             "--orm` (index, id, orm, reasons)")
+        check_orm_list(orm, len(reasons), path, where, "orm")
+
+    return check
 
 
 def first_solutions(item: Item, k: int | None) -> Item:

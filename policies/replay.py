@@ -18,7 +18,10 @@ from .base import check_round
 
 
 class MissingQuestion(KeyError):
-    """A question the replay file has no solutions for."""
+    """A question the replay file has no solutions for (a server answers 404 naming the
+    messages, which carry the question)."""
+
+    http_status, http_param = 404, "messages"
 
     def __str__(self) -> str:
         return str(self.args[0])

@@ -8,6 +8,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bestofn.files import InputError, load_json
+
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"
 FORMAT = 1
@@ -49,10 +51,11 @@ class Manifest:
         if not path.is_file():
             raise FileNotFoundError(f"{folder}: not an index folder (no {MANIFEST}); build one "
                                     f"with `bestofn index build`")
-        d = json.loads(path.read_text(encoding="utf-8"))
+        d = load_json(path, dict, "manifest object")
         if d.get("format") != FORMAT:
             raise IndexMismatch(f"{path}: index format {d.get('format')!r}, this bestofn reads "
                                 f"format {FORMAT}; rebuild the index")
+        check_shape(d, path)
         return cls(**d)
 
     def check(self, folder: Path, embedder: str | None = None, corpus_sha256: str | None = None,
@@ -73,3 +76,43 @@ class Manifest:
                     if self.corpus["spec"].get(k) != v}
             raise IndexMismatch(f"{folder}: index was built with other corpus settings "
                                 f"(built, requested): {diff}; rebuild it")
+
+
+SHAPE: dict[str, dict[str, type | tuple[type, ...]]] = {
+    "embedder": {"name": str, "dim": int},
+    "corpus": {"sha256": str, "spec": dict},
+    "index": {"file": str, "ntotal": int, "params": dict},
+    "store": {},
+    "build": {},
+}
+"""The manifest's sections and the fields a reader of the index uses, with their types."""
+
+
+def check_shape(d: dict[str, Any], path: Path) -> None:
+    """A manifest whose every section and used field has its type (the search parameters
+    included), else `InputError` naming the field: a hand-edited manifest is refused here,
+    not later in the middle of a search."""
+    from .faiss_index import IndexConfig
+
+    unknown = sorted(set(d) - set(SHAPE) - {"format"})
+    if unknown:
+        raise InputError(path, "top level", repr(unknown[0]), "unknown manifest field")
+    for section, fields in SHAPE.items():
+        if section not in d and section != "build":
+            raise InputError(path, "top level", section, "missing")
+        value = d.get(section, {})
+        if not isinstance(value, dict):
+            raise InputError(path, "top level", section, f"expected an object, got "
+                             f"{type(value).__name__}")
+        for name, typ in fields.items():
+            got = value.get(name)
+            if not isinstance(got, typ) or isinstance(got, bool):
+                raise InputError(path, section, f"{section}.{name}", f"expected "
+                                 f"{getattr(typ, '__name__', typ)}, got {got!r:.80}")
+    if d["embedder"]["dim"] < 1 or d["index"]["ntotal"] < 0:
+        raise InputError(path, "embedder", "embedder.dim", "expected a positive dimension and "
+                         "ntotal >= 0")
+    try:
+        IndexConfig(**d["index"]["params"])
+    except (TypeError, ValueError) as e:
+        raise InputError(path, "index", "index.params", f"not index parameters: {e}") from None

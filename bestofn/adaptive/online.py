@@ -16,15 +16,21 @@ Ray actors of `bestofn.pipeline`, behind the small `Engines` protocol.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..config import ExecConfig, RunConfig
-from ..files import append_line, resume_lines
+from ..files import (
+    InputError,
+    LineCheck,
+    append_line,
+    resume_lines,
+)
 from ..records import Item, Question, Solution, StepScores
 from ..scheduler.ledger import StageClock
+from ..shapes import check_orm_list, check_prm_dicts, check_solution_dicts
 from .rules import Bounds, Drawn, parse_rule
 
 ROUNDS_FILE = "rounds.jsonl"
@@ -98,16 +104,18 @@ class LocalEngines:
 
 
 def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
-           batch: int | None = None, clock: StageClock | None = None) -> Iterator[Item]:
-    """Settled questions as items, in the order they settle; resumes from `rounds.jsonl`."""
+           batch: int | None = None, clock: StageClock | None = None,
+           known: Collection[str] | None = None) -> Iterator[Item]:
+    """Settled questions as items, in the order they settle; resumes from `rounds.jsonl`
+    (`known`: the run's question ids, to refuse lines of any other)."""
     rule = run_rule(cfg)
     clock = clock or StageClock()
     path = out / ROUNDS_FILE
     state = {q.id: Partial(q) for q in todo}
-    for line in resume_lines(path):
+    has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
+    for line in resume_lines(path, round_lines(path, known, has_prm, has_orm)):
         if line["question"] in state:
             state[line["question"]].add(*_decode(line))
-    has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
     settled: list[Item] = []
 
     def unsettled(qs: list[Question]) -> list[Question]:
@@ -141,6 +149,36 @@ def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
         yield from settled
 
 
+def round_lines(path: Path, known: Collection[str] | None, has_prm: bool,
+                has_orm: bool) -> LineCheck:
+    """Refuses a rounds line that is not this run's: another shape, a question the run does
+    not have, a `start` that does not continue the question's earlier lines, or scores the
+    run does not compute (or lacking those it does)."""
+    drawn: dict[str, int] = {}
+
+    def check(where: str, d: dict[str, Any]) -> None:
+        qid = d.get("question")
+        if not isinstance(qid, str) or (known is not None and qid not in known):
+            raise InputError(path, where, "question", f"{qid!r} is not one of this run's "
+                             "questions: a line from another run or edited by hand")
+        start, sols = d.get("start"), d.get("solutions")
+        if not isinstance(sols, list) or not sols:
+            raise InputError(path, where, "solutions", "expected a non-empty list of solutions")
+        if start != drawn.get(qid, 0) or isinstance(start, bool):
+            raise InputError(path, where, "start", f"{start!r}, but the lines before hold "
+                             f"{drawn.get(qid, 0)} samples of question {qid!r}")
+        check_solution_dicts(sols, path, where, "solutions")
+        for name, wanted in (("prm", has_prm), ("orm", has_orm)):
+            if (d.get(name) is not None) != wanted:
+                raise InputError(path, where, name, f"{'missing' if wanted else 'present'}, "
+                                 f"but this run {'has' if wanted else 'has no'} {name.upper()}")
+        check_prm_dicts(d.get("prm"), len(sols), path, where, "prm")
+        check_orm_list(d.get("orm"), len(sols), path, where, "orm")
+        drawn[qid] = start + len(sols)
+
+    return check
+
+
 def _done(rule: Bounds, p: Partial) -> bool:
     return bool(p.solutions) and rule.stop(p.drawn())
 
@@ -164,7 +202,7 @@ def _decode(line: dict[str, Any]) -> tuple[list[Solution], list[StepScores] | No
 
 
 def adaptive_stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
-                    clock: StageClock | None = None,
+                    clock: StageClock | None = None, known: Collection[str] | None = None,
                     ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
     """The run's finished items and a function returning failures (none: a round that fails
     stops the run, and the resume redoes it)."""
@@ -172,7 +210,7 @@ def adaptive_stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
     if ex is None:
         with clock.stage("startup_s"):
             engines: Any = LocalEngines(cfg)
-        return rounds(cfg, todo, out, engines, clock=clock), list
+        return rounds(cfg, todo, out, engines, clock=clock, known=known), list
     from ..pipeline import RayEngines
 
     engines = RayEngines(cfg, ex)
@@ -183,4 +221,5 @@ def adaptive_stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
         engines.stop()
         return []
 
-    return rounds(cfg, todo, out, engines, batch=ex.policy_batch, clock=clock), finish
+    return rounds(cfg, todo, out, engines, batch=ex.policy_batch, clock=clock,
+                  known=known), finish

@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..config import ExecConfig, RunConfig
-from ..files import append_line, resume_lines
+from ..files import InputError, LineCheck, append_line, resume_lines
 from ..records import Item, Question, Solution, StepScores
 from ..scheduler import Budget, Compute, Finished, SampleKey, Scheduler, StageClock
 from ..scheduler.ledger import split_by_size
+from ..shapes import check_orm_list, check_prm_dicts, check_solution_dicts
 from .online import ROUNDS_FILE, SCORE_AGGREGATE, run_rule
 from .rules import Bounds, Drawn
 
@@ -44,6 +45,9 @@ class StreamJob:
     scoring: Any
     """The `Scoring` side its finished samples go to (None: no verifier)."""
     log: Callable[[dict[str, Any]], None]
+    has_prm: bool = False
+    has_orm: bool = False
+    """Which verifiers score its samples (what its `rounds.jsonl` lines carry)."""
     samples: dict[int, Solution] = field(default_factory=dict)
     scores: dict[int, Scores] = field(default_factory=dict)
     started: set[int] = field(default_factory=set)
@@ -82,9 +86,8 @@ class StreamJob:
         prm, orm = scores
         self.log({"question": self.question.id, "start": index,
                   "solutions": [self.samples[index].to_dict()],
-                  "prm": None if prm is None else [prm.to_dict()],
-                  "orm": None if orm is None and self.scoring is None else [orm],
-                  "prm_tokens": prm_tokens})
+                  "prm": [prm.to_dict()] if self.has_prm and prm is not None else None,
+                  "orm": [orm] if self.has_orm else None, "prm_tokens": prm_tokens})
         self._check()
 
     def _check(self) -> None:
@@ -214,8 +217,10 @@ def verify_locally(verifiers: Any, cfg: RunConfig) -> Callable[..., Any]:
 
 
 def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
-                    clock: StageClock) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
-    """The run's settled items (as they settle) and a function returning failures."""
+                    clock: StageClock, known: Collection[str] | None = None,
+                    ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+    """The run's settled items (as they settle) and a function returning failures
+    (`known`: the run's question ids, to refuse `rounds.jsonl` lines of any other)."""
     if ex is None:
         from ..scheduler import make_stream
         from ..stages import build_policy, build_scorer
@@ -235,7 +240,7 @@ def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
         scoring = (Scoring(engines.verify_counted, clock)
                    if (cfg.prm or cfg.orm) else None)
         stop = engines.stop
-    items = _settle(cfg, todo, out, stream, scoring, clock)
+    items = _settle(cfg, todo, out, stream, scoring, clock, known)
 
     def finish() -> list[dict[str, Any]]:
         stream.close()
@@ -247,27 +252,59 @@ def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
     return items, finish
 
 
+def sample_lines(path: Path, known: Collection[str] | None, has_prm: bool, has_orm: bool,
+                 max_n: int) -> LineCheck:
+    """Refuses a line of a streamed run's `rounds.jsonl` that is not this run's: another
+    shape (one sample per line), a question the run does not have, a sample index out of
+    range or seen before, or scores the run does not compute (or lacking those it does)."""
+    seen: set[tuple[str, int]] = set()
+
+    def check(where: str, d: dict[str, Any]) -> None:
+        qid, start, sols = d.get("question"), d.get("start"), d.get("solutions")
+        if not isinstance(qid, str) or (known is not None and qid not in known):
+            raise InputError(path, where, "question", f"{qid!r} is not one of this run's "
+                             "questions: a line from another run or edited by hand")
+        if not isinstance(start, int) or isinstance(start, bool) or not 0 <= start < max_n \
+                or (qid, start) in seen:
+            raise InputError(path, where, "start", f"{start!r}: expected a sample index in "
+                             f"0..{max_n - 1} not on an earlier line")
+        if not isinstance(sols, list) or len(sols) != 1:
+            raise InputError(path, where, "solutions", "expected a list of one solution "
+                             "(a streamed run writes one sample per line)")
+        check_solution_dicts(sols, path, where, "solutions")
+        for name, wanted in (("prm", has_prm), ("orm", has_orm)):
+            if (d.get(name) is not None) != wanted:
+                raise InputError(path, where, name, f"{'missing' if wanted else 'present'}, "
+                                 f"but this run {'has' if wanted else 'has no'} {name.upper()}")
+        check_prm_dicts(d.get("prm"), 1, path, where, "prm")
+        check_orm_list(d.get("orm"), 1, path, where, "orm")
+        seen.add((qid, start))
+
+    return check
+
+
 def _settle(cfg: RunConfig, todo: list[Question], out: Path, stream: Any, scoring: Any,
-            clock: StageClock) -> Iterator[Item]:
+            clock: StageClock, known: Collection[str] | None) -> Iterator[Item]:
     rule = run_rule(cfg)
     path = out / ROUNDS_FILE
+    has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
 
     def log(line: dict[str, Any]) -> None:
         append_line(path, line)
 
-    jobs = {q.id: StreamJob(q, rule, scoring, log) for q in todo}
-    for line in resume_lines(path):
+    jobs = {q.id: StreamJob(q, rule, scoring, log, has_prm, has_orm) for q in todo}
+    check = sample_lines(path, known, has_prm, has_orm, rule.max_n)
+    for line in resume_lines(path, check):
         job = jobs.get(line["question"])
-        if job is not None and len(line["solutions"]) == 1:
+        if job is not None:
             prm, orm = line.get("prm"), line.get("orm")
-            job.resume(int(line["start"]), Solution.from_dict(line["solutions"][0]),
+            job.resume(line["start"], Solution.from_dict(line["solutions"][0]),
                        (None if prm is None else StepScores.from_dict(prm[0]),
                         None if orm is None else orm[0]), int(line.get("prm_tokens") or 0))
     e = cfg.engine
     budget = Budget(in_flight=e.samples_in_flight,
                     per_question=min(e.question_in_flight, rule.max_n))
     sched = Scheduler(stream, cfg.sampling(), budget, scoring)
-    has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
     runner = sched.run(jobs[q.id] for q in todo)
     while True:
         with clock.stage("sample_s"):

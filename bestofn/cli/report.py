@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -55,19 +54,22 @@ def locate(run: str) -> tuple[Path, Path]:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from ..files import complete_lines, read_items
+    from ..files import InputError, complete_lines, load_json, read_items
     from ..report import write_report
     from ..run import TIMING_FILE
     from ..select import get_rules, label
 
     results, folder = locate(a.run)
     cfg_path = folder / "config.json"
-    config = json.loads(cfg_path.read_text(encoding="utf-8")) if cfg_path.exists() else {}
-    seed = a.seed if a.seed is not None else int(config.get("seed", 0))
+    config = load_json(cfg_path, dict, "object of run settings") if cfg_path.exists() else {}
+    seed = a.seed if a.seed is not None else config.get("seed", 0)
+    if not isinstance(seed, int):
+        raise InputError(cfg_path, "top level", "seed", f"expected an integer, got {seed!r}")
     out = Path(a.out) if a.out else folder
     timing = folder / TIMING_FILE
     rep = write_report(out, read_items(results), config, seed=seed,
-                       stage_seconds=json.loads(timing.read_text()) if timing.exists() else None,
+                       stage_seconds=load_json(timing, dict, "object of stage seconds")
+                       if timing.exists() else None,
                        failures=complete_lines(folder / "failures.jsonl")[0],
                        bootstrap=a.bootstrap, draws=a.draws, plot=a.plot, progress=True,
                        rules=get_rules(a.rules), adaptive=split_specs(a.adaptive),

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from typing import Any
 
 from ..api import Reranker
@@ -21,6 +20,9 @@ from .options import (
     prm_options,
     valid_steps,
 )
+
+SERVE_LOG = "serve.engine.log"
+"""Where a quiet server keeps engine logs (in the folder it is started from)."""
 
 SERVE_DEFAULTS: dict[str, Any] = {"method": Reranker.__init__.__kwdefaults__["method"]}
 """Selection defaults are the library's (`Reranker`), so `serve` and `best_of_n` agree."""
@@ -76,6 +78,11 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--batch-wait", type=float, default=d.batch_wait_s,
                    help="seconds to wait for more requests to batch")
     g.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes)
+    g.add_argument("--log-file", default=SERVE_LOG, metavar="PATH",
+                   help=f"engine logs (vLLM, transformers) go here (default {SERVE_LOG}); the "
+                        "terminal gets the server's own lines and one line per request")
+    g.add_argument("-v", "--verbose", action="store_true",
+                   help="engine logs on the terminal instead of --log-file")
 
 
 def register(sub: Any) -> dict[str, Any]:
@@ -133,15 +140,45 @@ def build_retriever(a: argparse.Namespace) -> Any:
 def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
+    from ..console import process_owned, quiet
     from ..scheduler import Budget
     from ..serve import create_app
 
     cfg = serve_config(a)
     e = engine_options(a)
-    app = create_app(cfg, build_reranker(a), build_policy(a, cfg.preset),
-                     retriever=build_retriever(a),
-                     budget=Budget(e.samples_in_flight, e.question_in_flight))
-    print(f"bestofn serve: http://{cfg.host}:{cfg.port}/v1 (model {cfg.model_id!r}, "
-          f"auth {'on' if cfg.api_key else 'off'})", file=sys.stderr)
-    uvicorn.run(app, host=cfg.host, port=cfg.port, log_level="warning")
+    with quiet(a.log_file, verbose=a.verbose, restore=not process_owned()) as con:
+        app = create_app(cfg, build_reranker(a), build_policy(a, cfg.preset),
+                         retriever=build_retriever(a),
+                         budget=Budget(e.samples_in_flight, e.question_in_flight))
+        for line in banner(a, cfg) + ([] if a.verbose else [f"engine logs: {a.log_file}"]):
+            print(f"bestofn serve: {line}", file=con.err, flush=True)
+        server_logs_to(con.err)
+        uvicorn.run(app, host=cfg.host, port=cfg.port, log_config=None, log_level="info")
     return 0
+
+
+def banner(a: argparse.Namespace, cfg: Any) -> list[str]:
+    """The server's own start-up lines: where it listens, what it serves, its limits."""
+    lines = [f"listening on http://{cfg.host}:{cfg.port}/v1 (model id {cfg.model_id!r}, "
+             f"auth {'on' if cfg.api_key else 'off'})",
+             f"policy {a.policy} ({a.policy_backend}, preset {cfg.preset}), "
+             f"PRM {a.prm}" + (f", ORM {a.orm}" if a.orm else "") + f", method {a.method}",
+             f"limits: n {cfg.n} (max {cfg.max_n}), max_tokens {cfg.max_tokens}, queue "
+             f"{cfg.queue_size}, timeout {cfg.timeout_s:g} s, body {cfg.max_body_bytes} bytes"]
+    if cfg.adaptive:
+        lines.append("--adaptive is not supported yet; requests will get 400")
+    return lines
+
+
+def server_logs_to(stream: Any) -> None:
+    """uvicorn's own lines on `stream`: its warnings and errors (a port in use) and one access
+    line per request; everything else uvicorn logs stays out."""
+    import logging
+
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    handler.addFilter(lambda r: r.name == "uvicorn.access" or r.levelno >= logging.WARNING)
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = [handler]
+        logger.propagate = False

@@ -115,8 +115,7 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
         except ClientGone:
             response = Response(status_code=499)
         except Exception as e:
-            log.exception("request failed")
-            response = error(APIError(500, f"{type(e).__name__}: {e}", type="server_error"))
+            response = error(client_error(e) or _server_error(e))
         metrics.request(response.status_code, time.perf_counter() - t0)
         return response
 
@@ -145,6 +144,20 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
         return StreamingResponse(stream_events(body, include), media_type="text/event-stream")
 
     return app
+
+
+def client_error(e: Exception) -> APIError | None:
+    """An engine error that is the request's fault: the exception says so with
+    `http_status` and `http_param` (a replay policy with no stored solutions for the question)."""
+    status = getattr(e, "http_status", None)
+    if not isinstance(status, int):
+        return None
+    return APIError(status, str(e), param=getattr(e, "http_param", None))
+
+
+def _server_error(e: Exception) -> APIError:
+    log.exception("request failed")
+    return APIError(500, f"{type(e).__name__}: {e}", type="server_error")
 
 
 async def _read_body(request: Any, limit: int) -> bytes:

@@ -83,14 +83,21 @@ class ChatCompletionRequest(_Strict):
 def parse_request(data: Any) -> ChatCompletionRequest:
     """Validate a decoded JSON body; a bad one raises 400 naming the first bad field."""
     if not isinstance(data, dict):
-        raise APIError(400, "the request body must be a JSON object", param=None)
+        raise APIError(400, "body: the request body must be a JSON object", param="body")
     try:
         return ChatCompletionRequest.model_validate(data)
     except ValidationError as e:
         err = e.errors()[0]
-        param = ".".join(str(p) for p in err["loc"] if not str(p).startswith(("str", "list[")))
+        param = ".".join(str(p) for p in err["loc"] if not _union_tag(p))
         kind = "missing" if err["type"] == "missing" else err["msg"]
         raise APIError(400, f"{param}: {kind}", param=param or None) from None
+
+
+def _union_tag(part: Any) -> bool:
+    """A part of pydantic's error location that names a member of a union type (`str`,
+    `list[TextPart]`, `TextPart`), not a field."""
+    return isinstance(part, str) and (part in ("str", "int", "float", "bool", "none")
+                                      or "[" in part or part[:1].isupper())
 
 
 class ChoiceMessage(BaseModel):

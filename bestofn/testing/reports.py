@@ -11,7 +11,12 @@ def report_without_timing(path: str | Path, *, compute: bool = True) -> dict:
     streaming run has thrown away different work than an uninterrupted one)."""
     import json
 
-    data = json.loads(Path(path).read_text())
+    return strip_timing(json.loads(Path(path).read_text()), compute=compute)
+
+
+def strip_timing(data: dict, *, compute: bool = True) -> dict:
+    """`report_without_timing` on report.json's content."""
+    data = dict(data)
     if not compute:
         data.pop("compute", None)
     elif "compute" in data:
