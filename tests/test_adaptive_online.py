@@ -12,12 +12,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -29,6 +26,7 @@ from bestofn.datasets import load_questions
 from bestofn.files import read_items
 from bestofn.records import Item, Solution
 from bestofn.run import run
+from bestofn.testing.kill import kill_after_lines
 from bestofn.testing.reports import report_without_timing
 from bestofn.testing.seeds import seeded_rng
 
@@ -140,19 +138,8 @@ def test_adaptive_run_killed_at_random_point_resumes_identically(tmp_path, tiny_
     assert done.returncode == 0, done.stderr[-2000:]
     out = tmp_path / "run"
     rng = seeded_rng("kill point")
-    rounds_before_kill = rng.randint(1, 3)
-    proc = subprocess.Popen(_cli(out, tiny_llama_special), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    path = out / "rounds.jsonl"
-    end = time.monotonic() + 600
-    while proc.poll() is None and time.monotonic() < end:
-        if path.exists() and len(path.read_text().splitlines()) >= rounds_before_kill:
-            break
-        time.sleep(0.05)
-    time.sleep(rng.random() * 0.5)
-    if proc.poll() is None:
-        os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
-        proc.wait()
+    kill_after_lines(_cli(out, tiny_llama_special), out / "rounds.jsonl", rng.randint(1, 3),
+                     rng.random() * 0.5)
     again = subprocess.run(_cli(out, tiny_llama_special), capture_output=True, text=True,
                            timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]

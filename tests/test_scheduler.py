@@ -15,12 +15,9 @@
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -37,7 +34,9 @@ from bestofn.run import run
 from bestofn.scheduler import Budget, Compute, Scheduler
 from bestofn.scheduler.ledger import COUNT_KEYS, STAGE_KEYS, compute_json, split_by_size
 from bestofn.scheduler.ordered_stream import OrderedStream
+from bestofn.testing.kill import kill_after_lines
 from bestofn.testing.reports import report_without_timing
+from bestofn.testing.seeds import seeded_rng
 from policies.replay import ReplayPolicy
 
 Q, N = 4, 8
@@ -174,9 +173,7 @@ def test_run_cut_at_any_rounds_line_resumes_to_the_same_report(tmp_path, stored)
     ref = tmp_path / "ref"
     assert main(replay_argv(ref, path)) == 0
     lines = (ref / "rounds.jsonl").read_text().splitlines(keepends=True)
-    seed = random.randrange(10**6)
-    cut = random.Random(seed).randrange(len(lines))
-    print(f"cut after {cut} of {len(lines)} rounds lines (seed {seed})")
+    cut = seeded_rng("cut point").randrange(len(lines))
     out = tmp_path / "cut"
     out.mkdir()
     (out / "config.json").write_text((ref / "config.json").read_text())
@@ -289,23 +286,10 @@ def test_streamed_run_killed_at_random_point_resumes_identically(tmp_path, tiny_
     done = subprocess.run(_cli(ref, tiny_llama_special), capture_output=True, text=True,
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
-    seed = random.randrange(10**6)
-    rng = random.Random(seed)
-    lines_before_kill, extra_s = rng.randint(1, 8), rng.random() * 0.5
-    print(f"kill after {lines_before_kill} rounds lines + {extra_s:.2f} s (seed {seed})")
     out = tmp_path / "run"
-    proc = subprocess.Popen(_cli(out, tiny_llama_special), start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    path = out / "rounds.jsonl"
-    end = time.monotonic() + 600
-    while proc.poll() is None and time.monotonic() < end:
-        if path.exists() and len(path.read_text().splitlines()) >= lines_before_kill:
-            break
-        time.sleep(0.05)
-    time.sleep(extra_s)
-    if proc.poll() is None:
-        os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
-        proc.wait()
+    rng = seeded_rng("kill point")
+    kill_after_lines(_cli(out, tiny_llama_special), out / "rounds.jsonl", rng.randint(1, 8),
+                     rng.random() * 0.5)
     again = subprocess.run(_cli(out, tiny_llama_special), capture_output=True, text=True,
                            timeout=900)
     assert again.returncode == 0, again.stderr[-2000:]
