@@ -28,6 +28,9 @@ from .answers import extract_answer
 from .records import Document, Item, Question, Solution, StepScores
 from .steps import mark_steps, split_steps
 
+STEP_LABELS = ("prm_hard_label", "prm_soft_label", "orm_label")
+"""Med-PRM training-set labels a solution keeps in `meta` (for `bestofn verifier-eval`)."""
+
 _OPTION_LINE = re.compile(r"^\(([A-Z])\) (.*)$")
 
 
@@ -163,7 +166,7 @@ def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Soluti
     if not text.strip():
         raise InputError(path, where, f"{field}.solution", "empty solution text")
     answer = s["answer"] if "answer" in s else extract_answer(text, q.options or None)
-    meta = {k: s[k] for k in ("score",) if k in s}
+    meta = {k: s[k] for k in ("score", *STEP_LABELS) if k in s}
     if answer == "":
         meta["answer_raw"] = ""
     if isinstance(s.get("ORM_reason"), str):
