@@ -36,12 +36,20 @@ class SamplingConfig:
     top_p: float = 1.0
     max_tokens: int = 4096
     seed: int = 0
+    logprobs: int | None = None
+    """Ask the engine for the top-k log-probabilities of every generated token and keep their
+    DeepConf confidence summaries in each solution's meta (`bestofn.confidence`); None: off."""
+    confidence_window: int = 2048
+    """Tokens per sliding window of the group confidence (DeepConf's 2048)."""
 
     def __post_init__(self) -> None:
         if (self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1
                 or self.top_k < 0):
             raise ValueError(f"bad sampling config {self}: need temperature >= 0, "
                              "0 < top_p <= 1, max_tokens >= 1, top_k >= 0 (0: off)")
+        if (self.logprobs is not None and self.logprobs < 0) or self.confidence_window < 1:
+            raise ValueError(f"bad sampling config {self}: need logprobs >= 0 (or None) and "
+                             "confidence_window >= 1")
 
 
 @dataclass(frozen=True)
@@ -198,6 +206,8 @@ class RunConfig:
     """A stopping rule (`bestofn.adaptive.RULES`, e.g. `beta:eps=0.05`): sample each question
     in rounds of `round_size` until the rule says its answer is settled, at most `n`."""
     round_size: int = 8
+    logprobs: int | None = None
+    """Top-k log-probabilities per token for the confidence methods (`SamplingConfig`)."""
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
 
@@ -222,7 +232,8 @@ class RunConfig:
     def sampling(self) -> SamplingConfig:
         assert self.is_resolved(), f"unresolved sampling settings: {self}"
         return SamplingConfig(self.temperature, self.top_k, self.top_p,  # type: ignore[arg-type]
-                              self.max_tokens, self.seed)  # type: ignore[arg-type]
+                              self.max_tokens, self.seed,  # type: ignore[arg-type]
+                              logprobs=self.logprobs)
 
     def is_resolved(self) -> bool:
         return None not in (self.temperature, self.top_k, self.top_p, self.max_tokens,

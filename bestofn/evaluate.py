@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from .confidence import confidence_filtered, confidence_weighted, confidences, has_confidence
 from .records import Item, Selection
 from .select import (
     STRICT,
@@ -31,7 +32,7 @@ ORM_METHODS: dict[str, str] = {"orm_best": "best", "orm_weighted": "vote"}
 """Outcome-reward methods: best-of-N by the raw reward; vote weighted by `orm_weights`."""
 
 TABLE_KEYS = ["majority", "prm_min", "prm_final", "weighted_min", "weighted_final", "orm_best",
-              "orm_weighted", "oracle", "single"]
+              "orm_weighted", "confidence_weighted", "confidence_filtered", "oracle", "single"]
 """The headline methods, in the order the table prints them."""
 
 LABELS = {
@@ -42,6 +43,8 @@ LABELS = {
     "weighted_prod": "PRM-weighted vote (prod)", "orm_best": "ORM best-of-N",
     "orm_weighted": "ORM-weighted vote (softmax)", "oracle": "Oracle (any correct)",
     "single": "Single solution (mean)",
+    "confidence_weighted": "Confidence-weighted vote",
+    "confidence_filtered": "Confidence top-10% vote",
 }
 
 
@@ -55,6 +58,10 @@ def select_all(item: Item, *, seed: int = 0,
         for name, (kind, how) in PRM_METHODS.items():
             fn: Callable[..., Selection] = best_of_n if kind == "best" else weighted_vote
             out[name] = fn(answers, aggregate_all(item.prm, how), method=name, **kw)
+    if has_confidence(item.solutions):
+        confs = confidences(item.solutions)
+        out["confidence_weighted"] = confidence_weighted(answers, confs, **kw)  # type: ignore[arg-type]
+        out["confidence_filtered"] = confidence_filtered(answers, confs, **kw)  # type: ignore[arg-type]
     if item.orm is not None:
         out["orm_best"] = best_of_n(answers, item.orm, method="orm_best", **kw)
         out["orm_weighted"] = weighted_vote(answers, orm_weights(item.orm),

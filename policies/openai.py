@@ -23,6 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from bestofn.confidence import meta_of as confidence_meta
 from bestofn.records import Question, Solution
 from bestofn.registry import require
 
@@ -149,19 +150,23 @@ class OpenAIPolicy:
                 "max_tokens": params.max_tokens, "seed": unit.seed, **self.extra_body}
         if params.top_k > 0:
             body.setdefault("top_k", params.top_k)  # vLLM / SGLang extension
+        if params.logprobs is not None:
+            body.update(logprobs=True, top_logprobs=params.logprobs)
         choices = sorted(self.post(body)["choices"], key=lambda c: c.get("index", 0))
         meta_seed = unit.seed if unit.k == 1 else unit.seed - unit.start - unit.first
-        return [self._solution(q, c, meta_seed, unit.start + unit.first + j)
+        return [self._solution(q, c, meta_seed, unit.start + unit.first + j, params)
                 for j, c in enumerate(choices[:unit.k])]
 
-    def _solution(self, q: Question, choice: dict[str, Any], seed: int, index: int) -> Solution:
+    def _solution(self, q: Question, choice: dict[str, Any], seed: int, index: int,
+                  params: SamplingConfig | None = None) -> Solution:
         msg = choice.get("message") or {}
         text = msg.get("content") or ""
         reasoning = msg.get("reasoning_content") or msg.get("reasoning")
         if reasoning:  # servers with a reasoning parser split the <think> block off
             text = f"<think>{reasoning}</think>{text}"
+        conf = choice_confidence(choice, params) if params is not None else {}
         return self.preset.make_solution(text, q, model=self.model_name, seed=seed, index=index,
-                                         finish_reason=choice.get("finish_reason"))
+                                         finish_reason=choice.get("finish_reason"), **conf)
 
     def post(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST with bounded retries on 429/5xx/timeouts/connection errors."""
@@ -184,3 +189,18 @@ class OpenAIPolicy:
             if attempt + 1 < attempts:
                 time.sleep(self.retry.delay(attempt, retry_after))
         raise err
+
+
+def choice_confidence(choice: dict[str, Any], params: SamplingConfig) -> dict[str, Any]:
+    """DeepConf summaries of a chat choice's `logprobs.content`: at each position the
+    `top_logprobs` and the sampled token's own log-probability when it is not among them (what
+    vLLM's offline `logprobs=k` returns)."""
+    content = (choice.get("logprobs") or {}).get("content") if params.logprobs is not None else None
+    if not content:
+        return {}
+    positions = []
+    for pos in content:
+        top = {t["token"]: t["logprob"] for t in pos.get("top_logprobs") or []}
+        top.setdefault(pos["token"], pos["logprob"])
+        positions.append(list(top.values()))
+    return confidence_meta(positions, window=params.confidence_window, k=params.logprobs)

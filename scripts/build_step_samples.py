@@ -48,7 +48,8 @@ def problem_of(q: dict) -> str:
 
 
 def build() -> tuple[list[dict], list[dict]]:
-    data = json.loads(gzip.open(SOURCE, "rt", encoding="utf-8").read())
+    with gzip.open(SOURCE, "rt", encoding="utf-8") as f:
+        data = json.load(f)
     rng = random.Random(0)
     chosen = [(q, s) for q in data if (s := gpt4_correct(q))][:QUESTIONS + 1]
     pb, mp = [], []

@@ -185,3 +185,42 @@ def test_openai_backend_against_vllm_serve(server, policy):
     singles = OpenAIPolicy("tiny", base_url=server, concurrency=4, n_per_request=False)
     assert texts(singles.sample(QUESTIONS, 4, PARAMS)) == texts(got)
     assert texts(got) == texts(policy.sample(QUESTIONS, 4, PARAMS))
+
+
+# ---- confidence from log-probabilities (DeepConf) -----------------------------------------
+
+def _confs(sols_per_q):
+    from bestofn.confidence import META_KEY
+
+    return [[s.meta[META_KEY] for s in sols] for sols in sols_per_q]
+
+
+def test_vllm_confidence_equals_transformers(tiny_llama_split, policy):
+    """Greedy: the same tokens, so the top-k log-probabilities (vLLM's raw ones, transformers'
+    unwarped logits) and their DeepConf summaries agree to float32 precision."""
+    from policies.hf import HFPolicy
+
+    params = replace(GREEDY, logprobs=3, confidence_window=4)
+    got = policy.sample(QUESTIONS, 1, params)
+    hf = HFPolicy(str(tiny_llama_split), device="cpu").sample(QUESTIONS, 1, params)
+    assert texts(got) == texts(hf)
+    for a, b in zip(_confs(got), _confs(hf), strict=True):
+        assert a[0]["tokens"] == b[0]["tokens"] and a[0]["k"] == 3
+        for key in ("mean", "lowest_group", "bottom10_group", "tail"):
+            assert a[0][key] == pytest.approx(b[0][key], rel=1e-3), key
+    assert texts(policy.sample(QUESTIONS, 2, replace(PARAMS, logprobs=3))) == texts(
+        policy.sample(QUESTIONS, 2, PARAMS))  # asking for log-probabilities changes nothing
+
+
+def test_openai_confidence_against_vllm_serve(server, policy):
+    """`logprobs`/`top_logprobs` over HTTP give the offline engine's confidences (greedy: the
+    chosen token is the top one, so both return exactly the top k)."""
+    from policies.openai import OpenAIPolicy
+
+    params = replace(GREEDY, logprobs=3, confidence_window=4)
+    got = OpenAIPolicy("tiny", base_url=server, concurrency=2).sample(QUESTIONS, 1, params)
+    offline = policy.sample(QUESTIONS, 1, params)
+    assert texts(got) == texts(offline)
+    for a, b in zip(_confs(got), _confs(offline), strict=True):
+        for key in ("mean", "lowest_group", "tail"):
+            assert a[0][key] == pytest.approx(b[0][key], rel=1e-4), key

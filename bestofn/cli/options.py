@@ -137,7 +137,8 @@ def preset_sampling(a: argparse.Namespace, preset: Any) -> SamplingConfig:
     """The preset's sampling settings with the flags given on the command line over them."""
     import dataclasses
 
-    overrides = {k: getattr(a, k) for k in SAMPLING_FLAGS if getattr(a, k) is not None}
+    overrides = {k: getattr(a, k) for k in (*SAMPLING_FLAGS, "logprobs")
+                 if getattr(a, k, None) is not None}
     return dataclasses.replace(preset.sampling, seed=a.seed, **overrides)
 
 
@@ -154,6 +155,13 @@ def add_sampling_options(p: argparse.ArgumentParser, *, from_preset: bool) -> No
                    help="0 turns it off" + (f"; {note}" if note else ""))
     p.add_argument("--max-tokens", type=int, default=default("max_tokens"),
                    help="new tokens per solution" + (f"; {note}" if note else ""))
+
+
+def add_logprobs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--logprobs", type=int, default=None, metavar="K",
+                   help="request the top-K log-probabilities of every token and store each "
+                        "solution's DeepConf confidence (for the confidence_* selection "
+                        "methods and the `confidence` stopping rule; DeepConf uses K=20)")
 
 
 def add_rules_option(p: argparse.ArgumentParser) -> None:
