@@ -71,9 +71,18 @@ class PRMOptions:
     published: bool = False
     """The published scorer's prompt choices: RAG system prompt whenever documents are on,
     no `max_len` limit on markers (`scorers.prm_prompt.PRMPromptConfig.published`)."""
+    judge_base_url: str | None = None
+    """prm-judge: the OpenAI-compatible server of the judge (None: vLLM's offline engine)."""
+    judge_template: str | None = None
+    """prm-judge: a text file with the judge's user template (None: the default)."""
+    judge_mode: str | None = None
+    """prm-judge: generate (default) | forced (`scorers.prm_judge`)."""
 
     def scorer_kwargs(self, use_docs: bool) -> dict[str, Any]:
-        return {**asdict(self), "use_docs": use_docs}
+        """The backend's keyword arguments; the judge's only when set (the PRMs take none)."""
+        d = {k: v for k, v in asdict(self).items()
+             if not (k.startswith("judge_") and v is None)}
+        return {**d, "use_docs": use_docs}
 
 
 @dataclass(frozen=True)
@@ -208,6 +217,10 @@ class RunConfig:
     round_size: int = 8
     logprobs: int | None = None
     """Top-k log-probabilities per token for the confidence methods (`SamplingConfig`)."""
+    judge_base_url: str | None = None
+    judge_template: str | None = None
+    judge_mode: str | None = None
+    """prm-judge (`--prm-backend prm-judge`): its server, template and mode (`PRMOptions`)."""
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
 
@@ -251,7 +264,8 @@ class RunConfig:
 
     def prm_options(self) -> PRMOptions:
         return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos,
-                          published=self.published_prompt)
+                          published=self.published_prompt, judge_base_url=self.judge_base_url,
+                          judge_template=self.judge_template, judge_mode=self.judge_mode)
 
 
 def resolve_preset(preset: str, policy: str) -> str:

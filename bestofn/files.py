@@ -249,8 +249,9 @@ def _score_fields(sc: StepScores) -> dict[str, Any]:
     if not sc.scored:
         return {"PRM_min_score": None, "PRM_score": None, "PRM_score_list": [],
                 "PRM_reason": sc.reason}
-    return {"PRM_min_score": sc.aggregate("min"), "PRM_score": sc.aggregate("final"),
-            "PRM_score_list": list(sc.probs)}
+    out = {"PRM_min_score": sc.aggregate("min"), "PRM_score": sc.aggregate("final"),
+           "PRM_score_list": list(sc.probs)}
+    return out if sc.note is None else {**out, "PRM_note": sc.note}
 
 
 def _orm_fields(score: float | None, sol: Solution) -> dict[str, Any]:

@@ -95,6 +95,8 @@ def run_config(a: argparse.Namespace) -> RunConfig:
                      temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                      max_tokens=a.max_tokens, device=a.device, rules=a.rules,
                      adaptive=a.adaptive, round_size=a.round_size, logprobs=a.logprobs,
+                     judge_base_url=a.judge_base_url, judge_template=a.judge_template,
+                     judge_mode=a.judge_mode,
                      engine=engine_options(a))
 
 
