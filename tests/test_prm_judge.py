@@ -114,6 +114,11 @@ def test_judge_on_smollm2_forced_and_generate(judge) -> None:
     # the first step's request is the same in both solutions up to the steps: the verdict for
     # a different step 1 differs
     assert forced[0].probs[0] != forced[1].probs[0]
+    from bestofn.api import Reranker  # the library takes the judge like any PRM scorer
+
+    sel = Reranker(prm=judge, method="prm_min").select(Q, TEXTS)
+    assert sel.answer == sols[max(range(2), key=lambda i: min(forced[i].probs))].answer
+    assert [s.step_probs for s in sel.scores] == [s.probs for s in forced]
     judge.prompt = replace(judge.prompt, mode="generate")
     try:
         gen = judge.score(Q, None, sols)  # SmolLM2-135M does not keep the format: unscored
@@ -186,3 +191,18 @@ def test_judge_against_a_real_vllm_server(tmp_path_factory, judge) -> None:
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=60)
+
+
+@pytest.mark.slow
+def test_run_with_the_judge_as_prm(tmp_path: Path, tiny_llama_special: Path) -> None:
+    """`bestofn run --prm-backend prm-judge`: the judge's StepScores feed the PRM methods."""
+    from bestofn.run import RunConfig, run
+
+    rep = run(RunConfig(out=str(tmp_path / "r"), questions=1, n=2,
+                        policy=str(tiny_llama_special), policy_backend="hf", max_tokens=12,
+                        device="cpu", min_steps=0, max_steps=0, prm="smollm2",
+                        prm_backend="prm-judge", judge_mode="forced", max_len=2048),
+              progress=False)
+    assert "prm_min" in rep["accuracy"]
+    line = json.loads((tmp_path / "r" / "results.jsonl").read_text().splitlines()[0])
+    assert all(s["probs"] or s["reason"] for s in line["prm"])
