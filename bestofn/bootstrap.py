@@ -8,7 +8,7 @@ is the percentile interval of those means. Used by the report, the adaptive-comp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,16 +43,21 @@ def matrix_from_rows(rows: Sequence[dict[str, float]]) -> tuple[list[str], np.nd
     return methods, m.reshape(len(rows), len(methods))
 
 
+def draws(q: int, *, b: int = 1000, seed: int = 0) -> Iterator[np.ndarray]:
+    """The `b` resamples of `q` rows: one seeded `integers(0, q, size=q)` draw each."""
+    rng = np.random.default_rng(seed % 2**64)
+    for _ in range(b):
+        yield rng.integers(0, q, size=q)
+
+
 def bootstrap_interval(values: np.ndarray, *, b: int = 1000, seed: int = 0,
                        level: float = CI_LEVEL) -> tuple[np.ndarray, np.ndarray]:
     """Percentile bootstrap interval of the column means of `values` (questions x methods)."""
     v = np.asarray(values, dtype=np.float64)
     assert v.ndim in (1, 2) and len(v) > 0 and b > 0, (v.shape, b)
-    rng = np.random.default_rng(seed % 2**64)
-    q = len(v)
     means = np.empty((b, *v.shape[1:]))
-    for i in range(b):
-        means[i] = v[rng.integers(0, q, size=q)].mean(axis=0)
+    for i, idx in enumerate(draws(len(v), b=b, seed=seed)):
+        means[i] = v[idx].mean(axis=0)
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(means, [tail, 100 - tail], axis=0)
     return lo, hi

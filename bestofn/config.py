@@ -36,12 +36,20 @@ class SamplingConfig:
     top_p: float = 1.0
     max_tokens: int = 4096
     seed: int = 0
+    logprobs: int | None = None
+    """Ask the engine for the top-k log-probabilities of every generated token and keep their
+    DeepConf confidence summaries in each solution's meta (`bestofn.confidence`); None: off."""
+    confidence_window: int = 2048
+    """Tokens per sliding window of the group confidence (DeepConf's 2048)."""
 
     def __post_init__(self) -> None:
         if (self.temperature < 0 or not 0 < self.top_p <= 1 or self.max_tokens < 1
                 or self.top_k < 0):
             raise ValueError(f"bad sampling config {self}: need temperature >= 0, "
                              "0 < top_p <= 1, max_tokens >= 1, top_k >= 0 (0: off)")
+        if (self.logprobs is not None and self.logprobs < 0) or self.confidence_window < 1:
+            raise ValueError(f"bad sampling config {self}: need logprobs >= 0 (or None) and "
+                             "confidence_window >= 1")
 
 
 @dataclass(frozen=True)
@@ -63,11 +71,19 @@ class PRMOptions:
     published: bool = False
     """The published scorer's prompt choices: RAG system prompt whenever documents are on,
     no `max_len` limit on markers (`scorers.prm_prompt.PRMPromptConfig.published`)."""
+    judge_base_url: str | None = None
+    """prm-judge: the OpenAI-compatible server of the judge (None: vLLM's offline engine)."""
+    judge_template: str | None = None
+    """prm-judge: a text file with the judge's user template (None: the default)."""
+    judge_mode: str | None = None
+    """prm-judge: generate (default) | forced (`scorers.prm_judge`)."""
 
     def scorer_kwargs(self, use_docs: bool, backend: str = "prm-hf") -> dict[str, Any]:
-        """The keyword arguments of the registered PRM backend `backend`. prm-vllm batches by
-        its scheduler, so the transformers batching options are refused there, not dropped."""
-        kw = {**asdict(self), "use_docs": use_docs}
+        """The keyword arguments of the registered PRM backend `backend`; the judge's only when
+        set (the PRMs take none). prm-vllm batches by its scheduler, so the transformers
+        batching options are refused there, not dropped."""
+        kw = {**{k: v for k, v in asdict(self).items()
+                 if not (k.startswith("judge_") and v is None)}, "use_docs": use_docs}
         if backend != "prm-vllm":
             return kw
         if self.batch_size != PRMOptions.batch_size or self.max_batch_tokens is not None:
@@ -212,6 +228,12 @@ class RunConfig:
     until the rule says its answer is settled, at most `n`: streamed sample by sample
     (`bestofn.adaptive.stream`), or in rounds of `round_size` when one is given."""
     round_size: int | None = None
+    logprobs: int | None = None
+    """Top-k log-probabilities per token for the confidence methods (`SamplingConfig`)."""
+    judge_base_url: str | None = None
+    judge_template: str | None = None
+    judge_mode: str | None = None
+    """prm-judge (`--prm-backend prm-judge`): its server, template and mode (`PRMOptions`)."""
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
 
@@ -238,7 +260,8 @@ class RunConfig:
     def sampling(self) -> SamplingConfig:
         assert self.is_resolved(), f"unresolved sampling settings: {self}"
         return SamplingConfig(self.temperature, self.top_k, self.top_p,  # type: ignore[arg-type]
-                              self.max_tokens, self.seed)  # type: ignore[arg-type]
+                              self.max_tokens, self.seed,  # type: ignore[arg-type]
+                              logprobs=self.logprobs)
 
     def is_resolved(self) -> bool:
         return None not in (self.temperature, self.top_k, self.top_p, self.max_tokens,
@@ -256,7 +279,8 @@ class RunConfig:
 
     def prm_options(self) -> PRMOptions:
         return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos,
-                          published=self.published_prompt)
+                          published=self.published_prompt, judge_base_url=self.judge_base_url,
+                          judge_template=self.judge_template, judge_mode=self.judge_mode)
 
     def orm_options(self) -> ORMOptions | None:
         """The run's ORM (None without one); every other ORM setting at its default."""

@@ -40,6 +40,9 @@ from .shapes import (
     utf8_text,
 )
 
+STEP_LABELS = ("prm_hard_label", "prm_soft_label", "orm_label")
+"""Med-PRM training-set labels a solution keeps in `meta` (for `bestofn verifier-eval`)."""
+
 
 def read_items(path: str | os.PathLike[str]) -> list[Item]:
     """Items from a Med-PRM JSON list (`.json`) or the project's JSONL (any other suffix)."""
@@ -180,7 +183,7 @@ def _solution(s: Any, q: Question, path: Path, where: str, field: str) -> Soluti
     text = text if isinstance(text, str) else marked
     if not text.strip():
         raise InputError(path, where, f"{field}.solution", "empty solution text")
-    meta = {k: s[k] for k in ("score",) if k in s}
+    meta = {k: s[k] for k in ("score", *STEP_LABELS) if k in s}
     read = Solution.from_text(text, q.options or None)
     answer = s.get("answer", read.answer)
     if answer == "":
@@ -265,8 +268,9 @@ def _score_fields(sc: StepScores) -> dict[str, Any]:
     if not sc.scored:
         return {"PRM_min_score": None, "PRM_score": None, "PRM_score_list": [],
                 "PRM_reason": sc.reason}
-    return {"PRM_min_score": sc.aggregate("min"), "PRM_score": sc.aggregate("final"),
-            "PRM_score_list": list(sc.probs)}
+    out = {"PRM_min_score": sc.aggregate("min"), "PRM_score": sc.aggregate("final"),
+           "PRM_score_list": list(sc.probs)}
+    return out if sc.note is None else {**out, "PRM_note": sc.note}
 
 
 def _orm_fields(score: float | None, sol: Solution) -> dict[str, Any]:

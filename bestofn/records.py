@@ -116,6 +116,9 @@ class StepScores:
 
     probs: tuple[float, ...] = ()
     reason: str | None = None
+    note: str | None = None
+    """How scored probabilities were obtained when it matters (a judge that fell back to its
+    parsed verdicts); None for the PRMs."""
 
     def __post_init__(self) -> None:
         assert bool(self.probs) != bool(self.reason), (
@@ -141,11 +144,13 @@ class StepScores:
         raise ValueError(f"unknown aggregation {how!r}; known: {', '.join(AGGREGATIONS)}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"probs": list(self.probs), "reason": self.reason}
+        d: dict[str, Any] = {"probs": list(self.probs), "reason": self.reason}
+        return d if self.note is None else {**d, "note": self.note}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> StepScores:
-        return cls(probs=tuple(d.get("probs") or ()), reason=d.get("reason"))
+        return cls(probs=tuple(d.get("probs") or ()), reason=d.get("reason"),
+                   note=d.get("note"))
 
     @classmethod
     def unscored(cls, reason: str) -> StepScores:

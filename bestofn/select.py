@@ -25,6 +25,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .confidence import KEEP_FRACTION, confidences, has_confidence, keep_top
 from .records import Item, Selection, Solution, StepScores
 
 Answer = str | None
@@ -283,6 +284,27 @@ for _how, _head in (("min", True), ("final", True), ("mean", False), ("prod", Fa
 register_method(Method("orm_best", "ORM best-of-N", "best", needs="orm", headline=True))
 register_method(Method("orm_weighted", "ORM-weighted vote (softmax)", "vote", needs="orm",
                        softmax=True, headline=True))
+
+
+def item_confidences(item: Item) -> list[float | None] | None:
+    """Each solution's DeepConf confidence (None: the policy recorded none)."""
+    return confidences(item.solutions) if has_confidence(item.solutions) else None
+
+
+def item_top_confidences(item: Item) -> list[float | None] | None:
+    """DeepConf's filter: the top `KEEP_FRACTION` by confidence among the solutions with an
+    extracted answer (the traces theirs ranks) keep their confidence, the rest None."""
+    confs = item_confidences(item)
+    if confs is None:
+        return None
+    return keep_top([c if s.answer is not None else None
+                     for s, c in zip(item.solutions, confs, strict=True)], KEEP_FRACTION)
+
+
+register_method(Method("confidence_weighted", "Confidence-weighted vote", "vote",
+                       custom=item_confidences, headline=True))
+register_method(Method("confidence_filtered", "Confidence top-10% vote", "vote",
+                       custom=item_top_confidences, headline=True))
 
 
 def get_method(name: str) -> Method:

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
+from bestofn.confidence import meta_of as confidence_meta
 from bestofn.config import SamplingConfig
 from bestofn.records import Question, Solution
 from bestofn.registry import require
@@ -66,19 +67,42 @@ class HFPolicy:
                 ids, do_sample=params.temperature > 0, temperature=params.temperature or None,
                 top_k=params.top_k or None, top_p=params.top_p, max_new_tokens=params.max_tokens,
                 num_return_sequences=width, pad_token_id=self.tokenizer.pad_token_id
-                or self.tokenizer.eos_token_id)
-            rows = gen[:, ids.shape[1]:]
-            out += [self._solution(q, rows[i % width], seed, chunk * b + i, params)
+                or self.tokenizer.eos_token_id, return_dict_in_generate=True,
+                output_logits=params.logprobs is not None)
+            rows = gen.sequences[:, ids.shape[1]:]
+            lps = position_logprobs(gen.logits, rows, params.logprobs) \
+                if params.logprobs is not None else None
+            out += [self._solution(q, rows[i % width], seed, chunk * b + i, params,
+                                   None if lps is None else lps[i % width])
                     for i in range(b) if start <= chunk * b + i < end]
         assert len(out) == n, f"expected {n} solutions for question {q.id}, got {len(out)}"
         return out
 
     def _solution(self, q: Question, row: torch.Tensor, seed: int, index: int,
-                  params: SamplingConfig) -> Solution:
+                  params: SamplingConfig, lps: list[list[float]] | None = None) -> Solution:
         tokens = row.tolist()
         stop = next((i for i, t in enumerate(tokens) if t in self.stop_ids), None)
         n_tokens = len(tokens) if stop is None else stop + 1
         text = self.tokenizer.decode(tokens[:n_tokens], skip_special_tokens=True)
         reason = "stop" if stop is not None else "length"
+        conf = {} if lps is None else confidence_meta(
+            lps[:n_tokens], window=params.confidence_window, k=params.logprobs)
         return self.preset.make_solution(text, q, model=self.model_name, seed=seed, index=index,
-                                         tokens=n_tokens, finish_reason=reason)
+                                         tokens=n_tokens, finish_reason=reason, **conf)
+
+
+def position_logprobs(logits: Sequence[torch.Tensor], rows: torch.Tensor,
+                      k: int) -> list[list[list[float]]]:
+    """Per row and generated position: the top-k log-probabilities of the raw (unwarped)
+    logits, plus the generated token's own when it is not among them (vLLM's `logprobs=k`
+    with its default raw log-probabilities)."""
+    out: list[list[list[float]]] = [[] for _ in range(rows.shape[0])]
+    for t, step in enumerate(logits):
+        lp = torch.log_softmax(step.float(), dim=-1)
+        top_v, top_i = lp.topk(min(k, lp.shape[-1]), dim=-1)
+        tok = rows[:, t].to(lp.device)
+        own = lp.gather(-1, tok[:, None])[:, 0]
+        seen = (top_i == tok[:, None]).any(-1)
+        for r in range(rows.shape[0]):
+            out[r].append(top_v[r].tolist() + ([] if seen[r] else [float(own[r])]))
+    return out

@@ -23,6 +23,7 @@ from typing import Any
 
 from tqdm import tqdm
 
+from bestofn.confidence import meta_of as confidence_meta
 from bestofn.config import SamplingConfig
 from bestofn.records import Question, Solution
 from bestofn.registry import require
@@ -148,7 +149,7 @@ class OpenAIPolicy:
         return got + rest
 
     def _request(self, q: Question, unit: Unit, params: SamplingConfig) -> list[Solution]:
-        return self.read(q, unit, self.post(self.body(q, unit, params)))
+        return self.read(q, unit, self.post(self.body(q, unit, params)), params)
 
     def body(self, q: Question, unit: Unit, params: SamplingConfig) -> dict[str, Any]:
         """The request body of one unit (also what the streaming scheduler sends)."""
@@ -157,25 +158,31 @@ class OpenAIPolicy:
                 "max_tokens": params.max_tokens, "seed": unit.seed, **self.extra_body}
         if params.top_k > 0:
             body.setdefault("top_k", params.top_k)  # vLLM / SGLang extension
+        if params.logprobs is not None:
+            body.update(logprobs=True, top_logprobs=params.logprobs)
         return body
 
-    def read(self, q: Question, unit: Unit, response: dict[str, Any]) -> list[Solution]:
+    def read(self, q: Question, unit: Unit, response: dict[str, Any],
+             params: SamplingConfig | None = None) -> list[Solution]:
         """A unit's solutions from the server's response; a single-sample request records its
-        token count from `usage.completion_tokens`."""
+        token count from `usage.completion_tokens`, and `params` with `logprobs` the
+        confidence of each."""
         choices = sorted(response["choices"], key=lambda c: c.get("index", 0))
         meta_seed = unit.seed if unit.k == 1 else unit.seed - unit.start - unit.first
         tokens = (response.get("usage") or {}).get("completion_tokens") if unit.k == 1 else None
-        return [self._solution(q, c, meta_seed, unit.start + unit.first + j, tokens)
+        return [self._solution(q, c, meta_seed, unit.start + unit.first + j, tokens, params)
                 for j, c in enumerate(choices[:unit.k])]
 
     def _solution(self, q: Question, choice: dict[str, Any], seed: int, index: int,
-                  tokens: int | None = None) -> Solution:
+                  tokens: int | None = None, params: SamplingConfig | None = None) -> Solution:
         msg = choice.get("message") or {}
         text = msg.get("content") or ""
         reasoning = msg.get("reasoning_content") or msg.get("reasoning")
         if reasoning:  # servers with a reasoning parser split the <think> block off
             text = f"<think>{reasoning}</think>{text}"
         meta = {} if tokens is None else {"tokens": int(tokens)}
+        if params is not None:
+            meta.update(choice_confidence(choice, params))
         return self.preset.make_solution(text, q, model=self.model_name, seed=seed, index=index,
                                          finish_reason=choice.get("finish_reason"), **meta)
 
@@ -200,3 +207,18 @@ class OpenAIPolicy:
             if attempt + 1 < attempts:
                 time.sleep(self.retry.delay(attempt, retry_after))
         raise err
+
+
+def choice_confidence(choice: dict[str, Any], params: SamplingConfig) -> dict[str, Any]:
+    """DeepConf summaries of a chat choice's `logprobs.content`: at each position the
+    `top_logprobs` and the sampled token's own log-probability when it is not among them (what
+    vLLM's offline `logprobs=k` returns)."""
+    content = (choice.get("logprobs") or {}).get("content") if params.logprobs is not None else None
+    if not content:
+        return {}
+    positions = []
+    for pos in content:
+        top = {t["token"]: t["logprob"] for t in pos.get("top_logprobs") or []}
+        top.setdefault(pos["token"], pos["logprob"])
+        positions.append(list(top.values()))
+    return confidence_meta(positions, window=params.confidence_window, k=params.logprobs)

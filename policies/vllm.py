@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bestofn.confidence import meta_of as confidence_meta
 from bestofn.records import Question, Solution
 from bestofn.registry import require
 
@@ -128,7 +129,8 @@ class VLLMPolicy:
         from vllm import SamplingParams
 
         return SamplingParams(n=n, temperature=params.temperature, top_p=params.top_p,
-                              top_k=params.top_k, max_tokens=params.max_tokens, seed=seed)
+                              top_k=params.top_k, max_tokens=params.max_tokens, seed=seed,
+                              logprobs=params.logprobs)
 
     def sample(self, questions: Sequence[Question], n: int, params: SamplingConfig,
                start: int = 0) -> list[list[Solution]]:
@@ -139,13 +141,23 @@ class VLLMPolicy:
         outs = self.llm.chat([self.preset.messages(q) for q in questions],
                              [self.sampling_params(n, params, s + start) for s in seeds],
                              use_tqdm=self.progress, lora_request=self.lora_request)
-        return [self._solutions(q, out, seed, n, start)
+        return [self._solutions(q, out, seed, n, start, params)
                 for q, out, seed in zip(questions, outs, seeds, strict=True)]
 
-    def _solutions(self, q: Question, out: Any, seed: int, n: int,
-                   start: int) -> list[Solution]:
+    def _solutions(self, q: Question, out: Any, seed: int, n: int, start: int,
+                   params: SamplingConfig) -> list[Solution]:
         got = sorted(out.outputs, key=lambda o: o.index)
         assert len(got) == n, f"expected {n} completions for question {q.id}, got {len(got)}"
         return [self.preset.make_solution(o.text, q, model=self.model_name, seed=seed,
                                           index=start + o.index, tokens=len(o.token_ids),
-                                          finish_reason=o.finish_reason) for o in got]
+                                          finish_reason=o.finish_reason,
+                                          **self._confidence(o, params)) for o in got]
+
+    @staticmethod
+    def _confidence(o: Any, params: SamplingConfig) -> dict[str, Any]:
+        """DeepConf summaries of a completion's returned log-probabilities (top k plus the
+        sampled token at each position), when they were asked for."""
+        if params.logprobs is None or o.logprobs is None:
+            return {}
+        positions = [[lp.logprob for lp in pos.values()] for pos in o.logprobs if pos]
+        return confidence_meta(positions, window=params.confidence_window, k=params.logprobs)

@@ -23,7 +23,8 @@ from bestofn.adaptive.rules import ESC, PRM, Beta, Dirichlet, Fixed
 def first_stop(rule, answers, scores=None) -> int:
     """The first k at which the rule stops (k = len(answers) if never)."""
     for k in range(1, len(answers) + 1):
-        if rule.stop(Drawn(answers[:k], None if scores is None else scores[:k])):
+        part = None if scores is None else scores[:k]
+        if rule.stop(Drawn(answers[:k], part, part)):  # scores double as confidences
             return k
     return len(answers)
 
@@ -261,7 +262,8 @@ def test_parse_rule_round_trips_and_defaults():
 
 
 @pytest.mark.parametrize(("spec", "msg"), [
-    ("majority", "unknown stopping rule 'majority'.*known: beta, dirichlet, esc, fixed, prm"),
+    ("majority",
+     "unknown stopping rule 'majority'.*known: beta, confidence, dirichlet, esc, fixed, prm"),
     ("beta:epsilon=0.1", "unknown parameter 'epsilon'; known: min_n, max_n, eps"),
     ("beta:eps=abc", "parameter 'eps' must be a number, got 'abc'"),
     ("esc:w=2.5", "parameter 'w' must be an integer, got '2.5'"),

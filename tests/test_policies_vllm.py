@@ -5,16 +5,14 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from bestofn.records import Question
+from bestofn.testing.vllm_server import free_port, wait_healthy
 from policies import SamplingConfig, sample_to_file
 from policies.validity import ValidityConfig
 
@@ -24,7 +22,6 @@ pytest.importorskip("vllm")
 PARAMS = SamplingConfig(temperature=0.8, top_k=50, max_tokens=12, seed=3)
 GREEDY = replace(PARAMS, temperature=0.0, max_tokens=8)
 ENGINE = dict(max_model_len=1024, kv_cache_gb=0.5)
-SERVER_START_S = 300
 
 
 def mcq(qid: str) -> Question:
@@ -122,30 +119,6 @@ def test_sample_to_file_with_validity_over_vllm(policy, tmp_path):
 
 # ---- `vllm serve` and the OpenAI-compatible client ----------------------------------------
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(proc: subprocess.Popen, url: str, log: Path) -> None:
-    import httpx
-
-    deadline = time.monotonic() + SERVER_START_S
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"vllm serve exited ({proc.returncode}):\n"
-                               + log.read_text()[-3000:])
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"vllm serve not healthy after {SERVER_START_S} s:\n"
-                       + log.read_text()[-3000:])
-
-
 @pytest.fixture(scope="module")
 def server(tiny_llama_split, tmp_path_factory):
     """`vllm serve` on loopback, always terminated (its whole process group).
@@ -208,3 +181,42 @@ def test_openai_stream_gives_the_fixed_samples_and_aborts(server, policy):
         assert stream.pending() == 0 and stream.poll(0.5) == []
     finally:
         stream.close()
+
+
+# ---- confidence from log-probabilities (DeepConf) -----------------------------------------
+
+def _confs(sols_per_q):
+    from bestofn.confidence import META_KEY
+
+    return [[s.meta[META_KEY] for s in sols] for sols in sols_per_q]
+
+
+def test_vllm_confidence_equals_transformers(tiny_llama_split, policy):
+    """Greedy: the same tokens, so the top-k log-probabilities (vLLM's raw ones, transformers'
+    unwarped logits) and their DeepConf summaries agree to float32 precision."""
+    from policies.hf import HFPolicy
+
+    params = replace(GREEDY, logprobs=3, confidence_window=4)
+    got = policy.sample(QUESTIONS, 1, params)
+    hf = HFPolicy(str(tiny_llama_split), device="cpu").sample(QUESTIONS, 1, params)
+    assert texts(got) == texts(hf)
+    for a, b in zip(_confs(got), _confs(hf), strict=True):
+        assert a[0]["tokens"] == b[0]["tokens"] and a[0]["k"] == 3
+        for key in ("mean", "lowest_group", "bottom10_group", "tail"):
+            assert a[0][key] == pytest.approx(b[0][key], rel=1e-3), key
+    assert texts(policy.sample(QUESTIONS, 2, replace(PARAMS, logprobs=3))) == texts(
+        policy.sample(QUESTIONS, 2, PARAMS))  # asking for log-probabilities changes nothing
+
+
+def test_openai_confidence_against_vllm_serve(server, policy):
+    """`logprobs`/`top_logprobs` over HTTP give the offline engine's confidences (greedy: the
+    chosen token is the top one, so both return exactly the top k)."""
+    from policies.openai import OpenAIPolicy
+
+    params = replace(GREEDY, logprobs=3, confidence_window=4)
+    got = OpenAIPolicy("tiny", base_url=server, concurrency=2).sample(QUESTIONS, 1, params)
+    offline = policy.sample(QUESTIONS, 1, params)
+    assert texts(got) == texts(offline)
+    for a, b in zip(_confs(got), _confs(offline), strict=True):
+        for key in ("mean", "lowest_group", "tail"):
+            assert a[0][key] == pytest.approx(b[0][key], rel=1e-4), key

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from ..confidence import solution_confidence
 from ..config import ExecConfig, RunConfig
 from ..files import (
     InputError,
@@ -45,6 +46,9 @@ def run_rule(cfg: RunConfig) -> Bounds:
     if "scores" in rule.needs and not cfg.prm:
         raise ValueError(f"--adaptive {rule.name} reads PRM scores: give --prm MODEL "
                          "(or use a vote-based rule: esc, beta, dirichlet)")
+    if "confidences" in rule.needs and cfg.logprobs is None:
+        raise ValueError(f"--adaptive {rule.name} reads the policy's confidence: give "
+                         "--logprobs K (DeepConf: 20)")
     if cfg.max_steps:
         raise ValueError("--adaptive samples in rounds, which the step filter cannot top up: "
                          "pass --valid-steps off")
@@ -62,7 +66,8 @@ class Partial:
 
     def drawn(self) -> Drawn:
         scores = [s.aggregate(SCORE_AGGREGATE) for s in self.prm] if self.prm else None
-        return Drawn([s.answer for s in self.solutions], scores)
+        return Drawn([s.answer for s in self.solutions], scores,
+                     [solution_confidence(s) for s in self.solutions])
 
     def add(self, sols: list[Solution], prm: list[StepScores] | None,
             orm: list[float | None] | None) -> None:

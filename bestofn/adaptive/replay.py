@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from ..bootstrap import CI_LEVEL, Estimate, bootstrap_interval
+from ..confidence import has_confidence, solution_confidence
 from ..evaluate import method_order, question_outcomes
 from ..records import Item
 from ..select import aggregate_all
@@ -136,15 +137,20 @@ class Replayer:
                     f"{len(self.items)} questions have none (e.g. {missing[0]!r}); score the "
                     "file first (bestofn score --prm MODEL) or use a vote-based rule")
         if "confidences" in rule.needs:
-            raise MissingScores(f"rule {rule.name!r} needs per-sample confidences, which "
-                                "replay does not read yet")
+            missing = [it.question.id for it in self.items if not has_confidence(it.solutions)]
+            if missing:
+                raise MissingScores(
+                    f"rule {rule.name!r} needs per-sample confidences, but {len(missing)} of "
+                    f"{len(self.items)} questions have none (e.g. {missing[0]!r}); sample with "
+                    "--logprobs K")
 
     def drawn(self, qi: int, order: Sequence[int]) -> Drawn:
         it = self.items[qi]
         answers = [it.solutions[i].answer for i in order]
         agg = self.scores[qi]
         scores = None if agg is None else [agg[i] for i in order]
-        return Drawn(answers, scores)
+        confs = [solution_confidence(it.solutions[i]) for i in order]
+        return Drawn(answers, scores, confs)
 
     def outcomes(self, qi: int, d: int, k: int) -> dict[str, float]:
         """`question_outcomes` of the first k samples of draw d (cached)."""

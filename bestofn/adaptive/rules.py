@@ -41,6 +41,15 @@ Rules (`RULES`, `parse_rule("beta:eps=0.01,max_n=32")`; `fixed:max_n=N` is fixed
     regularised incomplete beta for these non-integer counts is a continued fraction
     (`beta_upper_tail`). Stop when either test holds; eps = 0 is the safe rule alone.
   Default eps = 0.05, the same confidence level as `beta`.
+- `confidence`: DeepConf's online rule (Fu et al. 2025, facebookresearch/deepconf
+  `deepconf-online.py`), with the trace-level part made a pure rule. Each sample's confidence
+  is its lowest group confidence (`bestofn.confidence`; sample with `--logprobs K`). The first
+  `warmup` samples (default 16, theirs) set the bar: the (1 - keep) percentile of their
+  confidences (keep = 0.9: DeepConf-high, the 10th percentile; keep = 0.1: DeepConf-low, the
+  90th). Samples below the bar are discarded (theirs stops them mid-generation; here they
+  are drawn whole and left out of the vote), the others vote their confidence, and the rule
+  stops when the leader's share of the vote reaches `tau` (default 0.95, theirs). It never
+  stops before `warmup` samples.
 """
 
 from __future__ import annotations
@@ -50,6 +59,8 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from typing import ClassVar, Protocol, runtime_checkable
+
+import numpy as np
 
 from .posterior import beta_leader_prob, beta_upper_tail, dirichlet_leader_prob, top_two
 
@@ -261,6 +272,46 @@ class PRM(Bounds):
 
 
 @dataclass(frozen=True)
+class Confidence(Bounds):
+    """DeepConf online (Fu et al. 2025, `deepconf-online.py`): a warm-up, a confidence bar,
+    then stop at consensus among the traces above the bar."""
+
+    name: ClassVar[str] = "confidence"
+    needs: ClassVar[frozenset[str]] = frozenset({"confidences"})
+    warmup: int = 16
+    keep: float = 0.9
+    tau: float = 0.95
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.warmup < 1 or not 0 < self.keep <= 1 or not 0 < self.tau <= 1:
+            raise ValueError(f"rule 'confidence': need warmup >= 1, keep in (0, 1] and tau in "
+                             f"(0, 1], got warmup={self.warmup}, keep={self.keep}, "
+                             f"tau={self.tau}")
+
+    def bar(self, warm: Sequence[float | None]) -> float | None:
+        """The (1 - keep) percentile of the warm-up samples' confidences."""
+        got = [c for c in warm if c is not None]
+        return float(np.percentile(got, 100 * (1 - self.keep))) if got else None
+
+    def settled(self, drawn: Drawn) -> bool:
+        if drawn.confidences is None:
+            raise ValueError("rule 'confidence' needs per-sample confidences (sample with "
+                             "--logprobs K); none given")
+        if len(drawn) < self.warmup:
+            return False
+        bar = self.bar(drawn.confidences[:self.warmup])
+        if bar is None:
+            return False
+        weights: dict[str, float] = {}
+        for a, c in zip(drawn.answers, drawn.confidences, strict=True):
+            if a is not None and c is not None and c >= bar:
+                weights[a] = weights.get(a, 0.0) + c
+        total = math.fsum(weights.values())
+        return total > 0 and max(weights.values()) / total >= self.tau
+
+
+@dataclass(frozen=True)
 class Fixed(Bounds):
     """Never settled: exactly `max_n` samples (fixed N as a rule, for side-by-side figures)."""
 
@@ -273,7 +324,8 @@ class Fixed(Bounds):
         return self._cap(full)
 
 
-RULES: dict[str, type[Bounds]] = {r.name: r for r in (ESC, Beta, Dirichlet, PRM, Fixed)}
+RULES: dict[str, type[Bounds]] = {r.name: r for r in (ESC, Beta, Dirichlet, PRM, Confidence,
+                                                       Fixed)}
 """Rule name → class; every parameter is a dataclass field (`min_n`, `max_n` and the rule's)."""
 
 _PARSERS: dict[type, Callable[[str], object]] = {int: int, float: float}

@@ -19,7 +19,7 @@ from ..score import StaleProgress
 Handler = Callable[[argparse.Namespace], int]
 
 COMMAND_MODULES: list[str] = ["score", "evaluate", "run", "sample", "prefs", "index", "report",
-                              "serve"]
+                              "serve", "verifier_eval"]
 """Submodules of `bestofn.cli`, in the order `bestofn --help` lists them."""
 
 USER_ERRORS = (InputError, FileNotFoundError, ValueError, KeyError, ImportError, ConfigMismatch,

@@ -20,8 +20,8 @@ def register(sub: Any) -> dict[str, Any]:
     add_rules_option(e)
     e.add_argument("--adaptive", default=None, metavar="RULE[:k=v,...]",
                    help="replay each question's solutions in file order under a stopping rule "
-                        "(esc | beta | dirichlet | prm | fixed) and report accuracy and mean "
-                        "samples next to fixed N")
+                        "(esc | beta | dirichlet | prm | confidence | fixed) and report "
+                        "accuracy and mean samples next to fixed N")
     e.add_argument("--draws", type=int, default=None,
                    help="with --adaptive: average over D seeded permutations of each "
                         "question's solutions (default: file order)")

@@ -34,6 +34,15 @@ def add_prm_options(p: argparse.ArgumentParser, *, loading: bool = True) -> None
                    help="score as the published Med-PRM scorer: RAG system prompt whenever "
                         "documents are on (even when none fits), markers past --max-len still "
                         "scored up to the model's own context")
+    p.add_argument("--judge-base-url", default=None, metavar="URL",
+                   help="prm-judge: the judge's OpenAI-compatible server (default: vLLM's "
+                        "offline engine on the --prm model)")
+    p.add_argument("--judge-template", default=None, metavar="FILE",
+                   help="prm-judge: the judge's user template (placeholders {documents}, "
+                        "{question}, {steps}, {n}; default in docs/verifiers.md)")
+    p.add_argument("--judge-mode", default=None, choices=("generate", "forced"),
+                   help="prm-judge: generate (one reply per solution, default) or forced (one "
+                        "prefilled request per step: for models that do not keep the format)")
     if loading:
         add_loading_options(p, what="solutions")
 
@@ -55,7 +64,9 @@ def prm_options(a: argparse.Namespace) -> PRMOptions:
                       dtype=getattr(a, "dtype", default_of(PRMOptions, "dtype")),
                       batch_size=getattr(a, "batch_size", default_of(PRMOptions, "batch_size")),
                       max_batch_tokens=getattr(a, "max_batch_tokens", None),
-                      double_bos=a.double_bos, published=a.published_prompt)
+                      double_bos=a.double_bos, published=a.published_prompt,
+                      judge_base_url=a.judge_base_url, judge_template=a.judge_template,
+                      judge_mode=a.judge_mode)
 
 
 def add_orm_options(p: argparse.ArgumentParser, *, required: bool, short: bool = False) -> None:
@@ -135,10 +146,13 @@ SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens")
 
 def preset_sampling(a: argparse.Namespace) -> tuple[Any, SamplingConfig]:
     """The policy's preset and its sampling settings with the flags given over them."""
+    import dataclasses
+
     from ..engines import resolve_preset_sampling
 
-    return resolve_preset_sampling(a.policy, a.preset, a.seed,
-                                   **{k: getattr(a, k) for k in SAMPLING_FLAGS})
+    preset, sampling = resolve_preset_sampling(a.policy, a.preset, a.seed,
+                                               **{k: getattr(a, k) for k in SAMPLING_FLAGS})
+    return preset, dataclasses.replace(sampling, logprobs=getattr(a, "logprobs", None))
 
 
 def add_sampling_options(p: argparse.ArgumentParser, *, from_preset: bool) -> None:
@@ -173,6 +187,13 @@ def valid_steps(text: str | None) -> tuple[int | None, int | None]:
     if not (lo.isdigit() and (not sep or hi.isdigit())):
         raise ValueError(f"--valid-steps {text!r}: expected MIN-MAX (e.g. 3-9) or off")
     return int(lo), int(hi or lo)
+
+
+def add_logprobs_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--logprobs", type=int, default=None, metavar="K",
+                   help="request the top-K log-probabilities of every token and store each "
+                        "solution's DeepConf confidence (for the confidence_* selection "
+                        "methods and the `confidence` stopping rule; DeepConf uses K=20)")
 
 
 def add_rules_option(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 from ..config import RunConfig, default_of
 from .options import (
     add_exec_options,
+    add_logprobs_option,
     add_policy_options,
     add_prm_options,
     add_rules_option,
@@ -33,7 +34,7 @@ def register(sub: Any) -> dict[str, Any]:
                    help="solutions per question (with --adaptive: the most a question draws)")
     r.add_argument("--adaptive", default=d("adaptive"), metavar="RULE[:k=v,...]",
                    help="sample in rounds until a stopping rule says the answer is settled: "
-                        "esc | beta | dirichlet | prm (see Adaptive compute)")
+                        "esc | beta | dirichlet | prm | confidence (see Adaptive compute)")
     r.add_argument("--round", dest="round_size", type=int, default=d("round_size"),
                    help="samples per question per round with --adaptive")
     r.add_argument("--policy", default=d("policy"),
@@ -47,6 +48,7 @@ def register(sub: Any) -> dict[str, Any]:
     r.add_argument("--orm-adapter", default=d("orm_adapter"),
                    help="PEFT LoRA adapter for the ORM")
     add_sampling_options(r, from_preset=True)
+    add_logprobs_option(r)
     r.add_argument("--index", default=d("index"), metavar="DIR|default",
                    help="retrieve documents for the PRM prompt from a FAISS index folder "
                         "(`default`: bundled MedQuAD index, built on first use, ~7 min on 2 "
@@ -79,7 +81,9 @@ def run_config(a: argparse.Namespace) -> RunConfig:
                      published_prompt=a.published_prompt,
                      temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                      max_tokens=a.max_tokens, device=a.device, rules=a.rules,
-                     adaptive=a.adaptive, round_size=a.round_size,
+                     adaptive=a.adaptive, round_size=a.round_size, logprobs=a.logprobs,
+                     judge_base_url=a.judge_base_url, judge_template=a.judge_template,
+                     judge_mode=a.judge_mode,
                      engine=engine_options(a))
 
 

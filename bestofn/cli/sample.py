@@ -6,7 +6,13 @@ import argparse
 from typing import Any
 
 from ..config import RunConfig, SampleOptions, default_of
-from .options import add_policy_options, add_sampling_options, engine_options, preset_sampling
+from .options import (
+    add_logprobs_option,
+    add_policy_options,
+    add_sampling_options,
+    engine_options,
+    preset_sampling,
+)
 
 
 def add_parser(sub: Any) -> None:
@@ -21,6 +27,7 @@ def add_parser(sub: Any) -> None:
                    help="solutions per question")
     s.add_argument("--output", required=True, help="solutions JSONL (resumed if it exists)")
     add_sampling_options(s, from_preset=True)
+    add_logprobs_option(s)
     s.add_argument("--device", default=default_of(RunConfig, "device"), help="cpu | cuda | auto")
     s.add_argument("--min-steps", type=int, default=None, help="validity filter (medprm: 3)")
     s.add_argument("--max-steps", type=int, default=None, help="validity filter (medprm: 9)")

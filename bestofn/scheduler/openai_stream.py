@@ -69,7 +69,7 @@ class OpenAIStream:
             for attempt in range(retry.attempts):
                 r = await self.client.post(self.policy.url, json=body)
                 if r.status_code == 200:
-                    [sol] = self.policy.read(q, unit, r.json())
+                    [sol] = self.policy.read(q, unit, r.json(), params)
                     return sol
                 err = ServerError(self.policy.url, r.status_code, r.text, attempt + 1)
                 if not retryable(r.status_code) or attempt + 1 == retry.attempts:

@@ -15,6 +15,7 @@ SCORERS.register("prm-hf", "bestofn.scorers.prm_hf:HFPRMScorer")
 SCORERS.register("orm-hf", "bestofn.scorers.orm_hf:HFORMScorer")
 SCORERS.register("orm-vllm", "bestofn.scorers.orm_vllm:VLLMORMScorer")
 SCORERS.register("prm-vllm", "bestofn.scorers.prm_vllm:VLLMPRMScorer")
+SCORERS.register("prm-judge", "bestofn.scorers.prm_judge:JudgePRMScorer")
 
 
 def make_scorer(name: str, /, **kwargs: object) -> Scorer:
