@@ -70,8 +70,8 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=256)
     ap.add_argument("--temperature", type=float, default=0.7,
                     help="sampling temperature of measurements 1 and 2")
-    ap.add_argument("--agree-temperature", type=float, default=0.2,
-                    help="temperature of measurement 3 (samples agree)")
+    ap.add_argument("--agree-temperature", type=float, default=0.0,
+                    help="temperature of measurement 3 (samples agree; 0: greedy)")
     ap.add_argument("--rule", default="beta", help="stopping rule of measurement 3")
     ap.add_argument("--question-in-flight", type=int, default=4)
     ap.add_argument("--repeats", type=int, default=2)

@@ -128,17 +128,22 @@ class _Recording(OrderedStream):
             self.queue = rest
 
 
-@pytest.mark.parametrize("in_flight, per_question", [(5, 2), (3, 3), (16, 8)])
-def test_scheduler_keeps_within_its_budget(stored, in_flight, per_question):
+@pytest.mark.parametrize("fill", [False, True])
+@pytest.mark.parametrize("in_flight, per_question", [(5, 2), (3, 3), (16, 8), (40, 2)])
+def test_scheduler_keeps_within_its_budget(stored, in_flight, per_question, fill):
     path, items = stored
     stream = _Recording(ReplayPolicy(str(path)))
     rule = parse_rule(f"fixed:max_n={N}")
     jobs = [StreamJob(it.question, rule, None, lambda line: None) for it in items]
-    sched = Scheduler(stream, SamplingConfig(), Budget(in_flight, per_question))
+    sched = Scheduler(stream, SamplingConfig(), Budget(in_flight, per_question, fill=fill))
     done = {j.question.id: j for j in sched.run(jobs)}
     assert sorted(done) == sorted(it.question.id for it in items)
-    assert 0 < stream.most <= in_flight and 0 < stream.most_per_q <= per_question
-    assert stream.most == min(in_flight, per_question * Q)
+    assert 0 < stream.most <= in_flight
+    if fill:  # every question admitted: the room left goes past per_question
+        assert stream.most == min(in_flight, N * Q)
+    else:
+        assert 0 < stream.most_per_q <= per_question
+        assert stream.most == min(in_flight, per_question * Q)
     for it in items:
         assert texts(done[it.question.id].item(False, False)) == texts(it)
 

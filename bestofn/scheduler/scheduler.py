@@ -31,6 +31,10 @@ class Budget:
     open_questions: int | None = None
     poll_s: float = 0.25
     """Longest a poll runs the engine before the loop looks at the side work again."""
+    fill: bool = True
+    """When no question waits to be admitted, room left under `in_flight` goes to the open
+    questions past `per_question` (one sample each in turn), so a run with fewer questions
+    than the engine holds keeps it full; off, `per_question` is a hard cap."""
 
     def __post_init__(self) -> None:
         if min(self.in_flight, self.per_question, self.open_questions or 1) < 1:
@@ -83,7 +87,8 @@ class Scheduler:
             yield from self._settle(open_, running)
             if exhausted and not open_:
                 return
-            self._start(open_, running)
+            self._start(open_, running, fill=self.budget.fill and (
+                exhausted or len(open_) >= limit))
             if self._total(running):
                 self._route(self.stream.poll(self.budget.poll_s), open_, running)
                 if self.side is not None:
@@ -99,21 +104,33 @@ class Scheduler:
     def _total(running: dict[str, set[int]]) -> int:
         return sum(len(r) for r in running.values())
 
-    def _start(self, open_: list[Job], running: dict[str, set[int]]) -> None:
+    def _start(self, open_: list[Job], running: dict[str, set[int]], fill: bool) -> None:
         batch: list[tuple[Question, int]] = []
         free = self.budget.in_flight - self._total(running)
+
+        def take(job: Job, room: int) -> int:
+            if room <= 0 or job.settled():
+                return 0
+            got = job.next_indices(room)
+            assert len(got) <= room, f"question {job.question.id}: {len(got)} > room {room}"
+            running[job.question.id].update(got)
+            batch.extend((job.question, k) for k in got)
+            return len(got)
+
         for job in open_:
             if free <= 0:
                 break
-            mine = running[job.question.id]
-            room = min(self.budget.per_question - len(mine), free)
-            if room <= 0 or job.settled():
-                continue
-            got = job.next_indices(room)
-            assert len(got) <= room, f"question {job.question.id}: {len(got)} > room {room}"
-            mine.update(got)
-            free -= len(got)
-            batch += [(job.question, k) for k in got]
+            free -= take(job, min(self.budget.per_question - len(running[job.question.id]),
+                                  free))
+        while fill and free > 0:
+            more = 0
+            for job in open_:
+                if free - more <= 0:
+                    break
+                more += take(job, 1)
+            if not more:
+                break
+            free -= more
         self.stream.submit(batch, self.params)
 
     @staticmethod
