@@ -62,6 +62,15 @@ def streamed(policy: VLLMPolicy, qs: list, rule: Any, params: SamplingConfig,
                       for k in range(j.stop_at or 0)}}
 
 
+def row(name: str, bs: float, ms: float, bn: int, mn: int, bt: int, mt: int, ab: int,
+        same: bool) -> str:
+    s_saved, t_saved, w_saved = 1 - mn / bn, 1 - mt / bt, 1 - ms / bs
+    eff = f"{w_saved / s_saved:.2f}" if s_saved > 0 else "—"
+    return (f"| {name} | {bs:.1f} | {ms:.1f} | {ms / bs:.3f} | {mn}/{bn} | {mt} ({ab}) | "
+            f"{100 * s_saved:.0f}% / {100 * t_saved:.0f}% / {100 * w_saved:.0f}% | {eff} | "
+            f"{same} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="smollm2")
@@ -102,20 +111,16 @@ def main() -> None:
         b, m = base[-1], mine[-1]
         same = all(b["texts"][key] == text for key, text in m["texts"].items())
         bs, ms = statistics.median(x["s"] for x in base), statistics.median(x["s"] for x in mine)
-        rows.append((name, bs, ms, b["samples"], m["samples"], b["tokens"], m["tokens"],
-                     m["aborted"], same))
+        rows.append(row(name, bs, ms, b["samples"], m["samples"], b["tokens"], m["tokens"],
+                        m["aborted"], same))
+        print(rows[-1], flush=True)
     print(f"\n{a.model}, {len(qs)} questions, N={n}, max_tokens={a.max_tokens}, "
           f"question_in_flight={a.question_in_flight}, medians of {a.repeats}\n")
     print("| case | batched s | streamed s | wall ratio | samples kept | tokens generated "
           "(aborted) | saved: samples / tokens / wall | wall saved per sample saved | "
           "texts = batched |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    for name, bs, ms, bn, mn, bt, mt, ab, same in rows:
-        s_saved, t_saved, w_saved = 1 - mn / bn, 1 - mt / bt, 1 - ms / bs
-        eff = f"{w_saved / s_saved:.2f}" if s_saved > 0 else "—"
-        print(f"| {name} | {bs:.1f} | {ms:.1f} | {ms / bs:.3f} | {mn}/{bn} | {mt} ({ab}) | "
-              f"{100 * s_saved:.0f}% / {100 * t_saved:.0f}% / {100 * w_saved:.0f}% | {eff} | "
-              f"{same} |")
+    print("\n".join(rows))
     policy.llm.llm_engine.engine_core.shutdown()
 
 

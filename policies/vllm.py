@@ -138,20 +138,27 @@ class VLLMPolicy:
         if not questions:
             return []
         seeds = [question_seed(params.seed, q.id) for q in questions]
+        per_request = 1 if params.temperature == 0 else n  # vLLM refuses greedy with n > 1
         outs = self.llm.chat([self.preset.messages(q) for q in questions],
-                             [self.sampling_params(n, params, s + start) for s in seeds],
+                             [self.sampling_params(per_request, params, s + start)
+                              for s in seeds],
                              use_tqdm=self.progress, lora_request=self.lora_request)
         return [self._solutions(q, out, seed, n, start, params)
                 for q, out, seed in zip(questions, outs, seeds, strict=True)]
 
     def _solutions(self, q: Question, out: Any, seed: int, n: int, start: int,
                    params: SamplingConfig) -> list[Solution]:
+        """A question's n solutions; greedy decoding asked once and repeated (every greedy
+        sample is the same text)."""
         got = sorted(out.outputs, key=lambda o: o.index)
+        if params.temperature == 0:
+            got = got * n
         assert len(got) == n, f"expected {n} completions for question {q.id}, got {len(got)}"
         return [self.preset.make_solution(o.text, q, model=self.model_name, seed=seed,
-                                          index=start + o.index, tokens=len(o.token_ids),
+                                          index=start + k, tokens=len(o.token_ids),
                                           finish_reason=o.finish_reason,
-                                          **self._confidence(o, params)) for o in got]
+                                          **self._confidence(o, params))
+                for k, o in enumerate(got)]
 
     @staticmethod
     def _confidence(o: Any, params: SamplingConfig) -> dict[str, Any]:
