@@ -268,6 +268,12 @@ def test_vllm_stream_equals_fixed_sampling_and_counts_aborted_tokens(tiny_llama_
             got.update({f.key: f.solution.text for f in stream.poll(5.0)})
         assert got == {SampleKey(q.id, k): fixed[i][k].text
                        for i, q in enumerate(qs) for k in range(4)}
+        greedy = SamplingConfig(temperature=0.0, max_tokens=12, seed=5)
+        [sols] = policy.sample(qs[:1], 3, greedy)  # vLLM itself refuses n > 1 when greedy
+        assert len({s.text for s in sols}) == 1 and [s.meta["index"] for s in sols] == [0, 1, 2]
+        stream.submit([(qs[0], 2)], greedy)
+        [f] = stream.poll(30.0)
+        assert f.solution.text == sols[0].text
         long = SamplingConfig(temperature=1.0, top_k=50, max_tokens=400, seed=5)
         stream.submit([(qs[0], k) for k in range(3)], long)
         assert stream.poll(0.5) == []  # 400 tokens take longer than half a second here
