@@ -139,6 +139,7 @@ def test_pipeline_with_an_index_equals_in_process_run(local_ray, tmp_path, tiny_
 
 def test_an_index_that_cannot_be_opened_stops_the_run(local_ray, tmp_path, tiny_llama_special):
     missing = tmp_path / "no-index"
+    missing.mkdir()  # a folder, so the run starts and the retrieval actor fails to open it
     with pytest.raises(FileNotFoundError, match="not an index folder"):
         run(cfg(tmp_path / "run", tiny_llama_special, index=str(missing), use_docs=True),
             progress=False, ex=ExecConfig())

@@ -319,12 +319,15 @@ def test_streamed_adaptive_run_on_ray_actors_keeps_the_fixed_runs_first_k(tmp_pa
     from bestofn.config import ExecConfig
 
     run(tiny_cfg(tmp_path / "fixed", tiny_llama_special, "vllm"), progress=False)
-    ray.init(num_cpus=2, include_dashboard=False)
+    started = not ray.is_initialized()  # another module's local Ray may still be up
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False)
     try:
         rep = run(tiny_cfg(tmp_path / "ad", tiny_llama_special, "vllm", adaptive="prm:eps=0.3"),
                   progress=False, ex=ExecConfig())
     finally:
-        ray.shutdown()
+        if started:
+            ray.shutdown()
     fixed = {it.question.id: it for it in read_items(tmp_path / "fixed" / "results.jsonl")}
     rule = parse_rule("prm:eps=0.3,max_n=6")
     for it in read_items(tmp_path / "ad" / "results.jsonl"):
