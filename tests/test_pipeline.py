@@ -60,6 +60,8 @@ def reference(tmp_path_factory, tiny_llama_special):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")
+    if ray.is_initialized():  # a run of another module started one and left it up
+        ray.shutdown()
     ray.init(num_cpus=2, include_dashboard=False)
     yield ray
     ray.shutdown()
