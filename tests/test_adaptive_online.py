@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -26,9 +25,8 @@ from bestofn.datasets import load_questions
 from bestofn.files import read_items
 from bestofn.records import Item, Solution
 from bestofn.run import run
-from bestofn.testing.kill import kill_after_lines
+from bestofn.testing.kill import reference_and_resumed
 from bestofn.testing.reports import report_without_timing
-from bestofn.testing.seeds import seeded_rng
 
 Q, N = 3, 8
 
@@ -132,17 +130,7 @@ def _cli(out: Path, model: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_adaptive_run_killed_at_random_point_resumes_identically(tmp_path, tiny_llama_special):
-    ref = tmp_path / "ref"
-    done = subprocess.run(_cli(ref, tiny_llama_special), capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = tmp_path / "run"
-    rng = seeded_rng("kill point")
-    kill_after_lines(_cli(out, tiny_llama_special), out / "rounds.jsonl", rng.randint(1, 3),
-                     rng.random() * 0.5)
-    again = subprocess.run(_cli(out, tiny_llama_special), capture_output=True, text=True,
-                           timeout=900)
-    assert again.returncode == 0, again.stderr[-2000:]
+    ref, out = reference_and_resumed(lambda o: _cli(o, tiny_llama_special), tmp_path, 3)
     assert report_without_timing(out / "report.json") == report_without_timing(
         ref / "report.json")
     assert (out / "results.jsonl").read_text().count("\n") == Q

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,7 +33,7 @@ from bestofn.run import run
 from bestofn.scheduler import Budget, Compute, Scheduler
 from bestofn.scheduler.ledger import COUNT_KEYS, STAGE_KEYS, compute_json, split_by_size
 from bestofn.scheduler.ordered_stream import OrderedStream
-from bestofn.testing.kill import kill_after_lines
+from bestofn.testing.kill import reference_and_resumed
 from bestofn.testing.reports import report_without_timing
 from bestofn.testing.seeds import seeded_rng
 from policies.replay import ReplayPolicy
@@ -293,17 +292,7 @@ def _cli(out: Path, model: Path) -> list[str]:
 
 @pytest.mark.slow
 def test_streamed_run_killed_at_random_point_resumes_identically(tmp_path, tiny_llama_special):
-    ref = tmp_path / "ref"
-    done = subprocess.run(_cli(ref, tiny_llama_special), capture_output=True, text=True,
-                          timeout=900)
-    assert done.returncode == 0, done.stderr[-2000:]
-    out = tmp_path / "run"
-    rng = seeded_rng("kill point")
-    kill_after_lines(_cli(out, tiny_llama_special), out / "rounds.jsonl", rng.randint(1, 8),
-                     rng.random() * 0.5)
-    again = subprocess.run(_cli(out, tiny_llama_special), capture_output=True, text=True,
-                           timeout=900)
-    assert again.returncode == 0, again.stderr[-2000:]
+    ref, out = reference_and_resumed(lambda o: _cli(o, tiny_llama_special), tmp_path, 8)
     assert report_without_timing(out / "report.json", compute=False) == report_without_timing(
         ref / "report.json", compute=False)
     assert (out / "results.jsonl").read_text().count("\n") == 3

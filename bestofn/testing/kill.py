@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -24,3 +25,21 @@ def kill_after_lines(argv: list[str], path: Path, lines: int, extra_s: float,
     if proc.poll() is None:
         os.killpg(os.getpgid(proc.pid), signal.SIGKILL)
         proc.wait()
+
+
+def reference_and_resumed(argv_of: Callable[[Path], list[str]], tmp: Path, most_lines: int,
+                          progress: str = "rounds.jsonl") -> tuple[Path, Path]:
+    """Run the command to its end in `tmp/ref`; run it again in `tmp/run`, SIGKILL it at a
+    seeded random point (after 1..`most_lines` lines of `progress`, plus up to half a second)
+    and run it once more to resume. Returns (reference folder, resumed folder)."""
+    from .seeds import seeded_rng
+
+    ref, out = tmp / "ref", tmp / "run"
+    for folder, killed in ((ref, False), (out, True)):
+        if killed:
+            rng = seeded_rng("kill point")
+            kill_after_lines(argv_of(out), out / progress, rng.randint(1, most_lines),
+                             rng.random() * 0.5)
+        done = subprocess.run(argv_of(folder), capture_output=True, text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-2000:]
+    return ref, out
