@@ -204,6 +204,9 @@ class RunConfig:
     until the rule says its answer is settled, at most `n`: streamed sample by sample
     (`bestofn.adaptive.stream`), or in rounds of `round_size` when one is given."""
     round_size: int | None = None
+    search: str | None = None
+    """A search strategy (`bestofn.search.STRATEGIES`, e.g. `beam:width=4`): generate step by
+    step and let the PRM prune partial solutions (in-process only)."""
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
 
@@ -225,6 +228,8 @@ class RunConfig:
         d.pop("engine")
         if not self.adaptive:
             d.pop("round_size")
+        if not self.search:
+            d.pop("search")
         return d
 
     def sampling(self) -> SamplingConfig:

@@ -62,6 +62,12 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
         from .adaptive.rules import format_rule
 
         cfg = replace(cfg, adaptive=format_rule(run_rule(cfg)))
+    if cfg.search:
+        from .search.run_search import check_search
+        from .search.strategies import format_strategy, parse_strategy
+
+        check_search(cfg)
+        cfg = replace(cfg, search=format_strategy(parse_strategy(cfg.search)))
     return cfg, load_questions(cfg.dataset, limit=cfg.questions)
 
 
@@ -77,6 +83,8 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
     resume retries them).
     """
     cfg, questions = prepare(cfg)
+    if cfg.search:
+        ex = None  # search runs in-process (the Ray pipeline does not search)
     out = Path(cfg.out)
     check_run_dir(out, cfg, overwrite)
     if console is not None:
@@ -158,6 +166,10 @@ def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
 def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
             clock: StageClock) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
     """Finished items (any order) and a function returning the failures once drained."""
+    if cfg.search:
+        from .search.run_search import stream_search
+
+        return stream_search(cfg, todo, clock)
     if cfg.adaptive:
         if ex is not None:
             todo = with_documents(todo, cfg, out, progress=False)
