@@ -97,3 +97,20 @@ def test_partial_scores_equal_the_full_solution_scores(marker, request):
     assert o.probs is not None and len(o.probs) == 1
     # unchanged texts are not scored again
     assert score_candidates(prm, cands, {"q1": DOCS}) == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--search", "beam:width=0"], "width must be >= 1"),
+    (["--search", "nope"], "unknown search strategy"),
+    (["--search", "beam", "--prm", "none"], "search needs a PRM"),
+    (["--search", "beam", "--policy-backend", "hf"], "needs --policy-backend vllm"),
+])
+def test_run_refuses_bad_search_before_writing(tmp_path, capsys, extra, message):
+    from bestofn.cli import main
+
+    out = tmp_path / "r"
+    argv = ["run", "--out", str(out), "--questions", "1", "-n", "2", "--policy", "p",
+            "--prm", "m", "--valid-steps", "off", "--no-ray", *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
