@@ -9,7 +9,7 @@ from bestofn.records import Question
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.search import Candidate, Live, format_strategy, parse_strategy
 from bestofn.search.scoring import partial_solution, score_candidates
-from bestofn.search.strategies import DVTS, Beam, Reject
+from bestofn.search.strategies import DVTS, Beam, Particles, Reject
 
 
 def live(*scores: float | None, groups: list[int] | None = None) -> list[Live]:
@@ -18,7 +18,7 @@ def live(*scores: float | None, groups: list[int] | None = None) -> list[Live]:
 
 
 @pytest.mark.parametrize("spec", ["beam", "beam:width=2,agg=min", "dvts:width=4",
-                                  "reject:alpha=0.25,every=2"])
+                                  "reject:alpha=0.25,every=2", "particles:resample=off"])
 def test_specs_round_trip(spec):
     s = parse_strategy(spec)
     assert parse_strategy(format_strategy(s)) == s
@@ -31,6 +31,7 @@ def test_specs_round_trip(spec):
     ("beam:width=0", "width must be >= 1"),
     ("reject:alpha=1", "alpha < 1"),
     ("reject:alpha", "expected key=value"),
+    ("particles:resample=maybe", "resample must be on|off"),
 ])
 def test_bad_specs_are_refused(spec, message):
     with pytest.raises(ValueError, match=message):
@@ -114,3 +115,16 @@ def test_run_refuses_bad_search_before_writing(tmp_path, capsys, extra, message)
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_particles_resample_by_the_odds_of_the_latest_score():
+    lv = live(0.5, 0.99, 0.01, 0.5)
+    plan = Particles().plan(lv, 0)
+    assert sum(plan) == 4 and plan == Particles().plan(lv, 0)  # seeded: the same draw
+    assert Particles(resample="off").plan(lv, 0) == [1, 1, 1, 1]
+    # odds 1 : 99 : ~0.01 : 1 -> over many draws the 0.99 particle takes ~97% of the children
+    total = [0] * 4
+    for step in range(200):
+        for i, k in enumerate(Particles(seed=step).plan(lv, step)):
+            total[i] += k
+    assert total[1] / 800 == pytest.approx(99 / 101.01, abs=0.03) and total[2] <= 2

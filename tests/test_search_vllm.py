@@ -71,7 +71,8 @@ def test_steps_continue_from_token_ids(policy, plain):
     assert c.ids[: len(first.ids)] == first.ids
 
 
-@pytest.mark.parametrize("spec", ["beam:width=1", "dvts:width=1", "reject:alpha=0"])
+@pytest.mark.parametrize("spec", ["beam:width=1", "dvts:width=1", "reject:alpha=0",
+                                  "particles:resample=off"])
 def test_degenerate_settings_equal_plain_stepwise_sampling(policy, prm, plain, spec):
     got = run_search(policy, prm, spec)
     for q in QUESTIONS:

@@ -5,7 +5,7 @@ latest step score, and returns how many children each gets (0: pruned). Child 0 
 parent's lineage (so its seeds are the parent's next ones); children 1.. get new lineages.
 `STRATEGIES` maps a name to its class and `parse_strategy("beam:width=4")` builds one, as the
 stopping rules do (`bestofn.adaptive.rules`). Degenerate settings (`beam:width=1`,
-`dvts:width=1`, `reject:alpha=0`) give every live candidate one child: plain step-wise
+`dvts:width=1`, `reject:alpha=0`, `particles:resample=off`) give every live candidate one child: plain step-wise
 sampling.
 """
 
@@ -128,7 +128,42 @@ class Reject:
         return out
 
 
-STRATEGIES: dict[str, type] = {"beam": Beam, "dvts": DVTS, "reject": Reject}
+@dataclass(frozen=True)
+class Particles:
+    """Particle filtering (its_hub's): after every step the live candidates are resampled,
+    as many as there are, with probabilities the softmax of the logit of their latest step
+    score (p / (1 - p), normalised); the draw is seeded by `seed`, the step and the scores.
+    `resample=off` keeps every particle. Unlike its_hub, finished particles leave the pool."""
+
+    resample: str = "on"
+    seed: int = 0
+    name = "particles"
+
+    def __post_init__(self) -> None:
+        if self.resample not in ("on", "off"):
+            raise ValueError(f"particles: resample must be on|off, got {self.resample!r}")
+
+    def groups(self, n: int) -> int:
+        return 1
+
+    def plan(self, live: Sequence[Live], step: int) -> list[int]:
+        import random
+
+        if self.resample == "off" or len(live) < 2:
+            return [1] * len(live)
+        eps = 1e-6
+        w = [1.0 if not c.scores else
+             min(max(c.scores[-1], eps), 1 - eps) / (1 - min(max(c.scores[-1], eps), 1 - eps))
+             for c in live]
+        rng = random.Random(f"{self.seed}:{step}:{[c.scores for c in live]}")
+        out = [0] * len(live)
+        for i in rng.choices(range(len(live)), weights=w, k=len(live)):
+            out[i] += 1
+        return out
+
+
+STRATEGIES: dict[str, type] = {"beam": Beam, "dvts": DVTS, "reject": Reject,
+                               "particles": Particles}
 
 _PARSERS = {int: int, float: float, str: str}
 
