@@ -5,8 +5,8 @@ latest step score, and returns how many children each gets (0: pruned). Child 0 
 parent's lineage (so its seeds are the parent's next ones); children 1.. get new lineages.
 `STRATEGIES` maps a name to its class and `parse_strategy("beam:width=4")` builds one, as the
 stopping rules do (`bestofn.adaptive.rules`). Degenerate settings (`beam:width=1`,
-`dvts:width=1`, `reject:alpha=0`, `particles:resample=off`) give every live candidate one child: plain step-wise
-sampling.
+`dvts:width=1`, `reject:alpha=0`, `particles:resample=off`) give every live candidate one
+child: plain step-wise sampling.
 """
 
 from __future__ import annotations
