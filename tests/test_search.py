@@ -9,6 +9,7 @@ from bestofn.records import Question
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.search import Candidate, Live, format_strategy, parse_strategy
 from bestofn.search.scoring import partial_solution, score_candidates
+from bestofn.search.stepwise import header_cut
 from bestofn.search.strategies import DVTS, Beam, Particles, Reject
 
 
@@ -64,6 +65,13 @@ def test_reject_drops_the_lowest_fraction_on_its_steps():
     assert Reject(alpha=0.9).plan(live(0.2), 0) == [1]  # one always survives
 
 
+def test_header_cut():
+    assert header_cut("a.\n## Step", "Step") == 3
+    assert header_cut("a.\nStep 2", "Step") == 3
+    assert header_cut("a. Steps", "Step") == 3
+    assert header_cut("abc", "Step") == 3
+
+
 Q = Question(id="q1", stem="A patient presents with fever and cough. Most likely diagnosis?",
              options={"A": "pneumonia", "B": "asthma", "C": "sepsis"}, answer="A")
 TEXT = ("## Step 1: The patient has fever and cough.\n"
@@ -80,12 +88,13 @@ def test_partial_scores_equal_the_full_solution_scores(marker, request):
     [full] = prm.score(Q, DOCS, [partial_solution(TEXT)])
     assert len(full.probs) == 3
     # partial solutions as step-wise generation leaves them: cut where "\n## Step" begins
-    cuts = [TEXT.index("\n## Step 2"), TEXT.index("\n## Step 3"), len(TEXT)]
+    # (the engine stops on "Step"; the completing token may carry a character more)
     cands = []
-    for k, cut in enumerate(cuts):
-        c = Candidate(Q, str(k), k, text=TEXT[: cut + 8] if k < 2 else TEXT,
-                      cut=cut if k < 2 else None)
-        cands.append(c)
+    for k, end in enumerate([TEXT.index("Step 2") + 5, TEXT.index("Step 3") + 4]):
+        cut = header_cut(TEXT[:end], "Step")
+        assert TEXT[cut:end].startswith("## Step")
+        cands.append(Candidate(Q, str(k), k, text=TEXT[:end], cut=cut))
+    cands.append(Candidate(Q, "2", 2, text=TEXT))
     # a second question in the same call: batching across questions changes nothing
     other = Question(id="q2", stem="Which drug lowers glucose?", options={"A": "insulin"})
     o = Candidate(other, "0", 0, text="Step 1: Insulin lowers glucose. The answer is (A).")

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")
 
 PARAMS = SamplingConfig(temperature=0.9, top_k=50, top_p=1.0, max_tokens=24, seed=5)
-FMT = StepFormat(stops=("a",))
+FMT = StepFormat(stops=("a",), min_tokens=1)
 N = 4
 QUESTIONS = [Question(id=f"q{i}", stem=f"A patient {i} presents with fever. Diagnosis?",
                       options={"A": "pneumonia", "B": "asthma"}, answer="A") for i in range(3)]
@@ -123,3 +123,12 @@ def test_cli_run_search_writes_search_records(tmp_path, tiny_llama_split, tiny_l
         assert d["compute"]["prm_tokens_computed"] > 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["config"]["search"] == "beam:width=2,agg=last"
+
+
+def test_library_search_gives_items_in_question_order(policy, prm):
+    from bestofn.search import search
+
+    items = search(QUESTIONS[::-1], policy, prm, "reject:alpha=0.5", n=N, params=PARAMS,
+                   fmt=FMT)
+    assert [it.question.id for it in items] == [q.id for q in QUESTIONS[::-1]]
+    assert all(it.search["strategy"] == "reject:alpha=0.5,every=1,agg=last" for it in items)

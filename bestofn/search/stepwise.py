@@ -1,8 +1,9 @@
 """Step-wise generation on vLLM: every live candidate of every question advances one step in
 one engine call.
 
-A step ends where the next step header begins (`StepFormat.stops`, the Med-PRM format's
-`Step N:` lines, matched at a line start) or at the end of the answer. vLLM stops on the stop
+A step ends where the next step header begins (`StepFormat.stops`: "Step", where the Med-PRM
+format's `Step N:` / `## Step N:` headers begin; a header within a step's first `min_tokens`
+tokens, the step's own, is not a stop) or at the end of the answer. vLLM stops on the stop
 string with `include_stop_str_in_output=False`, but its `token_ids` hold every token it
 generated, the header's included, so a candidate's accepted tokens are exactly what the
 engine produced and its final text is the decoding of their concatenation. The next step
@@ -25,7 +26,9 @@ from bestofn.records import Question
 class StepFormat:
     """Where a step ends: the text that starts the next step's header."""
 
-    stops: tuple[str, ...] = ("\n## Step", "\nStep")
+    stops: tuple[str, ...] = ("Step",)
+    min_tokens: int = 4
+    """A stop string completed within a step's first tokens (its own header) does not end it."""
     max_steps: int = 64
     """A candidate still unfinished after this many steps is ended there."""
 
@@ -91,7 +94,8 @@ class StepGenerator:
             n=1, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k,
             max_tokens=params.max_tokens - len(c.ids),
             seed=question_seed(params.seed, c.question.id, c.lineage, c.steps),
-            stop=list(self.fmt.stops), include_stop_str_in_output=False)
+            stop=list(self.fmt.stops), include_stop_str_in_output=False,
+            min_tokens=min(self.fmt.min_tokens, params.max_tokens - len(c.ids)))
 
     def advance(self, cands: Sequence[Candidate], params: SamplingConfig) -> list[int]:
         """Generate the next step of every (unfinished) candidate in one engine call; returns
@@ -114,7 +118,16 @@ class StepGenerator:
                 c.finish_reason = (o.finish_reason if stop is None else
                                    "length" if len(c.ids) >= params.max_tokens else "steps")
             else:
-                at = c.text.rfind(stop)
-                c.cut = at if at >= 0 else len(c.text)
+                c.cut = header_cut(c.text, stop)
             got.append(len(new))
         return got
+
+
+def header_cut(text: str, stop: str) -> int:
+    """Where the next step's header begins in `text`, which ends with the stop string `stop`
+    (and perhaps a few characters of the token that completed it): at the last `stop`, or
+    at the `## ` before it (the Med-PRM step pattern takes that prefix with the header)."""
+    at = text.rfind(stop)
+    if at < 0:
+        return len(text)
+    return at - 3 if text[max(at - 3, 0):at] == "## " else at
