@@ -120,7 +120,7 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     items = [done[q.id] for q in questions if q.id in done]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
                           progress=progress, rules=get_rules(cfg.rules),
-                          extra=adaptive_summary(cfg, items),
+                          extra={**adaptive_summary(cfg, items), **search_summary(cfg, items)},
                           stage_seconds=record_seconds(out, clock))
     return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -149,6 +149,21 @@ def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
                          "n_max": cfg.n,
                          "samples": sum(drawn), "budget": cfg.n * len(items),
                          "mean_samples": sum(drawn) / len(drawn) if drawn else 0.0}}
+
+
+def search_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
+    """For a search run: finished and pruned candidates, tokens (nothing otherwise)."""
+    if not cfg.search:
+        return {}
+    logs = [it.search or {} for it in items]
+    return {"search": {"strategy": cfg.search, "n": cfg.n,
+                       "finished": sum(len(it.solutions) for it in items),
+                       "pruned": sum(s.get("pruned", 0) for lg in logs
+                                     for s in lg.get("steps", [])),
+                       "tokens_generated": sum(int(lg.get("tokens_generated") or 0)
+                                               for lg in logs),
+                       "prm_tokens_computed": sum(int(lg.get("prm_tokens_computed") or 0)
+                                                  for lg in logs)}}
 
 
 def with_documents(questions: list[Question], cfg: RunConfig, out: Path,

@@ -123,6 +123,12 @@ def test_cli_run_search_writes_search_records(tmp_path, tiny_llama_split, tiny_l
         assert d["compute"]["prm_tokens_computed"] > 0
     rep = json.loads((out / "report.json").read_text())
     assert rep["config"]["search"] == "beam:width=2,agg=last"
+    assert rep["search"]["tokens_generated"] == sum(d["compute"]["tokens_generated"]
+                                                    for d in lines)
+    # a second run resumes: nothing left to search, the same report
+    assert main(argv) == 0
+    again = json.loads((out / "report.json").read_text())
+    assert again["accuracy"] == rep["accuracy"] and again["search"] == rep["search"]
 
 
 def test_library_search_gives_items_in_question_order(policy, prm):
