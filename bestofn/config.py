@@ -234,6 +234,9 @@ class RunConfig:
     judge_template: str | None = None
     judge_mode: str | None = None
     """prm-judge (`--prm-backend prm-judge`): its server, template and mode (`PRMOptions`)."""
+    search: str | None = None
+    """A search strategy (`bestofn.search.STRATEGIES`, e.g. `beam:width=4`): generate step by
+    step and let the PRM prune partial solutions (in-process only)."""
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
 
@@ -255,6 +258,8 @@ class RunConfig:
         d.pop("engine")
         if not self.adaptive:
             d.pop("round_size")
+        if not self.search:
+            d.pop("search")
         return d
 
     def sampling(self) -> SamplingConfig:

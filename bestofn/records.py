@@ -222,6 +222,8 @@ class Item:
     raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     compute: dict[str, int] | None = field(default=None, compare=False)
     """What the question cost (`scheduler.ledger.Compute`), when a run recorded it."""
+    search: dict[str, Any] | None = field(default=None, compare=False)
+    """What a search run did for the question (`bestofn.search`: candidates per step)."""
 
     def __post_init__(self) -> None:
         for name in ("prm", "orm"):
@@ -238,7 +240,8 @@ class Item:
         return {"question": self.question.to_dict(),
                 "solutions": [s.to_dict() for s in self.solutions],
                 "prm": None if self.prm is None else [s.to_dict() for s in self.prm],
-                "orm": self.orm, **({"compute": self.compute} if self.compute else {})}
+                "orm": self.orm, **({"compute": self.compute} if self.compute else {}),
+                **({"search": self.search} if self.search else {})}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Item:
@@ -246,4 +249,4 @@ class Item:
         return cls(question=Question.from_dict(d["question"]),
                    solutions=[Solution.from_dict(s) for s in d["solutions"]],
                    prm=None if prm is None else [StepScores.from_dict(s) for s in prm],
-                   orm=d.get("orm"), compute=d.get("compute"))
+                   orm=d.get("orm"), compute=d.get("compute"), search=d.get("search"))

@@ -106,6 +106,12 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
         from .adaptive.rules import format_rule
 
         cfg = replace(cfg, adaptive=format_rule(run_rule(cfg)))
+    if cfg.search:
+        from .search.run_search import check_search
+        from .search.strategies import format_strategy, parse_strategy
+
+        check_search(cfg)
+        cfg = replace(cfg, search=format_strategy(parse_strategy(cfg.search)))
     return cfg, load_questions(cfg.dataset, limit=cfg.questions)
 
 
@@ -124,6 +130,8 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
     """
     if questions is None:
         cfg, questions = prepare(cfg)
+    if cfg.search:
+        ex = None  # search runs in-process (the Ray pipeline does not search)
     out = Path(cfg.out)
     check_run_dir(out, cfg, overwrite)
     if console is not None:
@@ -160,7 +168,7 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     items = [done[q.id] for q in questions if q.id in done]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
                           progress=progress, rules=get_rules(cfg.rules),
-                          extra=adaptive_summary(cfg, items),
+                          extra={**adaptive_summary(cfg, items), **search_summary(cfg, items)},
                           stage_seconds=record_seconds(out, clock))
     return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -210,6 +218,21 @@ def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
                          "mean_samples": sum(drawn) / len(drawn) if drawn else 0.0}}
 
 
+def search_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
+    """For a search run: finished and pruned candidates, tokens (nothing otherwise)."""
+    if not cfg.search:
+        return {}
+    logs = [it.search or {} for it in items]
+    return {"search": {"strategy": cfg.search, "n": cfg.n,
+                       "finished": sum(len(it.solutions) for it in items),
+                       "pruned": sum(s.get("pruned", 0) for lg in logs
+                                     for s in lg.get("steps", [])),
+                       "tokens_generated": sum(int(lg.get("tokens_generated") or 0)
+                                               for lg in logs),
+                       "prm_tokens_computed": sum(int(lg.get("prm_tokens_computed") or 0)
+                                                  for lg in logs)}}
+
+
 def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
                    progress: bool) -> list[Question]:
     """Questions with their top-k retrieved passages, cached per question in the run folder
@@ -226,6 +249,10 @@ def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Pa
             clock: StageClock, known: set[str] | None = None,
             ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
     """Finished items (any order) and a function returning the failures once drained."""
+    if cfg.search:
+        from .search.run_search import stream_search
+
+        return stream_search(cfg, todo, clock)
     if cfg.adaptive:
         if ex is not None:
             todo = with_documents(todo, cfg, out, progress=False)

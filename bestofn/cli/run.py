@@ -35,6 +35,10 @@ def register(sub: Any) -> dict[str, Any]:
     r.add_argument("--adaptive", default=d("adaptive"), metavar="RULE[:k=v,...]",
                    help="sample in rounds until a stopping rule says the answer is settled: "
                         "esc | beta | dirichlet | prm | confidence (see Adaptive compute)")
+    r.add_argument("--search", default=d("search"), metavar="STRATEGY[:k=v,...]",
+                   help="search inside generation, the PRM pruning partial solutions step by "
+                        "step: beam:width=M | dvts:width=M | reject:alpha=A,every=S "
+                        "(needs --prm; runs in-process; see docs/search.md)")
     r.add_argument("--round", dest="round_size", type=int, default=d("round_size"),
                    help="samples per question per round with --adaptive")
     r.add_argument("--policy", default=d("policy"),
@@ -81,7 +85,8 @@ def run_config(a: argparse.Namespace) -> RunConfig:
                      published_prompt=a.published_prompt,
                      temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                      max_tokens=a.max_tokens, device=a.device, rules=a.rules,
-                     adaptive=a.adaptive, round_size=a.round_size, logprobs=a.logprobs,
+                     adaptive=a.adaptive, round_size=a.round_size, search=a.search,
+                     logprobs=a.logprobs,
                      judge_base_url=a.judge_base_url, judge_template=a.judge_template,
                      judge_mode=a.judge_mode,
                      engine=engine_options(a))

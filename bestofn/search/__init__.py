@@ -1,0 +1,40 @@
+"""Search inside generation: the PRM judges partial solutions step by step.
+
+`stepwise` advances candidates one `Step N:` step at a time on vLLM (continuing from token
+ids), `scoring` scores partial solutions with the run's PRM, `strategies` decides which
+continue (`beam`, `dvts`, `reject`; `parse_strategy("beam:width=4")`), and `loop` runs the
+search over a batch of questions (one engine call and one PRM call per step).
+`search(questions, policy, prm, "beam:width=4", n=8)` is the library call; `run --search`
+is the command-line one (`run_search.stream_search`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from bestofn.config import SamplingConfig
+from bestofn.records import Item, Question
+
+from .loop import search_items
+from .stepwise import MEDPRM_STEPS, Candidate, StepFormat, StepGenerator
+from .strategies import STRATEGIES, Live, Strategy, format_strategy, parse_strategy
+
+
+def search(questions: Sequence[Question], policy: Any, prm: Any, strategy: str | Strategy,
+           n: int, params: SamplingConfig | None = None, *, use_docs: bool = False,
+           fmt: StepFormat = MEDPRM_STEPS) -> list[Item]:
+    """Items (in question order) of a search with N candidates per question.
+
+    `policy` is a `policies.vllm.VLLMPolicy`, `prm` a PRM scorer (`make_scorer("prm-hf", ...)`),
+    `params` the sampling settings (default: the policy preset's)."""
+    strat = parse_strategy(strategy) if isinstance(strategy, str) else strategy
+    params = params or policy.preset.sampling
+    docs = {q.id: [d.text for d in q.documents or []] if use_docs else None for q in questions}
+    got = {it.question.id: it for it in search_items(policy, prm, questions, n, params, strat,
+                                                     docs=docs, fmt=fmt)}
+    return [got[q.id] for q in questions]
+
+
+__all__ = ["MEDPRM_STEPS", "STRATEGIES", "Candidate", "Live", "StepFormat", "StepGenerator",
+           "Strategy", "format_strategy", "parse_strategy", "search", "search_items"]

@@ -1,0 +1,55 @@
+"""`bestofn run --search STRATEGY`: the in-process path (the Ray pipeline does not search).
+
+Questions are searched in chunks of `EngineOptions.samples_in_flight // n` (at least one), each
+chunk one batch of step-wise engine calls; every finished question is written at once, so a
+killed run resumes with the questions not yet written (searched again from the start: seeds
+depend only on the run seed, question, lineage and step, so the result is the same).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from ..config import RunConfig
+from ..records import Item, Question
+from ..scheduler.ledger import StageClock
+from .loop import search_items
+from .stepwise import StepGenerator
+from .strategies import parse_strategy
+
+
+def check_search(cfg: RunConfig) -> None:
+    """Refuse a bad `--search` before anything is written."""
+    if not cfg.search:
+        return
+    parse_strategy(cfg.search)
+    if not cfg.prm:
+        raise ValueError(f"--search {cfg.search}: search needs a PRM (--prm)")
+    if cfg.adaptive:
+        raise ValueError("--search and --adaptive cannot be combined")
+    if cfg.policy_backend != "vllm":
+        raise ValueError(f"--search needs --policy-backend vllm (got {cfg.policy_backend!r})")
+    if cfg.max_steps:
+        raise ValueError("--search does not filter by step count: pass --valid-steps off")
+
+
+def stream_search(cfg: RunConfig, todo: list[Question], clock: StageClock,
+                  ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+    from ..stages import build_policy, build_scorer
+
+    with clock.stage("startup_s"):
+        policy, verifiers = build_policy(cfg), build_scorer(cfg)
+    strategy = parse_strategy(cfg.search)  # type: ignore[arg-type]
+    chunk = max(1, cfg.engine.samples_in_flight // cfg.n)
+    gen = StepGenerator(policy)
+
+    def items() -> Iterator[Item]:
+        for i in range(0, len(todo), chunk):
+            qs = todo[i:i + chunk]
+            docs = {q.id: [d.text for d in q.documents or []] if cfg.use_docs else None
+                    for q in qs}
+            yield from search_items(policy, verifiers.prm, qs, cfg.n, cfg.sampling(), strategy,
+                                    docs=docs, clock=clock, gen=gen)
+
+    return items(), list

@@ -1,0 +1,140 @@
+"""Search strategies (spec parsing, pruning arithmetic) and incremental step scoring against the
+full-solution scorer on the tiny Llama PRMs (no engine)."""
+
+from __future__ import annotations
+
+import pytest
+
+from bestofn.records import Question
+from bestofn.scorers.prm_hf import HFPRMScorer
+from bestofn.search import Candidate, Live, format_strategy, parse_strategy
+from bestofn.search.scoring import partial_solution, score_candidates
+from bestofn.search.stepwise import header_cut
+from bestofn.search.strategies import DVTS, Beam, Particles, Reject
+
+
+def live(*scores: float | None, groups: list[int] | None = None) -> list[Live]:
+    return [Live(groups[i] if groups else i, None if s is None else (0.5, s))
+            for i, s in enumerate(scores)]
+
+
+@pytest.mark.parametrize("spec", ["beam", "beam:width=2,agg=min", "dvts:width=4",
+                                  "reject:alpha=0.25,every=2", "particles:resample=off"])
+def test_specs_round_trip(spec):
+    s = parse_strategy(spec)
+    assert parse_strategy(format_strategy(s)) == s
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("nope", "unknown search strategy 'nope'"),
+    ("beam:width=x", "must be an integer"),
+    ("beam:depth=2", "unknown parameter 'depth'"),
+    ("beam:width=0", "width must be >= 1"),
+    ("reject:alpha=1", "alpha < 1"),
+    ("reject:alpha", "expected key=value"),
+    ("particles:resample=maybe", "resample must be on|off"),
+])
+def test_bad_specs_are_refused(spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_strategy(spec)
+
+
+def test_beam_keeps_the_best_and_expands_them():
+    assert Beam(width=2).plan(live(0.1, 0.9, 0.5, 0.7), 0) == [0, 2, 0, 2]
+    # 5 live, width 2: the best 3 continue, 2 + 2 + 1 children (the pool never grows)
+    assert Beam(width=2).plan(live(0.1, 0.9, 0.5, 0.7, 0.2), 0) == [0, 2, 1, 2, 0]
+    assert Beam(width=1).plan(live(0.1, None, 0.5), 0) == [1, 1, 1]
+    # min aggregation ranks by the weakest step: (0.5, 0.9) beats (0.4, 0.99)
+    lv = [Live(0, (0.5, 0.9)), Live(1, (0.4, 0.99))]
+    assert Beam(width=2, agg="min").plan(lv, 0) == [2, 0]
+    assert Beam(width=2).plan(lv, 0) == [0, 2]
+
+
+def test_dvts_keeps_one_per_subtree():
+    lv = live(0.1, 0.9, 0.5, 0.7, 0.3, groups=[0, 0, 1, 1, 1])
+    assert DVTS(width=3).plan(lv, 0) == [0, 2, 0, 3, 0]
+    assert DVTS(width=3).groups(9) == 3
+
+
+def test_reject_drops_the_lowest_fraction_on_its_steps():
+    lv = live(0.1, 0.9, None, 0.7, 0.3, 0.5)
+    assert Reject(alpha=0.5).plan(lv, 0) == [0, 1, 1, 1, 0, 0]
+    assert Reject(alpha=0.5, every=2).plan(lv, 0) == [1] * 6
+    assert Reject(alpha=0.5, every=2).plan(lv, 1) == [0, 1, 1, 1, 0, 0]
+    assert Reject(alpha=0.0).plan(lv, 0) == [1] * 6
+    assert Reject(alpha=0.9).plan(live(0.2), 0) == [1]  # one always survives
+
+
+def test_header_cut():
+    assert header_cut("a.\n## Step", "Step") == 3
+    assert header_cut("a.\nStep 2", "Step") == 3
+    assert header_cut("a. Steps", "Step") == 3
+    assert header_cut("abc", "Step") == 3
+
+
+Q = Question(id="q1", stem="A patient presents with fever and cough. Most likely diagnosis?",
+             options={"A": "pneumonia", "B": "asthma", "C": "sepsis"}, answer="A")
+TEXT = ("## Step 1: The patient has fever and cough.\n"
+        "## Step 2: Chest x-ray shows consolidation, consistent with infection.\n"
+        "## Step 3: Bacterial pneumonia is most likely.\nThe answer is (A).")
+DOCS = ["Pneumonia presents with fever, cough and consolidation on chest x-ray.",
+        "Asthma causes wheezing and shortness of breath."]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("marker", ["special", "split"])
+def test_partial_scores_equal_the_full_solution_scores(marker, request):
+    path = request.getfixturevalue(f"tiny_llama_{marker}")
+    prm = HFPRMScorer(str(path), device="cpu")
+    [full] = prm.score(Q, DOCS, [partial_solution(TEXT)])
+    assert len(full.probs) == 3
+    # partial solutions as step-wise generation leaves them: cut where "\n## Step" begins
+    # (the engine stops on "Step"; the completing token may carry a character more)
+    cands = []
+    for k, end in enumerate([TEXT.index("Step 2") + 5, TEXT.index("Step 3") + 4]):
+        cut = header_cut(TEXT[:end], "Step")
+        assert TEXT[cut:end].startswith("## Step")
+        cands.append(Candidate(Q, str(k), k, text=TEXT[:end], cut=cut))
+    cands.append(Candidate(Q, "2", 2, text=TEXT))
+    # a second question in the same call: batching across questions changes nothing
+    other = Question(id="q2", stem="Which drug lowers glucose?", options={"A": "insulin"})
+    o = Candidate(other, "0", 0, text="Step 1: Insulin lowers glucose. The answer is (A).")
+    spent = score_candidates(prm, [*cands, o], {"q1": DOCS, "q2": None})
+    assert spent > 0
+    for k, c in enumerate(cands):
+        assert len(c.probs) == k + 1
+        assert c.probs[-1] == pytest.approx(full.probs[k], abs=1e-4)
+        assert c.probs == pytest.approx(full.probs[: k + 1], abs=1e-4)
+    assert o.probs is not None and len(o.probs) == 1
+    # unchanged texts are not scored again
+    assert score_candidates(prm, cands, {"q1": DOCS}) == 0
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--search", "beam:width=0"], "width must be >= 1"),
+    (["--search", "nope"], "unknown search strategy"),
+    (["--search", "beam", "--prm", "none"], "search needs a PRM"),
+    (["--search", "beam", "--policy-backend", "hf"], "needs --policy-backend vllm"),
+])
+def test_run_refuses_bad_search_before_writing(tmp_path, capsys, extra, message):
+    from bestofn.cli import main
+
+    out = tmp_path / "r"
+    argv = ["run", "--out", str(out), "--questions", "1", "-n", "2", "--policy", "p",
+            "--prm", "m", "--valid-steps", "off", "--no-ray", *extra]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_particles_resample_by_the_odds_of_the_latest_score():
+    lv = live(0.5, 0.99, 0.01, 0.5)
+    plan = Particles().plan(lv, 0)
+    assert sum(plan) == 4 and plan == Particles().plan(lv, 0)  # seeded: the same draw
+    assert Particles(resample="off").plan(lv, 0) == [1, 1, 1, 1]
+    # odds 1 : 99 : ~0.01 : 1 -> over many draws the 0.99 particle takes ~97% of the children
+    total = [0] * 4
+    for step in range(200):
+        for i, k in enumerate(Particles(seed=step).plan(lv, step)):
+            total[i] += k
+    assert total[1] / 800 == pytest.approx(99 / 101.01, abs=0.03) and total[2] <= 2
