@@ -56,12 +56,13 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..specs import parse_spec
 from .posterior import beta_leader_prob, beta_upper_tail, dirichlet_leader_prob, top_two
 
 DEFAULT_MAX_N = 64
@@ -328,9 +329,6 @@ RULES: dict[str, type[Bounds]] = {r.name: r for r in (ESC, Beta, Dirichlet, PRM,
                                                        Fixed)}
 """Rule name → class; every parameter is a dataclass field (`min_n`, `max_n` and the rule's)."""
 
-_PARSERS: dict[type, Callable[[str], object]] = {int: int, float: float}
-
-
 def make_rule(name: str, /, **params: object) -> Bounds:
     """A rule by name with keyword parameters; unknown names and parameters are refused."""
     if name not in RULES:
@@ -351,28 +349,7 @@ def rule_params(name: str) -> dict[str, object]:
 
 def parse_rule(spec: str) -> Bounds:
     """`"beta"`, `"beta:eps=0.01,min_n=4,max_n=64"` → a rule. Errors name the bad part."""
-    name, _, rest = spec.strip().partition(":")
-    name = name.strip()
-    if name not in RULES:
-        raise ValueError(f"unknown stopping rule {name!r} in {spec!r}; "
-                         f"known: {', '.join(sorted(RULES))}")
-    defaults = rule_params(name)
-    params: dict[str, object] = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = part.partition("=")
-        key = key.strip()
-        if not eq:
-            raise ValueError(f"rule {name!r}: expected key=value, got {part!r} in {spec!r}")
-        if key not in defaults:
-            raise ValueError(f"rule {name!r}: unknown parameter {key!r}; "
-                             f"known: {', '.join(defaults)}")
-        kind = type(defaults[key])
-        try:
-            params[key] = _PARSERS[kind](value.strip())
-        except ValueError:
-            raise ValueError(f"rule {name!r}: parameter {key!r} must be "
-                             f"{'an integer' if kind is int else 'a number'}, "
-                             f"got {value.strip()!r}") from None
+    name, params = parse_spec(spec, RULES, "stopping rule", "rule")
     return make_rule(name, **params)
 
 

@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Protocol
 
+from ..specs import parse_spec
+
 
 @dataclass(frozen=True)
 class Live:
@@ -165,37 +167,13 @@ class Particles:
 STRATEGIES: dict[str, type] = {"beam": Beam, "dvts": DVTS, "reject": Reject,
                                "particles": Particles}
 
-_PARSERS = {int: int, float: float, str: str}
-
-
 def strategy_params(name: str) -> dict[str, object]:
     return {f.name: f.default for f in fields(STRATEGIES[name])}
 
 
 def parse_strategy(spec: str) -> Strategy:
     """`"beam"`, `"beam:width=4,agg=min"`, `"reject:alpha=0.5,every=2"` → a strategy."""
-    name, _, rest = spec.strip().partition(":")
-    name = name.strip()
-    if name not in STRATEGIES:
-        raise ValueError(f"unknown search strategy {name!r} in {spec!r}; "
-                         f"known: {', '.join(sorted(STRATEGIES))}")
-    defaults = strategy_params(name)
-    params: dict[str, object] = {}
-    for part in filter(None, (p.strip() for p in rest.split(","))):
-        key, eq, value = part.partition("=")
-        key = key.strip()
-        if not eq:
-            raise ValueError(f"search {name!r}: expected key=value, got {part!r} in {spec!r}")
-        if key not in defaults:
-            raise ValueError(f"search {name!r}: unknown parameter {key!r}; "
-                             f"known: {', '.join(defaults)}")
-        kind = type(defaults[key])
-        try:
-            params[key] = _PARSERS[kind](value.strip())
-        except ValueError:
-            raise ValueError(f"search {name!r}: parameter {key!r} must be "
-                             f"{'an integer' if kind is int else 'a number'}, "
-                             f"got {value.strip()!r}") from None
+    name, params = parse_spec(spec, STRATEGIES, "search strategy", "search")
     return STRATEGIES[name](**params)  # type: ignore[no-any-return]
 
 
