@@ -32,7 +32,7 @@ from .config import ExecConfig, RunConfig
 from .console import log_file_for_workers, to_log_file
 from .records import Document, Item, Question, Solution, StepScores
 from .registry import require
-from .scheduler.ledger import StageClock, split_by_size
+from .scheduler.ledger import Compute, StageClock, split_by_size
 
 
 @dataclass
@@ -304,11 +304,9 @@ class RayPipeline:
 
     @staticmethod
     def _item(q: Question, sols: list[dict[str, Any]], scores: dict[str, Any]) -> Item:
-        from .stages import fixed_compute
-
         prm = scores["prm"]
         solutions = [Solution.from_dict(s) for s in sols]
-        compute = fixed_compute(solutions, int(scores.get("prm_tokens") or 0))
+        compute = Compute.kept(solutions, int(scores.get("prm_tokens") or 0))
         return Item(q, solutions,
                     prm=None if prm is None else [StepScores.from_dict(s) for s in prm],
                     orm=scores["orm"], compute=compute.to_dict())

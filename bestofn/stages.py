@@ -94,13 +94,6 @@ def prm_tokens_computed(v: Verifiers) -> int:
     return v.tokens["prm"].computed_tokens
 
 
-def fixed_compute(sols: list[Solution], prm_tokens: int) -> Compute:
-    """What a fixed-N question cost: every sample drawn is kept."""
-    tokens = sum(int(s.meta.get("tokens") or 0) for s in sols)
-    return Compute(samples_drawn=len(sols), tokens_generated=tokens,
-                   prm_tokens_computed=prm_tokens)
-
-
 def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig,
             clock: StageClock | None = None) -> Item:
     """One question through every stage, in this process."""
@@ -111,4 +104,4 @@ def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig,
     with clock.stage("score_s"):
         [(prm, orm)] = verify(v, [(q, sols)], cfg)
     spent = prm_tokens_computed(v) - before
-    return Item(q, sols, prm=prm, orm=orm, compute=fixed_compute(sols, spent).to_dict())
+    return Item(q, sols, prm=prm, orm=orm, compute=Compute.kept(sols, spent).to_dict())

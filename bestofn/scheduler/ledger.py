@@ -7,10 +7,12 @@ the object `compute`, beside the run's stage seconds from `StageClock`.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from typing import Any
+
+from bestofn.records import Solution
 
 COUNT_KEYS = ("samples_drawn", "samples_aborted", "tokens_generated", "tokens_aborted",
               "prm_tokens_computed")
@@ -45,13 +47,16 @@ class Compute:
         return cls(**{k: int(d.get(k) or 0) for k in COUNT_KEYS})
 
     @classmethod
+    def kept(cls, solutions: Sequence[Solution], prm_tokens: int = 0) -> Compute:
+        """What a fixed-N question cost: every sample drawn is kept."""
+        return cls(samples_drawn=len(solutions), prm_tokens_computed=prm_tokens,
+                   tokens_generated=sum(int(s.meta.get("tokens") or 0) for s in solutions))
+
+    @classmethod
     def of_item(cls, item: Any) -> Compute:
         """An item's recorded compute, or what its solutions show (results written before
         compute was recorded: every sample kept, PRM tokens unknown and counted 0)."""
-        if item.compute:
-            return cls.from_dict(item.compute)
-        return cls(samples_drawn=len(item.solutions), tokens_generated=sum(
-            int(s.meta.get("tokens") or 0) for s in item.solutions))
+        return cls.from_dict(item.compute) if item.compute else cls.kept(item.solutions)
 
     @classmethod
     def total(cls, parts: Iterable[Compute]) -> Compute:

@@ -137,9 +137,8 @@ class Batcher:
         qs = [j.question for j in group]
         if rule is None:
             got = await self._call(self.engine.sample, qs, n, params)
-            return [s if isinstance(s, Exception) else Drawn(s, None, Compute(
-                samples_drawn=len(s), tokens_generated=sum(
-                    int(x.meta.get("tokens") or 0) for x in s))) for s in got]
+            return [s if isinstance(s, Exception) else Drawn(s, None, Compute.kept(s))
+                    for s in got]
         try:
             return list(await self._call(self.engine.sample_adaptive, qs,
                                          [j.documents for j in group], params, rule))
