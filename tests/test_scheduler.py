@@ -224,6 +224,21 @@ def tiny_cfg(out: Path, model: Path, backend: str, **over) -> RunConfig:
     return RunConfig(**{**base, **over})
 
 
+def assert_fixed_first_k(fixed_run: Path, adaptive_run: Path, rule_spec: str) -> None:
+    """Each question of the adaptive run kept the fixed run's first k samples (and their PRM
+    scores), and k is where the rule stops on the fixed run's samples."""
+    fixed = {it.question.id: it for it in read_items(fixed_run / "results.jsonl")}
+    rule = parse_rule(rule_spec)
+    for it in read_items(adaptive_run / "results.jsonl"):
+        want = fixed[it.question.id]
+        k = len(it.solutions)
+        assert texts(it) == texts(want)[:k]
+        for got_p, want_p in zip(it.prm, want.prm[:k], strict=True):
+            assert got_p.probs == pytest.approx(want_p.probs, abs=1e-5)
+        full = Drawn([s.answer for s in want.solutions], [p.aggregate("min") for p in want.prm])
+        assert k == rule.first_stop(full), it.question.id
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", ["hf", "vllm"])
 def test_streamed_adaptive_run_keeps_the_fixed_runs_first_k(tmp_path, tiny_llama_special,
@@ -233,17 +248,7 @@ def test_streamed_adaptive_run_keeps_the_fixed_runs_first_k(tmp_path, tiny_llama
     run(tiny_cfg(tmp_path / "fixed", tiny_llama_special, backend), progress=False)
     rep = run(tiny_cfg(tmp_path / "ad", tiny_llama_special, backend, adaptive="prm:eps=0.3"),
               progress=False)
-    fixed = {it.question.id: it for it in read_items(tmp_path / "fixed" / "results.jsonl")}
-    rule = parse_rule("prm:eps=0.3,max_n=6")
-    for it in read_items(tmp_path / "ad" / "results.jsonl"):
-        want = fixed[it.question.id]
-        k = len(it.solutions)
-        assert texts(it) == texts(want)[:k]
-        for got_p, want_p in zip(it.prm, want.prm[:k], strict=True):
-            assert got_p.probs == pytest.approx(want_p.probs, abs=1e-5)
-        scores = [p.aggregate("min") for p in it.prm]
-        full = Drawn([s.answer for s in want.solutions], [p.aggregate("min") for p in want.prm])
-        assert k == rule.first_stop(full), (it.question.id, scores)
+    assert_fixed_first_k(tmp_path / "fixed", tmp_path / "ad", "prm:eps=0.3,max_n=6")
     assert rep["compute"]["samples_drawn"] == rep["adaptive"]["samples"]
     assert rep["compute"]["prm_tokens_computed"] > 0 and rep["compute"]["sample_s"] > 0
 
@@ -317,14 +322,7 @@ def test_streamed_adaptive_run_on_ray_actors_keeps_the_fixed_runs_first_k(tmp_pa
     finally:
         if started:
             ray.shutdown()
-    fixed = {it.question.id: it for it in read_items(tmp_path / "fixed" / "results.jsonl")}
-    rule = parse_rule("prm:eps=0.3,max_n=6")
-    for it in read_items(tmp_path / "ad" / "results.jsonl"):
-        want = fixed[it.question.id]
-        k = len(it.solutions)
-        assert texts(it) == texts(want)[:k]
-        full = Drawn([s.answer for s in want.solutions], [p.aggregate("min") for p in want.prm])
-        assert k == rule.first_stop(full)
+    assert_fixed_first_k(tmp_path / "fixed", tmp_path / "ad", "prm:eps=0.3,max_n=6")
     c = rep["compute"]
     assert c["samples_drawn"] == rep["adaptive"]["samples"] and c["sample_s"] > 0
     assert c["score_s"] > 0 and c["prm_tokens_computed"] > 0
