@@ -162,6 +162,7 @@ def test_particles_keep_finished_particles_in_the_pool():
 
 def test_beam_drops_finished_candidates_from_the_pool():
     job = _job(Beam(width=2), 4)
+    assert job.next_indices(8) == [0, 1, 2, 3]
     for c, p, done in zip(job.live, (0.999, 0.9, 0.2, 0.1), (True, False, False, False),
                           strict=True):
         c.probs, c.done = (p,), done
