@@ -150,7 +150,8 @@ class Scheduler:
             free -= more
         with self.clock.stage("sample_s"):
             self.stream.submit(batch, self.params)
-            self.stream.submit_steps(steps, self.params)
+            if steps:
+                self.stream.submit_steps(steps, self.params)
 
     @staticmethod
     def _route(done: list[Finished | StepOutput], open_: list[Job],
