@@ -95,7 +95,7 @@ def projected(tok: Any, work: list[tuple[Question, list[str], list[Solution]]],
     byts = {"best-of-N": 0.0, "search": 0.0}
     toks = {"best-of-N": 0, "search": 0}
     for q, docs, sols in work:
-        full = encode_solutions(tok, q, docs, sols, cfg, max_len)
+        full = [e for e in encode_solutions(tok, q, docs, sols, cfg, max_len) if not e.reason]
         prefix = shared_prefix_len(full) // VLLM_BLOCK * VLLM_BLOCK
         for e in full:
             f, b = _span(LLAMA_8B, prefix, len(e.input_ids))
@@ -108,8 +108,9 @@ def projected(tok: Any, work: list[tuple[Question, list[str], list[Solution]]],
             byts[m] += b
             toks[m] += prefix
         for s in sols:
-            parts = encode_solutions(tok, q, docs, [partial_solution(t) for t in step_texts(s)],
-                                     cfg, max_len)
+            parts = [e for e in encode_solutions(tok, q, docs,
+                                                 [partial_solution(t) for t in step_texts(s)],
+                                                 cfg, max_len) if not e.reason]
             before = prefix
             for e in parts:
                 f, b = _span(LLAMA_8B, before, len(e.input_ids))
@@ -138,7 +139,16 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--skip-scratch", action="store_true",
                     help="leave out the from-scratch baseline (the slowest)")
+    ap.add_argument("--project-only", action="store_true",
+                    help="only the roofline model (no model is built)")
     a = ap.parse_args()
+    if a.project_only:
+        from prm_speed import model_folder
+        from transformers import AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(model_folder("cpu"))
+        project(tok, build_workload(tok, Workload(a.questions, a.n, a.doc_tokens)), a)
+        return
     model, tok, _ = load(a.shape, a.device)
     work = build_workload(tok, Workload(a.questions, a.n, a.doc_tokens))
     kw = dict(tokenizer=tok, device=a.device, max_len=a.max_len, batch_size=a.batch_size)
@@ -158,6 +168,11 @@ def main() -> None:
     base_s, base_t = rows[0][1], rows[0][2]
     for name, s, t, _ in rows:
         print(f"| {name} | {s:.2f} | {s / base_s:.2f} | {t} | {t / base_t:.2f} |")
+    project(tok, work, a)
+
+
+def project(tok: Any, work: list[tuple[Question, list[str], list[Solution]]],
+            a: argparse.Namespace) -> None:
     proj = projected(tok, work, a.max_len, "h200")
     print("\n| prm-vllm, 8B RAG-PRM on an H200 (roofline model) | seconds | PRM tokens computed "
           "| x best-of-N |")
