@@ -15,6 +15,12 @@ model).
   python benchmarks/search.py                      # 4 MedQA questions, N=8, 256 tokens
   python benchmarks/search.py -q 6 -n 8 --prm-backend prm-vllm --rag
   python benchmarks/search.py --strategies beam:width=4 reject:alpha=0.5
+  python benchmarks/search.py --model tiny -q 3 -n 8 --max-tokens 64   # steps end at "a"
+
+SmolLM2-135M rarely writes `Step N:` headers (most of its answers are one step), so a strategy
+has little to prune on the embedded defaults; `--model tiny` (the test suite's random tiny
+Llama as policy and PRM, a step ending at every "a" it writes: many steps per candidate)
+measures the strategies' pruning itself.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from bestofn.engines import build_prm
 from bestofn.records import Item
 from bestofn.scheduler import StageClock
 from bestofn.scorers.protocol import ScoredBatch
-from bestofn.search import parse_strategy, search_items
+from bestofn.search import MEDPRM_STEPS, StepFormat, parse_strategy, search_items
 from bestofn.select import best_of_n, is_correct
 from bestofn.steps import STEP_TAG
 from policies import SamplingConfig
@@ -90,15 +96,26 @@ def best_of(policy: VLLMPolicy, prm: NewSteps, qs: list, n: int, params: Samplin
 
 
 def searched(policy: VLLMPolicy, prm: NewSteps, qs: list, n: int, params: SamplingConfig,
-             spec: str, rag: bool) -> dict[str, Any]:
+             spec: str, rag: bool, fmt: StepFormat) -> dict[str, Any]:
     policy.llm.reset_prefix_cache()
     clock = StageClock()
     items = list(search_items(policy, prm, qs, n, params, parse_strategy(spec),
-                              docs=docs_of(qs, rag), clock=clock))
+                              docs=docs_of(qs, rag), clock=clock, fmt=fmt))
     items.sort(key=lambda it: [q.id for q in qs].index(it.question.id))
     return {"sample_s": clock.seconds["sample_s"], "score_s": clock.seconds["score_s"],
             "items": items, "tokens": sum(it.compute["tokens_generated"] for it in items),
             "prm_tokens": sum(it.compute["prm_tokens_computed"] for it in items)}
+
+
+def tiny(marker: str) -> str:
+    """The test suite's tiny random Llama (built once in the cache folder)."""
+    from bestofn.embedded import cache_dir
+    from bestofn.testing import build_tiny_llama
+
+    out = cache_dir() / "bench" / f"tiny-{marker}"
+    if not (out / "config.json").exists():
+        build_tiny_llama(out, marker=marker)  # type: ignore[arg-type]
+    return str(out)
 
 
 def main() -> None:
@@ -118,8 +135,13 @@ def main() -> None:
     a = ap.parse_args()
     for s in a.strategies:
         parse_strategy(s)
-    policy = VLLMPolicy(a.model, preset="smollm2" if a.model == "smollm2" else "medprm",
-                        kv_cache_gb=2.0)
+    fmt = MEDPRM_STEPS
+    if a.model == "tiny":
+        a.model, a.prm, fmt = tiny("split"), tiny("special"), StepFormat(("a",), min_tokens=1)
+        policy = VLLMPolicy(a.model, max_model_len=2048, kv_cache_gb=0.5)
+    else:
+        policy = VLLMPolicy(a.model, preset="smollm2" if a.model == "smollm2" else "medprm",
+                            kv_cache_gb=2.0)
     prm_model = build_prm(a.prm, a.prm_backend, PRMOptions(device="cpu"), a.rag)
     qs = load_questions("medqa", limit=a.questions)
     if a.rag:
@@ -132,7 +154,7 @@ def main() -> None:
     for name in ["best-of-N", *a.strategies]:
         prm = NewSteps(prm_model)
         r = (best_of(policy, prm, qs, a.n, params, a.rag) if name == "best-of-N"
-             else searched(policy, prm, qs, a.n, params, name, a.rag))
+             else searched(policy, prm, qs, a.n, params, name, a.rag, fmt))
         sel, acc = picks(r["items"])
         rows.append((name, r["sample_s"], r["score_s"], r["tokens"], r["prm_tokens"],
                      r["prm_tokens"] / max(prm.new, 1), sel, acc))
