@@ -168,7 +168,7 @@ def test_search_scores_each_new_step_from_the_cache(vllm_scorer, hf_scorer):
         new = 0
         for j, c in enumerate(cands):
             [enc] = vllm_scorer.encode(q, docs, [partial_solution(c.scoring_text)])
-            common = next((i for i, (a, b) in enumerate(zip(before[j], enc.input_ids))
+            common = next((i for i, (a, b) in enumerate(zip(before[j], enc.input_ids, strict=False))
                            if a != b), min(len(before[j]), len(enc.input_ids)))
             new += len(enc.input_ids) - common
             before[j] = enc.input_ids

@@ -8,8 +8,8 @@ import pytest
 from bestofn.records import Question
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.search import Candidate, Live, format_strategy, parse_strategy
-from bestofn.search.scoring import partial_solution, score_candidates
 from bestofn.search.job import SearchJob
+from bestofn.search.scoring import partial_solution, score_candidates
 from bestofn.search.stepwise import StepFormat, header_cut
 from bestofn.search.strategies import DVTS, Beam, Particles, Reject
 
