@@ -28,7 +28,8 @@ class ServeConfig:
     k: int = 5
     """Documents retrieved per question when the server has an index and the request gives none."""
     adaptive: str | None = None
-    """The stopping rule of requests that do not set `bestofn.adaptive` (None: fixed N)."""
+    """The stopping rule of requests that set neither `bestofn.adaptive` nor `bestofn.search`
+    (None: fixed N)."""
     search: str | None = None
     """The search strategy of requests that set neither `bestofn.search` nor
     `bestofn.adaptive` (None: best-of-N; needs the vllm policy backend and a PRM)."""
