@@ -449,5 +449,13 @@ def test_search_requests_answer_what_the_library_search_does(tiny_llama_split, p
         for k in ("tokens_generated", "prm_tokens_computed"):
             assert counted[k] == sum(g["bestofn"]["compute"][k] for g in got) > 0, k
         assert counted["samples"] == sum(g["bestofn"]["samples"] for g in got)
+        # the server-wide default: a plain request searches, one asking adaptive does not
+        app = create_app(replace(cfg, search=specs[0]), Reranker(prm, method="prm_min"),
+                         policy, step_format=fmt)
+        with serve_in_thread(app) as url:
+            plain = chat(url, 0, bestofn={"samples": 4}).json()["bestofn"]
+            rule = chat(url, 0, bestofn={"samples": 4, "adaptive": "esc:w=2"}).json()["bestofn"]
+        assert plain["search"] == got[0]["bestofn"]["search"]
+        assert rule["search"] is None and rule["adaptive"].startswith("esc:")
     finally:
         policy.llm.llm_engine.engine_core.shutdown()
