@@ -50,7 +50,7 @@ class Run:
         return next((it.search["strategy"] for it in self.items if it.search), None)
 
 
-def fixed_curve(items: Sequence[Item], methods: Sequence[str], *, seed: int, b: int,
+def best_of_n_curve(items: Sequence[Item], methods: Sequence[str], *, seed: int, b: int,
                 level: float) -> list[dict[str, Any]]:
     """The best-of-N run's points, k = 1..N: mean tokens and each method's estimate."""
     qs = graded(items)
@@ -114,10 +114,13 @@ def compare(best_of_n: Run, runs: Sequence[Run], *, seed: int = 0,
     """report.json's `search_vs_best_of_n`."""
     for m in methods:
         get_method(m)
+    if best_of_n.strategy:
+        raise ValueError(f"{best_of_n.name}: a search run ({best_of_n.strategy}); the runs are "
+                         "placed against a best-of-N run, pass that first")
     _columns(best_of_n, methods, seed)
     for run in runs:
         same_questions(best_of_n, run)
-    curve = fixed_curve(best_of_n.items, methods, seed=seed, b=b, level=level)
+    curve = best_of_n_curve(best_of_n.items, methods, seed=seed, b=b, level=level)
     points = [run_point(r, methods, seed=seed, b=b, level=level) for r in runs]
     for p in points:
         p["best_of_n_at_budget"] = at_budget(curve, p["mean_tokens"], methods)

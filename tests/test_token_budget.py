@@ -130,6 +130,8 @@ def test_runs_over_other_questions_are_refused_before_anything_is_written(tmp_pa
     err = capsys.readouterr().err
     assert str(s) in err and "not the 40 questions" in err and "'elsewhere'" in err
     assert not (a / "report.json").exists()
+    with pytest.raises(ValueError, match="a search run"):
+        compare(Run("beam", search_items(bon, 3, 0.5)), [Run("bon", bon)])
     with pytest.raises(ValueError, match="meta.tokens"):
         untimed = [replace(it, solutions=[replace(x, meta={}) for x in it.solutions])
                    for it in bon]
