@@ -322,6 +322,9 @@ class ReportOptions:
     """Bootstrap resamples of the questions (or preference pairs) for the 95% intervals."""
     draws: int = 200
     """Random solution subsets per N per question for the accuracy-vs-N curves."""
+    search_runs: tuple[str, ...] = ()
+    """Run folders (or results files) placed against this run's best-of-N and majority
+    curves at equal generated tokens (`report --search-runs`, `bestofn.token_budget`)."""
 
 
 @dataclass(frozen=True)

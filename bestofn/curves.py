@@ -101,6 +101,26 @@ def accuracy_curves(items: Sequence[Item], *, ns: Sequence[int] | None = None,
     return out
 
 
+def prefix_outcomes(items: Sequence[Item], ks: Sequence[int], methods: Sequence[str], *,
+                    seed: int = 0, rules: SelectionRules = STRICT) -> dict[int, np.ndarray]:
+    """Per k, the correctness (graded questions x `methods`) when every question keeps its
+    first k solutions (all of them when it has fewer): a fixed-N run of k samples, as the
+    samples were drawn. The subset path of the curves, with one subset per question."""
+    qs = graded(items)
+    out = {k: np.zeros((len(qs), len(methods))) for k in ks}
+    for chunk in _chunks(qs, list(ks), 1, False, 0):
+        part = [qs[i] for i in chunk]
+        fast = SubsetEvaluator(part, seed, rules)
+        size = len(part[0].solutions)
+        for k in ks:
+            first = np.arange(min(k, size), dtype=np.int64)
+            pos = np.broadcast_to(first, (len(chunk), 1, len(first)))
+            got = _chunk_outcomes(part, list(methods), fast, pos, seed, rules)
+            for j, m in enumerate(methods):
+                out[k][chunk, j] = got[m][:, 0]
+    return out
+
+
 def _summarise(per_q: list[np.ndarray], exhaustive: bool, level: float) -> Estimate:
     """Sampled: per_q is one (draws,) row per question; exhaustive: one row of all subsets."""
     if not per_q:

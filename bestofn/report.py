@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from . import token_budget
 from .bootstrap import CI_LEVEL, Estimate, intervals, matrix_from_rows
 from .columns import benchmark_markdown, benchmark_table
 from .config import ReportOptions
@@ -53,9 +54,11 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
     `seed` seeds the selection tie-breaks, the bootstrap and the subset draws. `failures` are
     the questions that failed (dicts such as the pipeline's `{question_id, stage, error,
     attempts}`). `plot`: None draws the PNG when matplotlib is installed, True requires it.
-    `stage_seconds`: a run's measured stage seconds (`scheduler.ledger.StageClock`); the time
-    spent here on selection and evaluation is `select_s`. Without them the stage
-    keys of `compute` are null and the report is deterministic.
+    `extra` keys are added to report.json; `search_vs_best_of_n` (`token_budget.compare`)
+    also gets its section and plot. `stage_seconds`: a run's measured stage seconds
+    (`scheduler.ledger.StageClock`); the time spent here on selection and evaluation is
+    `select_s`. Without them the stage keys of `compute` are null and the report is
+    deterministic.
     """
     out_dir = Path(out_dir)
     t0 = time.perf_counter()
@@ -72,6 +75,8 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
     atomic_write_text(out_dir / "report.json", json.dumps(data, indent=2, allow_nan=False) + "\n")
     atomic_write_text(out_dir / CSV_FILE, curves_csv(data["curves"]))
     drawn = _plot(out_dir / PLOT_FILE, data["curves"], plot)
+    if drawn == "drawn" and "search_vs_best_of_n" in data:
+        token_budget.plot(out_dir / token_budget.PLOT_FILE, data["search_vs_best_of_n"])
     text = markdown(data, plot=drawn)
     if adaptive:
         text += "\n" + _adaptive_curves(out_dir, data["adaptive_curves"], drawn,
@@ -243,7 +248,8 @@ def markdown(data: dict[str, Any], *, plot: str = "off") -> str:
     parts = ["# bestofn report", _settings_md(data), _accuracy_md(data),
              benchmark_markdown(data.get("benchmarks", {}), _headline(data["accuracy"]), labels()),
              _compute_md(data), _adaptive_md(data), _sources_md(data),
-             _curves_md(data, plot), _failures_md(data), _config_md(data["config"])]
+             _curves_md(data, plot), _budget_md(data, plot), _failures_md(data),
+             _config_md(data["config"])]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 
@@ -346,6 +352,11 @@ def _curves_md(data: dict[str, Any], plot: str) -> str:
             for m, v in c["methods"].items()]
     return head + "\n\n" + _table(["method", *(f"N={n}" for n in c["ns"])], rows,
                                   right=tuple(range(1, len(c["ns"]) + 1)))
+
+
+def _budget_md(data: dict[str, Any], plot: str) -> str:
+    got = data.get("search_vs_best_of_n")
+    return token_budget.markdown(got, plot == "drawn") if got else ""
 
 
 def _failures_md(data: dict[str, Any]) -> str:

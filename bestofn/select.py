@@ -313,6 +313,11 @@ def get_method(name: str) -> Method:
     return METHODS[name]
 
 
+BUDGET_METHODS = ("prm_min", "majority")
+"""The methods the report compares at equal generated tokens (`bestofn.token_budget`):
+best-of-N by the PRM's min aggregate, and majority vote."""
+
+
 def table_keys() -> list[str]:
     """The headline methods, then the bounds: the rows and order of the report's table."""
     return [m.name for m in METHODS.values() if m.headline] + list(BOUNDS)

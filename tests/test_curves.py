@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from bestofn.bootstrap import accuracy_intervals, bootstrap_interval, outcome_matrix
-from bestofn.curves import accuracy_curves, curve_ns, sub_item
+from bestofn.curves import accuracy_curves, curve_ns, prefix_outcomes, sub_item
 from bestofn.evaluate import evaluate, question_outcomes
 from bestofn.records import Item
 from bestofn.subsets import SubsetEvaluator
@@ -21,6 +21,19 @@ def make_items(seed: int, q: int, n: int | tuple[int, int], *, ties: bool) -> li
     `ties` the scores come from a few values (equal scores and vote sums occur)."""
     return random_items(seed, q, n, none_rate=0.15, variants=["b"], unscored_rate=0.15,
                         ties=ties, orm=True, orm_none_rate=0.1)
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_prefix_outcomes_equal_question_outcomes_on_the_first_k(ties):
+    """Every method (the array path and the object path) on each question's first k
+    solutions, all of them when it has fewer."""
+    items = make_items(5, 30, (2, 7), ties=ties)
+    methods, _ = outcome_matrix(items, seed=4)
+    got = prefix_outcomes(items, [1, 3, 7, 9], methods, seed=4)
+    for k, table in got.items():
+        want = [[question_outcomes(sub_item(it, range(min(k, len(it.solutions)))),
+                                   seed=4)[m] for m in methods] for it in items]
+        assert table.tolist() == want, k
 
 
 def test_curve_ns():

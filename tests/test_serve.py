@@ -247,6 +247,10 @@ BAD = [
     ({"bestofn": {"adaptive": "nope"}}, 400, "bestofn.adaptive"),
     ({"bestofn": {"adaptive": "beta:eps=x"}}, 400, "bestofn.adaptive"),
     ({"bestofn": {"adaptive": "beta:min_n=7", "samples": 6}}, 400, "bestofn.adaptive"),
+    ({"bestofn": {"search": "nope"}}, 400, "bestofn.search"),
+    ({"bestofn": {"search": "beam:width=x"}}, 400, "bestofn.search"),
+    ({"bestofn": {"search": "beam", "adaptive": "beta"}}, 400, "bestofn.search"),
+    ({"bestofn": {"search": "beam:width=2"}}, 400, "bestofn.search"),  # replay policy
     ({"model": "gpt-4"}, 404, "model"),
 ]
 
@@ -273,6 +277,27 @@ def test_bad_requests_are_refused_naming_the_field(server):
             extra_body={"bestofn": {"samples": 100}})
     assert httpx.get(url + "/nowhere").json()["error"]["code"] == "404"
     assert chat(url, 0).status_code == 200  # still serving
+
+
+def test_search_is_refused_where_the_server_cannot_search(replay_file):
+    """400 naming `bestofn.search` with what is missing; a server-wide default the server
+    cannot honour is refused when the app is made."""
+    policy = make_policy("replay", model=str(replay_file))
+    with serve_in_thread(create_app(CFG, Reranker(None, method="majority"), policy)) as url:
+        for ext, why in (({"search": "beam:width=2"}, "has none"),
+                         ({"search": "dvts:width=0"}, "width must be"),
+                         ({"search": "beam", "adaptive": "beta"}, "bestofn.adaptive")):
+            r = chat(url, 0, bestofn=ext)
+            err = r.json()["error"]
+            assert (r.status_code, err["param"]) == (400, "bestofn.search"), err
+            assert why in err["message"]
+        assert chat(url, 0).status_code == 200
+    with pytest.raises(ValueError, match="--search beam: a search scores partial"):
+        create_app(replace(CFG, search="beam"), Reranker(None, method="majority"), policy)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        replace(CFG, search="beam", adaptive="beta")
+    with pytest.raises(ValueError, match="unknown search strategy"):
+        replace(CFG, search="bean")
 
 
 @pytest.mark.parametrize("rule", ["beta:eps=0.3", "esc:w=2", "prm:eps=0.3"])
@@ -340,6 +365,9 @@ def test_serve_flags_build_the_config():
     assert "serve" in commands and (cfg.n, cfg.max_n, cfg.api_key, cfg.port) == (16, 32, "k",
                                                                                  9000)
     assert cfg.host == "127.0.0.1" and a.method == "weighted_min"
+    assert cfg.search is None
+    assert serve_config(ap.parse_args(["serve", "--search", "beam:width=2"])).search == (
+        "beam:width=2")
     with pytest.raises(ValueError, match="n <= max_n"):
         serve_config(ap.parse_args(["serve", "-n", "100"]))
 
@@ -373,3 +401,61 @@ def test_vllm_cpu_policy_behind_the_endpoint(tiny_llama_split, prm):
             assert r.json()["usage"]["completion_tokens"] == sum(s.meta["tokens"] for s in sols)
     finally:
         inner.llm.llm_engine.engine_core.shutdown()
+
+
+@pytest.mark.slow
+def test_search_requests_answer_what_the_library_search_does(tiny_llama_split, prm):
+    """`bestofn.search` runs the library's search on the server's vLLM policy and PRM (two
+    requests arriving together share one search call): the finished candidates, the search
+    log and the compute are the library's, the answer is the library's pick on them, and
+    /metrics counts the search's tokens."""
+    pytest.importorskip("vllm")
+    from bestofn.search import StepFormat, search
+    from policies import SamplingConfig
+    from policies.vllm import VLLMPolicy
+
+    fmt = StepFormat(stops=("a",), min_tokens=1)  # the random model writes no `Step N:`
+    policy = VLLMPolicy(str(tiny_llama_split), max_model_len=1024, kv_cache_gb=0.5,
+                        device="cpu")
+    try:
+        cfg = replace(CFG, n=4, max_tokens=16, temperature=0.9, batch_wait_s=0.5)
+        app = create_app(cfg, Reranker(prm, method="prm_min"), policy, step_format=fmt)
+        specs = ["beam:width=2", "beam:width=2", "reject:alpha=0.5"]
+        with serve_in_thread(app) as url, ThreadPoolExecutor(2) as pool:
+            futs = [pool.submit(chat, url, i, bestofn={"search": specs[i], "samples": 4})
+                    for i in range(2)]
+            got = [f.result().json() for f in futs]
+            r = client(url).chat.completions.create(
+                model="bestofn", messages=[{"role": "user", "content": prompt(2)}],
+                extra_body={"bestofn": {"search": specs[2], "samples": 4}})
+            got.append(r.model_dump())
+            counted = {k: metric(url, f"bestofn_{k}_total")
+                       for k in ("tokens_generated", "prm_tokens_computed", "samples")}
+        assert [g["bestofn"]["batch_size"] for g in got] == [2, 2, 1]
+        params = SamplingConfig(temperature=0.9, top_k=cfg.top_k, top_p=cfg.top_p,
+                                max_tokens=16, seed=0)
+        for i, (body, spec) in enumerate(zip(got, specs, strict=True)):
+            ext, q = body["bestofn"], make_question(prompt(i))
+            [it] = search([q], policy, prm, spec, 4, params, fmt=fmt)
+            assert ext["solutions"] == [s.text for s in it.solutions]
+            assert ext["search"] == it.search and ext["compute"] == it.compute
+            assert ext["search"]["strategy"].startswith(spec.split(":")[0] + ":")
+            assert ext["step_scores"] == [list(p.probs) for p in it.prm]
+            sel = Reranker(prm, method="prm_min").pick(it)
+            assert (ext["answer"], ext["method"]) == (sel.answer, "prm_min")
+            assert body["choices"][0]["message"]["content"] == it.solutions[ext["index"]].text
+        assert sum(g["bestofn"]["search"]["steps"][0]["live"] for g in got) == 12
+        assert any(s["pruned"] for g in got for s in g["bestofn"]["search"]["steps"])
+        for k in ("tokens_generated", "prm_tokens_computed"):
+            assert counted[k] == sum(g["bestofn"]["compute"][k] for g in got) > 0, k
+        assert counted["samples"] == sum(g["bestofn"]["samples"] for g in got)
+        # the server-wide default: a plain request searches, one asking adaptive does not
+        app = create_app(replace(cfg, search=specs[0]), Reranker(prm, method="prm_min"),
+                         policy, step_format=fmt)
+        with serve_in_thread(app) as url:
+            plain = chat(url, 0, bestofn={"samples": 4}).json()["bestofn"]
+            rule = chat(url, 0, bestofn={"samples": 4, "adaptive": "esc:w=2"}).json()["bestofn"]
+        assert plain["search"] == got[0]["bestofn"]["search"]
+        assert rule["search"] is None and rule["adaptive"].startswith("esc:")
+    finally:
+        policy.llm.llm_engine.engine_core.shutdown()

@@ -35,6 +35,11 @@ def register(sub: Any) -> dict[str, Handler]:
     p.add_argument("--adaptive-x", choices=("samples", "tokens"), default="samples",
                    help="x axis of the adaptive curves: mean samples or mean generated tokens "
                         "per question")
+    p.add_argument("--search-runs", nargs="+", default=default_of(ReportOptions, "search_runs"),
+                   metavar="RUN",
+                   help="place these runs (search runs, run folders or results files over the "
+                        "same questions) against RUN_DIR's best-of-N and majority at equal "
+                        "generated tokens (RUN_DIR: a best-of-N run with token counts)")
     p.add_argument("--no-plot", dest="plot", action="store_false", default=None,
                    help="skip accuracy_vs_n.png")
     return {"report": cmd_report}
@@ -67,7 +72,10 @@ def cmd_report(a: argparse.Namespace) -> int:
         raise InputError(cfg_path, "top level", "seed", f"expected an integer, got {seed!r}")
     out = Path(a.out) if a.out else folder
     timing = folder / TIMING_FILE
-    rep = write_report(out, read_items(results), config, seed=seed,
+    items = read_items(results)
+    extra = ({"search_vs_best_of_n": budget_section(a.run, items, a.search_runs, seed,
+                                                    a.bootstrap)} if a.search_runs else None)
+    rep = write_report(out, items, config, seed=seed, extra=extra,
                        stage_seconds=load_json(timing, dict, "object of stage seconds")
                        if timing.exists() else None,
                        failures=complete_lines(folder / "failures.jsonl")[0],
@@ -79,6 +87,16 @@ def cmd_report(a: argparse.Namespace) -> int:
         print(f"{label(m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")
     print(f"report: {out}/report.md ({rep['n_questions']} questions)", file=sys.stderr)
     return 0
+
+
+def budget_section(name: str, items: list[Any], runs: list[str], seed: int,
+                   bootstrap: int) -> dict[str, Any]:
+    """`token_budget.compare` of RUN_DIR's items against each `--search-runs` folder."""
+    from ..files import read_items
+    from ..token_budget import Run, compare
+
+    others = [Run(run, read_items(locate(run)[0])) for run in runs]
+    return compare(Run(name, items), others, seed=seed, b=bootstrap)
 
 
 def split_specs(values: list[str]) -> list[str]:

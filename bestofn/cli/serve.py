@@ -60,6 +60,10 @@ def add_parser(sub: Any) -> None:
                    help="default stopping rule of requests (bestofn.adaptive overrides): "
                         "sample on the streaming scheduler until the answer is settled, at "
                         "most the request's bestofn.samples")
+    s.add_argument("--search", default=d.search, metavar="STRATEGY[:k=v,...]",
+                   help="default search strategy of requests (bestofn.search overrides): "
+                        "PRM-guided search inside generation with bestofn.samples candidates "
+                        "(needs --policy-backend vllm and --prm)")
     add_sampling_options(s, from_preset=True)
     add_prm_options(s)
     g = s.add_argument_group("serving")
@@ -96,7 +100,7 @@ def serve_config(a: argparse.Namespace) -> Any:
 
     return ServeConfig(model_id=a.model_id, n=a.n, max_n=a.max_n,
                        preset=resolve_preset(a.preset, a.policy), k=a.k,
-                       adaptive=a.adaptive, max_batch=a.max_batch,
+                       adaptive=a.adaptive, search=a.search, max_batch=a.max_batch,
                        batch_wait_s=a.batch_wait, queue_size=a.queue_size, timeout_s=a.timeout,
                        max_body_bytes=a.max_body_bytes,
                        api_key=a.api_key or os.environ.get("BESTOFN_API_KEY") or None,
@@ -165,8 +169,9 @@ def banner(a: argparse.Namespace, cfg: Any) -> list[str]:
              f"PRM {a.prm}" + (f", ORM {a.orm}" if a.orm else "") + f", method {a.method}",
              f"limits: n {cfg.n} (max {cfg.max_n}), max_tokens {cfg.max_tokens}, queue "
              f"{cfg.queue_size}, timeout {cfg.timeout_s:g} s, body {cfg.max_body_bytes} bytes"]
-    if cfg.adaptive:
-        lines.append("--adaptive is not supported yet; requests will get 400")
+    for flag, value in (("adaptive", cfg.adaptive), ("search", cfg.search)):
+        if value:
+            lines.append(f"default {flag} {value} (requests override it with bestofn.{flag})")
     return lines
 
 

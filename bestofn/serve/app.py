@@ -24,6 +24,7 @@ from starlette.exceptions import HTTPException
 
 from ..api import Reranker
 from ..scheduler import Budget
+from ..search import StepFormat
 from .batcher import Batcher, Job, QueueFull
 from .chat import completion, settings, stream_events
 from .config import ServeConfig
@@ -44,14 +45,21 @@ class ClientGone(Exception):
 
 
 def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
-               retriever: Any = None, budget: Budget | None = None) -> Any:
+               retriever: Any = None, budget: Budget | None = None,
+               step_format: StepFormat | None = None) -> Any:
     """The FastAPI app serving `policy` samples reranked by `reranker`'s verifiers.
 
     `reranker.method` and `reranker.seed` are the defaults of requests that set neither;
     `retriever` (with `search(queries, k)`) supplies documents when a request gives none;
-    `budget` bounds the samples in flight of adaptive requests (the streaming scheduler).
+    `budget` bounds the samples in flight of adaptive and search requests (the streaming
+    scheduler); `step_format` is where a search's steps end (default: `Step N:` headers).
+    A server-wide `cfg.search` needs a server that can search (ValueError otherwise).
     """
-    engine = Engine(policy, reranker, retriever=retriever, k=cfg.k, budget=budget)
+    engine = Engine(policy, reranker, retriever=retriever, k=cfg.k, budget=budget,
+                    step_format=step_format)
+    problem = engine.search_problem() if cfg.search else None
+    if problem:
+        raise ValueError(f"--search {cfg.search}: {problem}")
     metrics = Metrics()
     batcher = Batcher(engine, cfg, metrics)
     started = int(time.time())
@@ -128,7 +136,8 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
         s = settings(req, cfg, engine)
         question = request_question(req, cfg.max_messages)
         job = Job(question, s.samples, s.params, s.method, s.seed, s.documents,
-                  asyncio.get_running_loop().create_future(), adaptive=s.adaptive)
+                  asyncio.get_running_loop().create_future(), adaptive=s.adaptive,
+                  search=s.search)
         try:
             batcher.submit(job)
         except QueueFull:

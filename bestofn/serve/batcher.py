@@ -44,6 +44,8 @@ class Job:
     enqueued: float = field(default_factory=time.perf_counter)
     adaptive: Any = None
     """A stopping rule: sample on the streaming scheduler until it settles (None: N samples)."""
+    search: Any = None
+    """A search strategy: search with N candidates on the streaming scheduler (None: sample)."""
 
 
 @dataclass
@@ -56,6 +58,8 @@ class Outcome:
     """What the answer cost (`scheduler.Compute`)."""
     adaptive: str | None = None
     """The stopping rule it ran under."""
+    search: dict[str, Any] | None = None
+    """What its search did (`Item.search`)."""
 
 
 class Batcher:
@@ -125,32 +129,37 @@ class Batcher:
             for j, docs in zip(need, await self._call(self.engine.documents,
                                                       [j.question for j in need]), strict=True):
                 j.documents = docs
-        groups: dict[tuple[int, Any, Any], list[Job]] = {}
+        groups: dict[tuple[int, Any, Any, Any], list[Job]] = {}
         for j in jobs:
-            groups.setdefault((j.n, j.params, j.adaptive), []).append(j)
-        for (n, params, rule), group in groups.items():
-            await self._sample_and_score(group, n, params, rule)
+            groups.setdefault((j.n, j.params, j.adaptive, j.search), []).append(j)
+        for (n, params, rule, search), group in groups.items():
+            await self._sample_and_score(group, n, params, rule, search)
 
-    async def _draw(self, group: list[Job], n: int, params: Any,
-                    rule: Any) -> list[Drawn | Exception]:
-        """Each job's samples: N of them, or as many as the stopping rule draws."""
+    async def _draw(self, group: list[Job], n: int, params: Any, rule: Any,
+                    search: Any) -> list[Drawn | Exception]:
+        """Each job's samples: N of them, as many as the stopping rule draws, or a search's
+        finished candidates."""
         qs = [j.question for j in group]
-        if rule is None:
+        if rule is None and search is None:
             got = await self._call(self.engine.sample, qs, n, params)
             return [s if isinstance(s, Exception) else Drawn(s, None, Compute.kept(s))
                     for s in got]
+        docs = [j.documents for j in group]
         try:
-            return list(await self._call(self.engine.sample_adaptive, qs,
-                                         [j.documents for j in group], params, rule))
+            if search is not None:
+                return list(await self._call(self.engine.sample_search, qs, docs, n, params,
+                                             search))
+            return list(await self._call(self.engine.sample_adaptive, qs, docs, params, rule))
         except Exception as e:
             return [e] * len(group)
 
-    async def _sample_and_score(self, group: list[Job], n: int, params: Any, rule: Any) -> None:
+    async def _sample_and_score(self, group: list[Job], n: int, params: Any, rule: Any,
+                                search: Any) -> None:
         group = [j for j in group if not j.future.done()]
         if not group:
             return
         t0 = time.perf_counter()
-        results = await self._draw(group, n, params, rule)
+        results = await self._draw(group, n, params, rule, search)
         t1 = time.perf_counter()
         self.metrics.policy_call(len(group))
         for j, drawn in zip(group, results, strict=True):
@@ -176,7 +185,8 @@ class Batcher:
             if not j.future.done():
                 j.future.set_result(Outcome(out, {k: round(v, 4) for k, v in timings.items()},
                                             len(group), compute.to_dict(),
-                                            None if rule is None else format_rule(rule)))
+                                            None if rule is None else format_rule(rule),
+                                            drawn.search))
 
 
 def _fail(job: Job, e: BaseException) -> None:

@@ -29,6 +29,8 @@ class Settings:
     documents: list[str] | None
     adaptive: Any = None
     """The stopping rule (`bestofn.adaptive.rules`) with `samples` as its `max_n`, or None."""
+    search: Any = None
+    """The search strategy (`bestofn.search.strategies`) over `samples` candidates, or None."""
 
 
 def settings(req: ChatCompletionRequest, cfg: ServeConfig, engine: Engine) -> Settings:
@@ -47,7 +49,13 @@ def settings(req: ChatCompletionRequest, cfg: ServeConfig, engine: Engine) -> Se
     if max_tokens > cfg.max_tokens:
         raise APIError(400, f"{field}: {max_tokens} is over this server's limit of "
                        f"{cfg.max_tokens} (--max-tokens)", param=field)
-    adaptive = _rule(ext.adaptive if ext and ext.adaptive else cfg.adaptive, samples, engine)
+    asked = (ext.adaptive if ext else None), (ext.search if ext else None)
+    if all(asked):
+        raise APIError(400, "bestofn.search: cannot be combined with bestofn.adaptive (a "
+                       "search keeps its own candidates); set one", param="bestofn.search")
+    rule, search = asked if any(asked) else (cfg.adaptive, cfg.search)
+    adaptive = _rule(rule, samples, engine)
+    strategy = _strategy(search, engine)
     method = ext.method if ext and ext.method else engine.method
     seed = req.seed if req.seed is not None else engine.seed
     _check_method(method, seed, engine)
@@ -56,7 +64,7 @@ def settings(req: ChatCompletionRequest, cfg: ServeConfig, engine: Engine) -> Se
                             else req.temperature, top_k=cfg.top_k,
                             top_p=cfg.top_p if req.top_p is None else req.top_p,
                             max_tokens=max_tokens, seed=seed)
-    return Settings(req.n, samples, params, method, seed, documents, adaptive)
+    return Settings(req.n, samples, params, method, seed, documents, adaptive, strategy)
 
 
 def _rule(spec: str | None, samples: int, engine: Engine) -> Any:
@@ -77,6 +85,24 @@ def _rule(spec: str | None, samples: int, engine: Engine) -> Any:
         raise APIError(400, f"bestofn.adaptive: rule {rule.name!r} reads PRM scores and this "
                        "server has no PRM loaded", param="bestofn.adaptive")
     return rule
+
+
+def _strategy(spec: str | None, engine: Engine) -> Any:
+    """The request's search strategy; 400 naming `bestofn.search` for a spec that does not
+    parse or a server that cannot search (no PRM, a policy backend other than vllm)."""
+    if spec is None:
+        return None
+    from ..search import parse_strategy
+
+    try:
+        strategy = parse_strategy(spec)
+    except (KeyError, ValueError) as e:
+        msg = e.args[0] if e.args else str(e)
+        raise APIError(400, f"bestofn.search: {msg}", param="bestofn.search") from None
+    problem = engine.search_problem()
+    if problem:
+        raise APIError(400, f"bestofn.search: {problem}", param="bestofn.search")
+    return strategy
 
 
 def _check_method(method: str, seed: int, engine: Engine) -> None:
@@ -133,6 +159,7 @@ def extension(outcome: Any, question: Question, total_s: float) -> dict[str, Any
         "unscored": None if prm is None else [x.reason for x in prm],
         "orm_scores": item.orm, "votes": sel.weights, "tied": sel.tied, "ranking": r.ranking,
         "batch_size": outcome.batch_size, "adaptive": outcome.adaptive,
+        "search": outcome.search,
         "compute": outcome.compute,
         "timings": {**outcome.timings, "total_s": round(total_s, 4)},
     }

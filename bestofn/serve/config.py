@@ -28,7 +28,11 @@ class ServeConfig:
     k: int = 5
     """Documents retrieved per question when the server has an index and the request gives none."""
     adaptive: str | None = None
-    """The stopping rule of requests that do not set `bestofn.adaptive` (None: fixed N)."""
+    """The stopping rule of requests that set neither `bestofn.adaptive` nor `bestofn.search`
+    (None: fixed N)."""
+    search: str | None = None
+    """The search strategy of requests that set neither `bestofn.search` nor
+    `bestofn.adaptive` (None: best-of-N; needs the vllm policy backend and a PRM)."""
     max_batch: int = 16
     """Most questions one policy call carries."""
     batch_wait_s: float = 0.01
@@ -61,6 +65,13 @@ class ServeConfig:
         for name in ("max_tokens", "max_batch", "queue_size", "max_body_bytes", "max_messages"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.search:
+            from ..search import parse_strategy
+
+            parse_strategy(self.search)
+            if self.adaptive:
+                raise ValueError(f"search={self.search!r} and adaptive={self.adaptive!r} "
+                                 "cannot be combined: set one")
         if self.timeout_s <= 0 or self.batch_wait_s < 0:
             raise ValueError(f"need timeout_s > 0 and batch_wait_s >= 0, got "
                              f"{self.timeout_s}, {self.batch_wait_s}")

@@ -20,12 +20,15 @@ from ..select import get_method
 
 @dataclass
 class Drawn:
-    """One question's samples from an adaptive request: the kept solutions, their PRM scores
-    when the rule needed them while sampling (None otherwise), and what they cost."""
+    """One question's samples: the kept solutions (an adaptive request's, a search's finished
+    candidates), their PRM scores when they were computed while sampling (None otherwise),
+    and what they cost."""
 
     solutions: list[Solution]
     prm: list[Any] | None
     compute: Compute
+    search: dict[str, Any] | None = None
+    """What a search did (`Item.search`: strategy, per-step log, tokens), or None."""
 
 
 @dataclass
@@ -70,13 +73,17 @@ def rank(item: Item, sel: Selection) -> list[int]:
 class Engine:
     """The policy, the verifiers and an optional retriever, loaded once.
 
-    Adaptive requests run on the streaming scheduler (`bestofn.scheduler`) over the same
-    policy, within `budget`."""
+    Adaptive and search requests run on the streaming scheduler (`bestofn.scheduler`) over
+    the same policy, within `budget`; a search ends its steps where `step_format` says
+    (default: the Med-PRM `Step N:` headers)."""
 
     def __init__(self, policy: Any, reranker: Reranker, retriever: Any = None,
-                 k: int = 5, budget: Budget | None = None) -> None:
+                 k: int = 5, budget: Budget | None = None, step_format: Any = None) -> None:
+        from ..search import MEDPRM_STEPS
+
         self.policy, self.retriever, self.k = policy, retriever, k
         self.budget = budget or Budget()
+        self.step_format = step_format or MEDPRM_STEPS
         self._stream: Any = None
         self.prm, self.orm = reranker.prm, reranker.orm
         self.method, self.seed = reranker.method, reranker.seed
@@ -134,6 +141,29 @@ class Engine:
             item = done[q.id].item(scoring is not None, False)
             out.append(Drawn(item.solutions, item.prm, Compute.from_dict(item.compute)))
         return out
+
+    def search_problem(self) -> str | None:
+        """Why this server cannot search (None: it can)."""
+        if self.prm is None:
+            return "a search scores partial solutions with the PRM and this server has none"
+        if getattr(self.policy, "backend", None) != "vllm":
+            return ("a search needs the vllm policy backend (step-wise generation continues "
+                    f"from token ids); this server's policy is {type(self.policy).__name__}")
+        return None
+
+    def sample_search(self, questions: list[Question], documents: list[list[str] | None],
+                      n: int, params: Any, strategy: Any) -> list[Drawn]:
+        """Each question searched with N candidates (`bestofn.search`), the questions on one
+        engine stream; the finished candidates come back with their PRM scores."""
+        from ..search import search_items
+
+        docs = {q.id: d for q, d in zip(questions, documents, strict=True)}
+        done = {it.question.id: it for it in search_items(
+            self.policy, self.prm, questions, n, params, strategy, docs=docs,
+            fmt=self.step_format, in_flight=self.budget.in_flight)}
+        return [Drawn(done[q.id].solutions, done[q.id].prm,
+                      Compute.from_dict(done[q.id].compute), done[q.id].search)
+                for q in questions]
 
     def _verify(self, work: list[tuple[Question, list[Solution]]],
                 docs_of: dict[str, list[str] | None]) -> list[tuple[list[Any], int]]:

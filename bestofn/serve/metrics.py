@@ -36,11 +36,13 @@ class Metrics:
         self.policy_batch_max = max(self.policy_batch_max, questions)
 
     def drawn(self, c: Any) -> None:
-        """A question's samples (`scheduler.Compute`): kept, thrown away, and their tokens."""
+        """A question's samples (`scheduler.Compute`): kept, thrown away, their tokens, and
+        the PRM tokens computed while sampling (an adaptive rule's or a search's scoring)."""
         self.samples += c.samples_drawn
         self.samples_aborted += c.samples_aborted
         self.tokens_generated += c.tokens_generated
         self.tokens_aborted += c.tokens_aborted
+        self.prm_tokens_computed += c.prm_tokens_computed
 
     def scored(self, by_kind: dict[str, int]) -> None:
         self.scored_solutions.update(by_kind)

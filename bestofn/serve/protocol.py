@@ -59,6 +59,9 @@ class BestofnOptions(_Strict):
     documents: list[str] | None = None
     """Passages for the PRM prompt (default: retrieved, when the server has an index)."""
     adaptive: str | None = None
+    """A stopping rule (`bestofn.adaptive`): sample until it settles, at most `samples`."""
+    search: str | None = None
+    """A search strategy (`bestofn.search`, e.g. `beam:width=4`) over `samples` candidates."""
 
 
 class StreamOptions(_Strict):
