@@ -7,6 +7,7 @@ continuation, the equivalences and the pruning need."""
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 
 import pytest
@@ -207,3 +208,24 @@ def test_library_search_gives_items_in_question_order(policy, prm):
                    fmt=FMT)
     assert [it.question.id for it in items] == [q.id for q in QUESTIONS[::-1]]
     assert all(it.search["strategy"] == "reject:alpha=0.5,every=1,agg=last" for it in items)
+
+
+def _search_cli(out, policy, prm):
+    return [sys.executable, "-m", "bestofn.cli", "run", "--out", str(out), "--questions", "3",
+            "-n", "4", "--search", "reject:alpha=0.5", "--policy", str(policy),
+            "--policy-backend", "vllm", "--prm", str(prm), "--prm-backend", "prm-hf",
+            "--max-tokens", "16", "--device", "cpu", "--valid-steps", "off",
+            "--max-model-len", "1024", "--kv-cache-gb", "0.5", "--samples-in-flight", "4"]
+
+
+def test_search_run_killed_at_random_point_resumes_identically(tmp_path, tiny_llama_split,
+                                                               tiny_llama_special):
+    from bestofn.testing.kill import reference_and_resumed
+    from bestofn.testing.reports import report_without_timing
+
+    ref, out = reference_and_resumed(
+        lambda o: _search_cli(o, tiny_llama_split, tiny_llama_special), tmp_path, 2,
+        progress="results.jsonl")
+    assert report_without_timing(out / "report.json") == report_without_timing(
+        ref / "report.json")
+    assert (out / "results.jsonl").read_text().count("\n") == 3
