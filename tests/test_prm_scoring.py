@@ -192,3 +192,25 @@ def test_published_prompt_mode_matches_the_published_scorers_choices(tiny_llama_
     over = encode_prompt(tok, "Q?", long, [], PRMPromptConfig(published=True),
                          model_max_len=1100)
     assert over.reason and "past the maximum length" in over.reason
+
+
+def test_a_kept_prefix_is_reused_exactly(tiny_llama_split):
+    """Scoring a question again reads its shared prefix's key/values from the prefix cache:
+    the prefix's tokens are not computed again and the scores are bit for bit the same."""
+    from bestofn.batch_scoring import Request
+
+    rng = random.Random(12)
+    q = Question("q", "A febrile child. Which is most likely?", {k: k for k in "ABCD"})
+    docs = [" ".join(rng.choices(WORDS, k=50)) for _ in range(3)]
+    sols = [Solution.from_text(random_solution_text(rng), q.options) for _ in range(6)]
+    prm = HFPRMScorer(str(tiny_llama_split), device="cpu", batch_size=4)
+    prefix = shared_prefix_len(prm.encode(q, docs, sols))
+    assert prefix >= 100
+    first = prm.score_batch([Request(q, sols, docs)])
+    again = prm.score_batch([Request(q, sols[::-1], docs)])
+    assert again.tokens.computed_tokens == first.tokens.computed_tokens - prefix
+    assert [s.probs for s in again.results[0]] == [s.probs for s in first.results[0][::-1]]
+    fresh = HFPRMScorer(str(tiny_llama_split), device="cpu", batch_size=4, prefix_cache=0)
+    plain = fresh.score_batch([Request(q, sols, docs)])
+    assert [s.probs for s in plain.results[0]] == [s.probs for s in first.results[0]]
+    assert fresh.score_batch([Request(q, sols, docs)]).tokens == plain.tokens

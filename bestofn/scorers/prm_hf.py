@@ -7,6 +7,7 @@ the full vocabulary. Solutions are grouped by length into batches bounded by a t
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -78,7 +79,7 @@ class HFPRMScorer(PromptedPRM):
                  batch_size: int = 16,
                  max_batch_tokens: int | None = None, tokens: PRMTokens = MEDPRM_TOKENS,
                  attn_implementation: str | None = None, share_prefix: bool = True,
-                 min_shared_prefix: int = 32) -> None:
+                 min_shared_prefix: int = 32, prefix_cache: int = 8) -> None:
         """`model` is a name/path to load, or an already-loaded causal LM (then `tokenizer` is
         required; benchmarks use this for random-weight models of real shapes).
 
@@ -86,12 +87,22 @@ class HFPRMScorer(PromptedPRM):
         bounds the expanded key/value cache and attention memory; default 4,096 on CPU (one
         3k-prefix row at a time: measured to keep peak memory near a quarter of the published
         loop's at the same speed) and 131,072 on GPU.
+
+        `prefix_cache` keeps the key/values of the last few shared prefixes (0: none), reused
+        when a later call's shared prefix is exactly a kept one: a search scores the same
+        question after every step, and its system prompt, documents and question are then
+        computed once, not once per step. Only exact matches are reused (never extended), so
+        a kept prefix's key/values are the ones a fresh computation gives and scores do not
+        depend on what the cache held.
         """
         self.prompt = PRMPromptConfig(max_len=max_len, doc_reserve=doc_reserve,
                                       use_docs=use_docs, double_bos=double_bos,
                                       published=published)
         self.batch_size, self.max_batch_tokens = batch_size, max_batch_tokens
         self.share_prefix, self.min_shared_prefix = share_prefix, min_shared_prefix
+        self.prefix_cache = prefix_cache
+        self._prefixes: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = (
+            OrderedDict())
         if isinstance(model, str):
             self.model_name = model
             self.device = resolve_device(device)
@@ -137,19 +148,30 @@ class HFPRMScorer(PromptedPRM):
         prefix = shared_prefix_len(items) if self.share_prefix and len(items) > 1 else 0
         if prefix < self.min_shared_prefix:
             prefix = 0
-        kv = self._encode_prefix(items[0].input_ids[:prefix]) if prefix else None
+        kv, computed = self._encode_prefix(items[0].input_ids[:prefix]) if prefix else (None, 0)
         lengths = [len(e.input_ids) - prefix for e in items]
         for batch in length_batches(lengths, self.max_batch_tokens, self.batch_size, prefix):
             rows = [items[j] for j in batch]
             for j, probs in zip(batch, self._score_batch(rows, prefix, kv), strict=True):
                 out[todo[j]] = StepScores(probs=tuple(probs))
         assert all(s is not None for s in out), "every solution gets a score or a reason"
-        return out, prefix + sum(lengths)  # type: ignore[return-value]
+        return out, computed + sum(lengths)  # type: ignore[return-value]
 
-    def _encode_prefix(self, ids: Sequence[int]) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def _encode_prefix(self, ids: Sequence[int]
+                       ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:
+        """The prefix's key/values and the tokens computed for them (0: a kept prefix)."""
+        key = tuple(ids)
+        if key in self._prefixes:
+            self._prefixes.move_to_end(key)
+            return self._prefixes[key], 0
         x = torch.tensor([list(ids)], device=self.device)
         cache = self._head.backbone(input_ids=x, use_cache=True).past_key_values
-        return [(layer.keys, layer.values) for layer in cache.layers]
+        kv = [(layer.keys, layer.values) for layer in cache.layers]
+        if self.prefix_cache > 0:
+            self._prefixes[key] = kv
+            while len(self._prefixes) > self.prefix_cache:
+                self._prefixes.popitem(last=False)
+        return kv, len(key)
 
     def _score_batch(self, items: Sequence[EncodedPrompt], prefix: int,
                      kv: list[tuple[torch.Tensor, torch.Tensor]] | None) -> list[list[float]]:
