@@ -8,7 +8,8 @@ live candidate. Timed on this machine with prm-hf:
 - `best-of-N`: the 64 finished solutions scored once (one `score_requests` call).
 - `search, incremental`: after step t every candidate's first t steps are scored through the
   search's scorer path (`bestofn.search.scoring.score_candidates`): prm-hf computes the
-  question-and-documents prefix once per call and reuses its key/values for every candidate.
+  question-and-documents prefix once (its prefix cache keeps it between calls) and reuses
+  its key/values for every candidate; each candidate's accepted steps are computed again.
 - `search, from scratch`: the same calls with prefix sharing off (`share_prefix=False`):
   every partial solution is a full prompt, as a loop that re-scores each prefix from scratch
   (search-and-learn's) computes it.
@@ -152,8 +153,8 @@ def main() -> None:
     model, tok, _ = load(a.shape, a.device)
     work = build_workload(tok, Workload(a.questions, a.n, a.doc_tokens))
     kw = dict(tokenizer=tok, device=a.device, max_len=a.max_len, batch_size=a.batch_size)
+    best_of(HFPRMScorer(model, **kw), work[:1], a.device)  # warm-up (its own prefix cache)
     prm = HFPRMScorer(model, **kw)
-    best_of(prm, work[:1], a.device)  # warm-up
     rows = [("best-of-N", *best_of(prm, work, a.device), a.n * len(work))]
     rows.append(("search, incremental", *searched(prm, work, a.device)))
     if not a.skip_scratch:
