@@ -22,3 +22,11 @@ class Finished:
     key: SampleKey
     solution: Solution
     tokens: int
+
+
+@dataclass
+class SampleError:
+    """A sample the engine could not produce: the error its request raised."""
+
+    key: SampleKey
+    error: Exception

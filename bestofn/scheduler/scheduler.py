@@ -17,7 +17,7 @@ from typing import Protocol
 from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
-from .requests import Finished, SampleKey
+from .requests import Finished, SampleError, SampleKey
 from .streams import SampleStream
 
 
@@ -48,6 +48,9 @@ class Job(Protocol):
         """Sample indices to start now, at most `room`."""
 
     def finished(self, f: Finished) -> None: ...
+
+    def fail(self, stage: str, error: Exception) -> None:
+        """A sample of it could not be produced (`SampleError`): it settles as failed."""
 
     def settled(self) -> bool: ...
 
@@ -134,11 +137,15 @@ class Scheduler:
         self.stream.submit(batch, self.params)
 
     @staticmethod
-    def _route(done: list[Finished], open_: list[Job], running: dict[str, set[int]]) -> None:
+    def _route(done: list[Finished | SampleError], open_: list[Job],
+               running: dict[str, set[int]]) -> None:
         by_id = {j.question.id: j for j in open_}
         for f in done:
             running[f.key.question].discard(f.key.index)
-            by_id[f.key.question].finished(f)
+            if isinstance(f, SampleError):
+                by_id[f.key.question].fail("solve", f.error)
+            else:
+                by_id[f.key.question].finished(f)
 
     def _settle(self, open_: list[Job], running: dict[str, set[int]]) -> Iterator[Job]:
         for job in [j for j in open_ if j.settled()]:

@@ -9,7 +9,7 @@ from bestofn.config import SamplingConfig
 from bestofn.records import Question
 from bestofn.registry import Registry
 
-from .requests import Finished, SampleKey
+from .requests import Finished, SampleError, SampleKey
 
 
 class SampleStream(Protocol):
@@ -17,12 +17,13 @@ class SampleStream(Protocol):
 
     `submit` starts sample k of each (question, k) with the question's seed + k; `poll` runs
     the engine until at least one sample finished or `timeout` seconds passed, and returns
-    the finished ones; `abort` stops running samples and returns the tokens they had
-    generated (an aborted sample never comes back from `poll`)."""
+    the finished ones (a `SampleError` for a sample whose request failed on its own);
+    `abort` stops running samples and returns the tokens they had generated (an aborted
+    sample never comes back from `poll`)."""
 
     def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None: ...
 
-    def poll(self, timeout: float) -> list[Finished]: ...
+    def poll(self, timeout: float) -> list[Finished | SampleError]: ...
 
     def abort(self, keys: Sequence[SampleKey]) -> int: ...
 

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException
 
 from ..api import Reranker
+from ..documents import Documents
 from ..scheduler import Budget
 from .batcher import Batcher, Job, QueueFull
 from .chat import completion, settings, stream_events
@@ -44,14 +45,15 @@ class ClientGone(Exception):
 
 
 def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
-               retriever: Any = None, budget: Budget | None = None) -> Any:
+               documents: Documents | None = None, budget: Budget | None = None) -> Any:
     """The FastAPI app serving `policy` samples reranked by `reranker`'s verifiers.
 
     `reranker.method` and `reranker.seed` are the defaults of requests that set neither;
-    `retriever` (with `search(queries, k)`) supplies documents when a request gives none;
+    `documents` (the documents stage over an index) supplies documents when a request
+    gives none;
     `budget` bounds the samples in flight of adaptive requests (the streaming scheduler).
     """
-    engine = Engine(policy, reranker, retriever=retriever, k=cfg.k, budget=budget)
+    engine = Engine(policy, reranker, documents=documents, budget=budget)
     metrics = Metrics()
     batcher = Batcher(engine, cfg, metrics)
     started = int(time.time())

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import Reranker
+from ..documents import Documents
 from ..records import Item, Question, Selection, Solution
 from ..scheduler import Budget, Compute
 from ..select import get_method
@@ -68,14 +69,15 @@ def rank(item: Item, sel: Selection) -> list[int]:
 
 
 class Engine:
-    """The policy, the verifiers and an optional retriever, loaded once.
+    """The policy, the verifiers and an optional documents stage (`bestofn.documents`, no
+    cache: a server has no run folder), loaded once.
 
     Adaptive requests run on the streaming scheduler (`bestofn.scheduler`) over the same
     policy, within `budget`."""
 
-    def __init__(self, policy: Any, reranker: Reranker, retriever: Any = None,
-                 k: int = 5, budget: Budget | None = None) -> None:
-        self.policy, self.retriever, self.k = policy, retriever, k
+    def __init__(self, policy: Any, reranker: Reranker, documents: Documents | None = None,
+                 budget: Budget | None = None) -> None:
+        self.policy, self.docs = policy, documents
         self.budget = budget or Budget()
         self._stream: Any = None
         self.prm, self.orm = reranker.prm, reranker.orm
@@ -131,6 +133,8 @@ class Engine:
                 scoring.close()
         out = []
         for q in questions:
+            if done[q.id].error is not None:
+                raise done[q.id].error[1]
             item = done[q.id].item(scoring is not None, False)
             out.append(Drawn(item.solutions, item.prm, Compute.from_dict(item.compute)))
         return out
@@ -148,11 +152,9 @@ class Engine:
         return out
 
     def documents(self, questions: list[Question]) -> list[list[str]]:
-        """Top-k passages per question from the index (one search call for the batch)."""
-        from retrieval import question_query
-
-        found = self.retriever.search([question_query(q) for q in questions], self.k)
-        return [[d.text for d in docs] for docs in found]
+        """Top-k passages per question from the index."""
+        assert self.docs is not None, "the server has no index"
+        return self.docs.texts(questions)
 
     def rerank(self, question: Question, solutions: list[Solution],
                documents: list[str] | None, method: str, seed: int,
