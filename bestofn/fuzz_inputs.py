@@ -191,8 +191,9 @@ def read_results(path: Path) -> None:
         raise Crash(f"{path}: the resumed file is not the kept lines of the file before")
 
 
-class _Stop(Exception):
-    """The first engine call: the rounds file has been read."""
+class _Stop(BaseException):
+    """The first engine call: the rounds file has been read (a BaseException, so that the
+    rounds loop does not take it for a question's failure)."""
 
 
 class _NoEngines:

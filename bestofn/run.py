@@ -113,8 +113,8 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
 
 def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
         ex: ExecConfig | None = None, quiet_logs: bool = False,
-        console: Console | None = None,
-        questions: list[Question] | None = None) -> dict[str, Any]:
+        console: Console | None = None, questions: list[Question] | None = None,
+        max_attempts: int | None = None) -> dict[str, Any]:
     """Run (or resume) and write the report: in-process when `ex` is None, else on Ray.
 
     `quiet_logs` sends engine and Ray logs to `engine.log` in the run folder and keeps the
@@ -122,27 +122,31 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
     (`console.quiet`). Returns report.json's content plus this session's
     `seconds`, `resumed_questions` and `failed` (questions that failed every attempt; a later
     resume retries them). `questions`: what `prepare(cfg)` returned for this (prepared)
-    config, when the caller prepared it already.
+    config, when the caller prepared it already. `max_attempts`: tries per question before it
+    is recorded as failed (default: `ex.max_attempts`, in-process `ExecConfig`'s default).
     """
     if questions is None:
         cfg, questions = prepare(cfg)
     if cfg.search:
         ex = None  # search runs in-process (the Ray pipeline does not search)
+    if max_attempts is not None:
+        ExecConfig(max_attempts=max_attempts)  # refuses a count below 1
+    attempts = max_attempts or (ex or ExecConfig()).max_attempts
     out = Path(cfg.out)
     check_run_dir(out, cfg, overwrite)
     if console is not None:
-        return _run(cfg, questions, out, progress, ex, console)
+        return _run(cfg, questions, out, progress, ex, attempts, console)
     with quiet(out / LOG_NAME, verbose=not quiet_logs) as con:
-        return _run(cfg, questions, out, progress, ex, con)
+        return _run(cfg, questions, out, progress, ex, attempts, con)
 
 
 def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
-         ex: ExecConfig | None, console: Console) -> dict[str, Any]:
+         ex: ExecConfig | None, max_attempts: int, console: Console) -> dict[str, Any]:
     t0 = time.perf_counter()
     clock = StageClock()
     known = {q.id for q in questions}
     got = drive(questions, out, lambda: _execution(cfg, ex, out, clock, known, progress),
-                (ex or ExecConfig()).max_attempts, console, progress)
+                max_attempts, console, progress)
     items = [got.done[q.id] for q in questions if q.id in got.done]
     failures = [asdict(f) for f in got.failures]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
