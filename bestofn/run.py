@@ -20,7 +20,7 @@ from .config import ExecConfig, RunConfig
 from .console import LOG_NAME, Console, quiet
 from .datasets import load_questions
 from .documents import run_documents
-from .driver import Execution, Executor, drive
+from .driver import FAILURES_FILE, RESULTS_FILE, Execution, Executor, drive
 from .files import atomic_write_text, load_json
 from .pipeline import RayPipeline
 from .records import Item, Question
@@ -51,8 +51,8 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
             raise ConfigMismatch(f"{out} holds a run with another config ({changes}); "
                                  "use another --out or pass --overwrite")
     if overwrite:
-        for name in ("results.jsonl", "rounds.jsonl", "report.json", "report.md",
-                     "failures.jsonl", "timing.json"):
+        for name in (RESULTS_FILE, "rounds.jsonl", "report.json", "report.md",
+                     FAILURES_FILE, "timing.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
