@@ -142,3 +142,40 @@ def test_mismatched_rows_raise(n_rows, cached):
     enc = EncodedPrompt(tuple(range(10)), (3, 7, 9))
     with pytest.raises(PooledRowsMismatch, match="rows"):
         marker_probs(enc, torch.zeros(n_rows, 2), cached)
+
+
+@pytest.mark.slow
+def test_search_scores_each_new_step_from_the_cache(vllm_scorer, hf_scorer):
+    """Incremental step scoring on prm-vllm (the search's scorer path): each partial solution
+    scored again after one more step computes at most the new step's tokens plus one cache
+    block (the rest: documents, question and earlier steps are read from the cache), and its
+    newest step's P(+) is the full-solution scorer's (prm-hf, uncached) number for that step."""
+    from bestofn.search import Candidate
+    from bestofn.search.scoring import partial_solution, score_candidates
+
+    rng = random.Random(11)
+    q = Question("s1", "Which is most likely?", {k: rng.choice(WORDS) for k in "ABCD"})
+    docs = [" ".join(rng.choices(WORDS, k=150)) for _ in range(3)]
+    steps = [[f"Step {i + 1}: " + " ".join(rng.choices(WORDS, k=rng.randint(8, 40)))
+              for i in range(5)] for _ in range(3)]
+    cands = [Candidate(q, str(j), j) for j in range(3)]
+    before: list[tuple[int, ...]] = [()] * 3
+    for k in range(5):
+        for c, st in zip(cands, steps, strict=True):
+            c.text = "\n".join(st[: k + 1]) + "\nStep"
+            c.cut = len(c.text) - len("Step")
+        spent = score_candidates(vllm_scorer, cands, {q.id: docs})
+        new = 0
+        for j, c in enumerate(cands):
+            [enc] = vllm_scorer.encode(q, docs, [partial_solution(c.scoring_text)])
+            pairs = zip(before[j], enc.input_ids, strict=False)
+            common = next((i for i, (a, b) in enumerate(pairs) if a != b),
+                          min(len(before[j]), len(enc.input_ids)))
+            new += len(enc.input_ids) - common
+            before[j] = enc.input_ids
+            [want] = hf_scorer.score(q, docs, [partial_solution(c.scoring_text)])
+            assert len(c.probs) == k + 1
+            assert abs(c.probs[-1] - want.probs[-1]) < 1e-4
+        if k:
+            assert spent <= new + 3 * BLOCK, (k, spent, new)
+            assert spent < 0.5 * sum(len(b) for b in before)

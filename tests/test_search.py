@@ -8,8 +8,9 @@ import pytest
 from bestofn.records import Question
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.search import Candidate, Live, format_strategy, parse_strategy
+from bestofn.search.job import SearchJob
 from bestofn.search.scoring import partial_solution, score_candidates
-from bestofn.search.stepwise import header_cut
+from bestofn.search.stepwise import StepFormat, header_cut
 from bestofn.search.strategies import DVTS, Beam, Particles, Reject
 
 
@@ -138,3 +139,34 @@ def test_particles_resample_by_the_odds_of_the_latest_score():
         for i, k in enumerate(Particles(seed=step).plan(lv, step)):
             total[i] += k
     assert total[1] / 800 == pytest.approx(99 / 101.01, abs=0.03) and total[2] <= 2
+
+
+def _job(strategy, n: int) -> SearchJob:
+    from policies import SamplingConfig
+
+    return SearchJob(Question(id="q", stem="s", options={"A": "a"}, answer="A"), strategy, n,
+                     SamplingConfig(max_tokens=64), StepFormat(), (), None, None)
+
+
+def test_particles_keep_finished_particles_in_the_pool():
+    """A finished particle with a high score is drawn again (copied); the pool stays N."""
+    job = _job(Particles(seed=3), 4)
+    for c, p, done in zip(job.live, (0.999, 0.01, 0.01, 0.01), (True, False, False, False),
+                          strict=True):
+        c.probs, c.done, c.text = (p,), done, f"text {c.lineage}"
+    job._plan()
+    assert len(job.ended) + len(job.live) == 4
+    assert len(job.ended) >= 2 and {c.text for c in job.ended} == {"text 0"}
+    assert job.log[0]["finished"] == 1 and job.log[0]["next"] == len(job.live)
+
+
+def test_beam_drops_finished_candidates_from_the_pool():
+    job = _job(Beam(width=2), 4)
+    assert job.next_indices(8) == [0, 1, 2, 3]
+    for c, p, done in zip(job.live, (0.999, 0.9, 0.2, 0.1), (True, False, False, False),
+                          strict=True):
+        c.probs, c.done = (p,), done
+    job._plan()
+    assert [c.lineage for c in job.ended] == ["0"]
+    assert [c.lineage for c in job.live] == ["1", "1.0.1", "2"]
+    assert job.waiting == [4, 5, 6] and job.log[0]["pruned"] == 1

@@ -7,12 +7,13 @@ continuation, the equivalences and the pruning need."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 
 import pytest
 
 from bestofn.cli import main
 from bestofn.records import Question
-from bestofn.search import Candidate, StepFormat, StepGenerator, search_items
+from bestofn.search import StepFormat, search_items
 from bestofn.search.strategies import parse_strategy
 from policies import SamplingConfig
 
@@ -42,33 +43,91 @@ def prm(tiny_llama_special):
     return HFPRMScorer(str(tiny_llama_special), device="cpu")
 
 
-@pytest.fixture(scope="module")
-def plain(policy):
-    """Plain step-wise sampling: every candidate continues, nothing is scored."""
-    gen = StepGenerator(policy, FMT)
-    cands = [Candidate(q, str(i), i) for q in QUESTIONS for i in range(N)]
+@dataclass
+class Plain:
+    """A candidate of the reference: plain step-wise sampling written out with `LLM.generate`."""
+
+    question: Question
+    lineage: str
+    ids: list[int] = field(default_factory=list)
+    steps: int = 0
+    done: bool = False
+    cuts: list[int] = field(default_factory=list)
+
+    @property
+    def text(self):
+        return self.tok.decode(self.ids, skip_special_tokens=True)
+
+
+def plain_steps(policy, cands):
+    """One `LLM.generate` call advances every unfinished candidate one step (the reference
+    the scheduler's step requests are checked against: no scheduler, no search code)."""
+    from vllm import SamplingParams
+
+    from policies import question_seed
+
+    tok = policy.llm.get_tokenizer()
     while live := [c for c in cands if not c.done]:
-        gen.advance(live, PARAMS)
+        prompts = []
+        for c in live:
+            text = tok.apply_chat_template(policy.preset.messages(c.question), tokenize=False,
+                                           add_generation_prompt=True)
+            prompts.append({"prompt_token_ids": tok(text, add_special_tokens=False)["input_ids"]
+                            + c.ids})
+        params = [SamplingParams(n=1, temperature=PARAMS.temperature, top_p=PARAMS.top_p,
+                                 top_k=PARAMS.top_k, max_tokens=PARAMS.max_tokens - len(c.ids),
+                                 seed=question_seed(PARAMS.seed, c.question.id, c.lineage,
+                                                    c.steps),
+                                 stop=list(FMT.stops), include_stop_str_in_output=False,
+                                 min_tokens=min(FMT.min_tokens, PARAMS.max_tokens - len(c.ids)))
+                  for c in live]
+        for c, out in zip(live, policy.llm.generate(prompts, params, use_tqdm=False),
+                          strict=True):
+            [o] = out.outputs
+            c.ids += o.token_ids
+            c.cuts.append(len(c.ids))
+            c.steps += 1
+            c.done = (not isinstance(o.stop_reason, str) or len(c.ids) >= PARAMS.max_tokens
+                      or c.steps >= FMT.max_steps)
     return cands
 
 
-def run_search(policy, prm, spec):
+@pytest.fixture(scope="module")
+def plain(policy):
+    """Plain step-wise sampling: every candidate continues, nothing is scored."""
+    Plain.tok = policy.llm.get_tokenizer()
+    return plain_steps(policy, [Plain(q, str(i)) for q in QUESTIONS for i in range(N)])
+
+
+def run_search(policy, prm, spec, in_flight=64):
     return {it.question.id: it for it in search_items(policy, prm, QUESTIONS, N, PARAMS,
-                                                      parse_strategy(spec), fmt=FMT)}
+                                                      parse_strategy(spec), fmt=FMT,
+                                                      in_flight=in_flight)}
 
 
-def test_steps_continue_from_token_ids(policy, plain):
-    tok = policy.llm.get_tokenizer()
+def test_a_step_request_continues_from_token_ids(policy, plain):
+    """The stream's step request for a candidate's second step, sent with the prompt's and
+    the first step's token ids, generates exactly the reference's second step."""
+    from bestofn.scheduler import SampleKey, make_stream
+    from bestofn.scheduler.requests import StepRequest
+    from bestofn.search.stepwise import prompt_ids
+    from policies import question_seed
+
     assert max(c.steps for c in plain) >= 3
-    for c in plain:
-        assert c.text == tok.decode(c.ids, skip_special_tokens=True)
-        assert len(c.ids) <= PARAMS.max_tokens and c.done
-    # a one-step engine call with the same seed continues a prefix exactly as it was generated
-    c = next(c for c in plain if c.steps >= 2)
-    gen = StepGenerator(policy, FMT)
-    first = Candidate(c.question, c.lineage, 0)
-    gen.advance([first], PARAMS)
-    assert c.ids[: len(first.ids)] == first.ids
+    assert all(len(c.ids) <= PARAMS.max_tokens and c.done for c in plain)
+    c = next(c for c in plain if c.steps >= 3)
+    a, b = c.cuts[0], c.cuts[1]
+    stream = make_stream(policy)
+    prompt = prompt_ids(policy.llm.get_tokenizer(), policy.preset, c.question)
+    stream.submit_steps([StepRequest(SampleKey(c.question.id, 7), prompt + tuple(c.ids[:a]),
+                                     question_seed(PARAMS.seed, c.question.id, c.lineage, 1),
+                                     PARAMS.max_tokens - a, FMT.stops, FMT.min_tokens)], PARAMS)
+    got = []
+    while stream.pending():
+        got += stream.poll(1.0)
+    [out] = got
+    assert out.key == SampleKey(c.question.id, 7)
+    assert list(out.token_ids) == c.ids[a:b] and out.stop_reason == FMT.stops[0]
 
 
 @pytest.mark.parametrize("spec", ["beam:width=1", "dvts:width=1", "reject:alpha=0",
@@ -85,8 +144,10 @@ def test_degenerate_settings_equal_plain_stepwise_sampling(policy, prm, plain, s
         assert it.prm is not None and all(p.scored for p in it.prm)
 
 
-def test_beam_prunes_and_is_reproducible(policy, prm, plain):
-    a, b = run_search(policy, prm, "beam:width=2"), run_search(policy, prm, "beam:width=2")
+def test_beam_prunes_and_does_not_depend_on_scheduling(policy, prm, plain):
+    """One question open at a time (2 requests in flight) gives what all at once gives."""
+    a = run_search(policy, prm, "beam:width=2")
+    b = run_search(policy, prm, "beam:width=2", in_flight=2)
     for q in QUESTIONS:
         assert [s.text for s in a[q.id].solutions] == [s.text for s in b[q.id].solutions]
         steps = a[q.id].search["steps"]
@@ -98,6 +159,14 @@ def test_beam_prunes_and_is_reproducible(policy, prm, plain):
     full = prm.score(it.question, None, it.solutions)
     for got, want in zip(it.prm, full, strict=True):
         assert got.probs == pytest.approx(want.probs, abs=1e-4)
+
+
+def test_particles_keep_finished_particles_in_the_pool(policy, prm, plain):
+    got = run_search(policy, prm, "particles")
+    for it in got.values():
+        assert len(it.solutions) == N
+        assert it.compute["tokens_generated"] <= sum(len(c.ids) for c in plain
+                                                     if c.question.id == it.question.id) * 2
 
 
 def test_reject_generates_fewer_tokens(policy, prm, plain):

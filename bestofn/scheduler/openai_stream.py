@@ -20,7 +20,7 @@ from typing import Any
 from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
-from .requests import Finished, SampleKey
+from .requests import Finished, SampleKey, StepRequest
 
 
 class OpenAIStream:
@@ -76,6 +76,10 @@ class OpenAIStream:
                     raise err
                 await asyncio.sleep(retry.delay(attempt, r.headers.get("retry-after")))
         raise AssertionError("unreachable")
+
+    def submit_steps(self, requests: Sequence[StepRequest], params: SamplingConfig) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot continue from token ids: "
+                                  "search needs the in-process vllm policy backend")
 
     def poll(self, timeout: float) -> list[Finished]:
         out: list[Finished] = []

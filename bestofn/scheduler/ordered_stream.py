@@ -14,7 +14,7 @@ from typing import Any
 from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
-from .requests import Finished, SampleError, SampleKey
+from .requests import Finished, SampleError, SampleKey, StepRequest
 
 
 class OrderedStream:
@@ -24,6 +24,10 @@ class OrderedStream:
 
     def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None:
         self.queue += [(q, k, params) for q, k in requests]
+
+    def submit_steps(self, requests: Sequence[StepRequest], params: SamplingConfig) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot continue from token ids: "
+                                  "search needs the in-process vllm policy backend")
 
     def poll(self, timeout: float) -> list[Finished | SampleError]:
         deadline = time.monotonic() + timeout

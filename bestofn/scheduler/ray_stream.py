@@ -15,7 +15,7 @@ from typing import Any
 from bestofn.config import SamplingConfig
 from bestofn.records import Question, Solution
 
-from .requests import Finished, SampleKey
+from .requests import Finished, SampleKey, StepRequest
 
 
 class RayStream:
@@ -39,6 +39,10 @@ class RayStream:
             per.setdefault(a, []).append((q.to_dict(), k))
         for a, reqs in per.items():
             self.actors[a].stream_submit.remote(reqs)
+
+    def submit_steps(self, requests: Sequence[StepRequest], params: SamplingConfig) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot continue from token ids: "
+                                  "search needs the in-process vllm policy backend")
 
     def poll(self, timeout: float) -> list[Finished]:
         if self.early:

@@ -24,6 +24,30 @@ class Finished:
     tokens: int
 
 
+@dataclass(frozen=True)
+class StepRequest:
+    """Continue a partial solution from token ids: prompt ids plus the tokens accepted so far,
+    up to the next stop string (a search step). The key's index is the job's own numbering."""
+
+    key: SampleKey
+    token_ids: tuple[int, ...]
+    seed: int
+    max_tokens: int
+    stop: tuple[str, ...]
+    min_tokens: int = 0
+
+
+@dataclass(frozen=True)
+class StepOutput:
+    """What a step request generated: its token ids (a stop string's tokens included) and why
+    it ended (`stop_reason`: the stop string matched, None at the end of the answer)."""
+
+    key: SampleKey
+    token_ids: tuple[int, ...]
+    stop_reason: str | None
+    finish_reason: str | None
+
+
 @dataclass
 class SampleError:
     """A sample the engine could not produce: the error its request raised."""

@@ -1,7 +1,8 @@
 """The scheduler loop: keep the stream full across questions, route finished samples, abort.
 
-A `Job` is one question's policy: which sample indices to start when there is room, what to
-do with a finished sample, when the question is settled, and what to record for what was
+A `Job` is one question's policy: which sample indices to start when there is room (a sample
+of the question, or a continuation from token ids: a search step), what to do with a finished
+one, when the question is settled, and what to record for what was
 thrown away. Jobs are admitted in order (earlier questions start first) and settle in any
 order; a settled job's running samples are aborted at once and the job is yielded to the
 caller, which writes it. `Side` is work that runs beside the stream (scoring): the loop pumps
@@ -17,7 +18,8 @@ from typing import Protocol
 from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
-from .requests import Finished, SampleError, SampleKey
+from .ledger import StageClock
+from .requests import Finished, SampleError, SampleKey, StepOutput, StepRequest
 from .streams import SampleStream
 
 
@@ -47,7 +49,11 @@ class Job(Protocol):
     def next_indices(self, room: int) -> list[int]:
         """Sample indices to start now, at most `room`."""
 
-    def finished(self, f: Finished) -> None: ...
+    def request(self, index: int) -> StepRequest | None:
+        """What `index` runs: None for sample `index` of the question (seed + index), or a
+        continuation from token ids (a search step)."""
+
+    def finished(self, f: Finished | StepOutput) -> None: ...
 
     def fail(self, stage: str, error: Exception) -> None:
         """A sample of it could not be produced (`SampleError`): it settles as failed."""
@@ -68,8 +74,11 @@ class Side(Protocol):
 
 class Scheduler:
     def __init__(self, stream: SampleStream, params: SamplingConfig, budget: Budget,
-                 side: Side | None = None) -> None:
+                 side: Side | None = None, clock: StageClock | None = None) -> None:
+        """`clock`: time the engine calls (submit, poll) as `sample_s` (the caller times the
+        side's work itself)."""
         self.stream, self.params, self.budget, self.side = stream, params, budget, side
+        self.clock = clock or StageClock()
 
     def run(self, jobs: Iterable[Job]) -> Iterator[Job]:
         """Settled jobs, in the order they settle."""
@@ -93,7 +102,9 @@ class Scheduler:
             self._start(open_, running, fill=self.budget.fill and (
                 exhausted or len(open_) >= limit))
             if self._total(running):
-                self._route(self.stream.poll(self.budget.poll_s), open_, running)
+                with self.clock.stage("sample_s"):
+                    done = self.stream.poll(self.budget.poll_s)
+                self._route(done, open_, running)
                 if self.side is not None:
                     self.side.pump(0.0)
             elif self.side is not None and self.side.busy():
@@ -109,6 +120,7 @@ class Scheduler:
 
     def _start(self, open_: list[Job], running: dict[str, set[int]], fill: bool) -> None:
         batch: list[tuple[Question, int]] = []
+        steps: list[StepRequest] = []
         free = self.budget.in_flight - self._total(running)
 
         def take(job: Job, room: int) -> int:
@@ -117,7 +129,12 @@ class Scheduler:
             got = job.next_indices(room)
             assert len(got) <= room, f"question {job.question.id}: {len(got)} > room {room}"
             running[job.question.id].update(got)
-            batch.extend((job.question, k) for k in got)
+            for k in got:
+                step = job.request(k)
+                if step is None:
+                    batch.append((job.question, k))
+                else:
+                    steps.append(step)
             return len(got)
 
         for job in open_:
@@ -134,10 +151,13 @@ class Scheduler:
             if not more:
                 break
             free -= more
-        self.stream.submit(batch, self.params)
+        with self.clock.stage("sample_s"):
+            self.stream.submit(batch, self.params)
+            if steps:
+                self.stream.submit_steps(steps, self.params)
 
     @staticmethod
-    def _route(done: list[Finished | SampleError], open_: list[Job],
+    def _route(done: list[Finished | StepOutput | SampleError], open_: list[Job],
                running: dict[str, set[int]]) -> None:
         by_id = {j.question.id: j for j in open_}
         for f in done:

@@ -9,21 +9,26 @@ from bestofn.config import SamplingConfig
 from bestofn.records import Question
 from bestofn.registry import Registry
 
-from .requests import Finished, SampleError, SampleKey
+from .requests import Finished, SampleError, SampleKey, StepOutput, StepRequest
 
 
 class SampleStream(Protocol):
     """Requests of single samples that run concurrently and can be aborted.
 
     `submit` starts sample k of each (question, k) with the question's seed + k; `poll` runs
-    the engine until at least one sample finished or `timeout` seconds passed, and returns
-    the finished ones (a `SampleError` for a sample whose request failed on its own);
-    `abort` stops running samples and returns the tokens they had generated (an aborted
-    sample never comes back from `poll`)."""
+    the engine until at least one request finished or `timeout` seconds passed, and returns
+    the finished ones (a `Finished` sample, or a `StepOutput` of a step request; a
+    `SampleError` for a request that failed on its own); `abort` stops running requests and
+    returns the tokens they had generated (an aborted request never comes back from `poll`)."""
 
     def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None: ...
 
-    def poll(self, timeout: float) -> list[Finished | SampleError]: ...
+    def submit_steps(self, requests: Sequence[StepRequest], params: SamplingConfig) -> None:
+        """Start continuations from token ids (search steps); `params` gives temperature,
+        top-p and top-k. A stream that cannot continue from token ids raises
+        `NotImplementedError`."""
+
+    def poll(self, timeout: float) -> list[Finished | StepOutput | SampleError]: ...
 
     def abort(self, keys: Sequence[SampleKey]) -> int: ...
 

@@ -3,6 +3,7 @@
 Requests are rendered by vLLM exactly as `LLM.chat` renders them (`enqueue_chat` returns the
 engine's internal request ids; outputs and aborts use the external id they were made from),
 so sample k (seed + k) is the text a fixed run's `n` request gives its k-th child.
+Step requests (search) continue from token ids through `LLM.enqueue` on the same engine.
 The engine steps only inside `poll`.
 The tokens an aborted request had generated are read from the engine's output processor
 just before the abort (vLLM returns nothing for an aborted request with final-only output).
@@ -18,12 +19,13 @@ from typing import Any
 from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
-from .requests import Finished, SampleKey
+from .requests import Finished, SampleKey, StepOutput, StepRequest
 
 
 @dataclass
 class _Running:
-    question: Question
+    question: Question | None
+    """None: a step request (its output is the raw tokens, not a `Solution`)."""
     index: int
     seed: int
 
@@ -34,6 +36,7 @@ class VLLMStream:
         self.engine = policy.llm.llm_engine
         self.running: dict[str, _Running] = {}
         self.ids: dict[SampleKey, str] = {}
+        self.questions: dict[str, str] = {}
 
     def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None:
         if not requests:
@@ -46,14 +49,37 @@ class VLLMStream:
             [self.policy.sampling_params(1, params, s + k)
              for (_, k), s in zip(requests, seeds, strict=True)],
             use_tqdm=False, lora_request=self.policy.lora_request)
-        states = self.engine.output_processor.request_states
-        for rid, (q, k), seed in zip(ids, requests, seeds, strict=True):
-            rid = states[rid].external_req_id if rid in states else rid
-            self.running[rid] = _Running(q, k, seed)
-            self.ids[SampleKey(q.id, k)] = rid
+        self._track(ids, [(q, SampleKey(q.id, k), s)
+                          for (q, k), s in zip(requests, seeds, strict=True)])
 
-    def poll(self, timeout: float) -> list[Finished]:
-        deadline, out = time.monotonic() + timeout, []
+    def submit_steps(self, requests: Sequence[StepRequest], params: SamplingConfig) -> None:
+        """Each request continues from its token ids (`{"prompt_token_ids": ...}`, never
+        re-templated text), stops before the next step's header (`include_stop_str_in_output`
+        off; its tokens are in `token_ids` all the same) and samples with its own seed."""
+        if not requests:
+            return
+        from vllm import SamplingParams
+
+        ids = self.policy.llm.enqueue(
+            [{"prompt_token_ids": list(r.token_ids)} for r in requests],
+            [SamplingParams(n=1, temperature=params.temperature, top_p=params.top_p,
+                            top_k=params.top_k, max_tokens=r.max_tokens, seed=r.seed,
+                            stop=list(r.stop), include_stop_str_in_output=False,
+                            min_tokens=min(r.min_tokens, r.max_tokens)) for r in requests],
+            use_tqdm=False, lora_request=self.policy.lora_request)
+        self._track(ids, [(None, r.key, r.seed) for r in requests])
+
+    def _track(self, ids: list[str], what: list[tuple[Question | None, SampleKey, int]]) -> None:
+        states = self.engine.output_processor.request_states
+        for rid, (q, key, seed) in zip(ids, what, strict=True):
+            rid = states[rid].external_req_id if rid in states else rid
+            self.running[rid] = _Running(q, key.index, seed)
+            self.ids[key] = rid
+            self.questions[rid] = key.question
+
+    def poll(self, timeout: float) -> list[Finished | StepOutput]:
+        deadline = time.monotonic() + timeout
+        out: list[Finished | StepOutput] = []
         while (self.running and not out and time.monotonic() < deadline
                and self.engine.has_unfinished_requests()):
             for o in self.engine.step():
@@ -61,13 +87,18 @@ class VLLMStream:
                     out.append(self._finished(self.running.pop(o.request_id), o))
         return out
 
-    def _finished(self, r: _Running, o: Any) -> Finished:
-        del self.ids[SampleKey(r.question.id, r.index)]
+    def _finished(self, r: _Running, o: Any) -> Finished | StepOutput:
+        key = SampleKey(self.questions.pop(o.request_id), r.index)
+        del self.ids[key]
         [c] = o.outputs
+        if r.question is None:
+            return StepOutput(key, tuple(c.token_ids),
+                              c.stop_reason if isinstance(c.stop_reason, str) else None,
+                              c.finish_reason)
         sol = self.policy.preset.make_solution(
             c.text, r.question, model=self.policy.model_name, seed=r.seed, index=r.index,
             tokens=len(c.token_ids), finish_reason=c.finish_reason)
-        return Finished(SampleKey(r.question.id, r.index), sol, len(c.token_ids))
+        return Finished(key, sol, len(c.token_ids))
 
     def abort(self, keys: Sequence[SampleKey]) -> int:
         rids = [self.ids.pop(k) for k in keys if k in self.ids]
@@ -76,7 +107,7 @@ class VLLMStream:
         tokens = sum(self._generated(rid) for rid in rids)
         self.engine.abort_request(rids)
         for rid in rids:
-            del self.running[rid]
+            del self.running[rid], self.questions[rid]
         return tokens
 
     def _generated(self, rid: str) -> int:
@@ -89,4 +120,4 @@ class VLLMStream:
         return len(self.running)
 
     def close(self) -> None:
-        self.abort([SampleKey(r.question.id, r.index) for r in list(self.running.values())])
+        self.abort(list(self.ids))

@@ -1,9 +1,10 @@
 """Search inside generation: the PRM judges partial solutions step by step.
 
-`stepwise` advances candidates one `Step N:` step at a time on vLLM (continuing from token
-ids), `scoring` scores partial solutions with the run's PRM, `strategies` decides which
-continue (`beam`, `dvts`, `reject`; `parse_strategy("beam:width=4")`), and `loop` runs the
-search over a batch of questions (one engine call and one PRM call per step).
+`stepwise` is a candidate's state (one `Step N:` step per request, continued from token ids),
+`scoring` scores partial solutions with the run's PRM, `strategies` decides which continue
+(`beam`, `dvts`, `reject`, `particles`; `parse_strategy("beam:width=4")`), `job` is one
+question's search as a job of the streaming scheduler (`bestofn.scheduler`), and `loop` runs
+the jobs of many questions on one engine stream with scoring beside it.
 `search(questions, policy, prm, "beam:width=4", n=8)` is the library call; `run --search`
 is the command-line one (`run_search.stream_search`).
 """
@@ -17,7 +18,7 @@ from bestofn.config import SamplingConfig
 from bestofn.records import Item, Question
 
 from .loop import search_items
-from .stepwise import MEDPRM_STEPS, Candidate, StepFormat, StepGenerator
+from .stepwise import MEDPRM_STEPS, Candidate, StepFormat
 from .strategies import STRATEGIES, Live, Strategy, format_strategy, parse_strategy
 
 
@@ -36,5 +37,5 @@ def search(questions: Sequence[Question], policy: Any, prm: Any, strategy: str |
     return [got[q.id] for q in questions]
 
 
-__all__ = ["MEDPRM_STEPS", "STRATEGIES", "Candidate", "Live", "StepFormat", "StepGenerator",
-           "Strategy", "format_strategy", "parse_strategy", "search", "search_items"]
+__all__ = ["MEDPRM_STEPS", "STRATEGIES", "Candidate", "Live", "StepFormat", "Strategy",
+           "format_strategy", "parse_strategy", "search", "search_items"]

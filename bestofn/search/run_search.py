@@ -1,9 +1,10 @@
 """`bestofn run --search STRATEGY`: the in-process path (the Ray pipeline does not search).
 
-Questions are searched in chunks of `EngineOptions.samples_in_flight // n` (at least one), each
-chunk one batch of step-wise engine calls; every finished question is written at once, so a
-killed run resumes with the questions not yet written (searched again from the start: seeds
-depend only on the run seed, question, lineage and step, so the result is the same).
+The questions go to the streaming scheduler as search jobs (`loop.search_items`): at most
+`EngineOptions.samples_in_flight` step requests run at once, over `samples_in_flight // n`
+open questions (at least one); every finished question is written at once, so a killed run
+resumes with the questions not yet written (searched again from the start: seeds depend only
+on the run seed, question, lineage and step, so the result is the same).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from ..config import RunConfig
 from ..records import Item, Question
 from ..scheduler.ledger import StageClock
 from .loop import search_items
-from .stepwise import StepGenerator
 from .strategies import parse_strategy
 
 
@@ -40,16 +40,8 @@ def stream_search(cfg: RunConfig, todo: list[Question], clock: StageClock,
 
     with clock.stage("startup_s"):
         policy, verifiers = build_policy(cfg), build_scorer(cfg)
-    strategy = parse_strategy(cfg.search)  # type: ignore[arg-type]
-    chunk = max(1, cfg.engine.samples_in_flight // cfg.n)
-    gen = StepGenerator(policy)
-
-    def items() -> Iterator[Item]:
-        for i in range(0, len(todo), chunk):
-            qs = todo[i:i + chunk]
-            docs = {q.id: [d.text for d in q.documents or []] if cfg.use_docs else None
-                    for q in qs}
-            yield from search_items(policy, verifiers.prm, qs, cfg.n, cfg.sampling(), strategy,
-                                    docs=docs, clock=clock, gen=gen)
-
-    return items(), list
+    docs = {q.id: [d.text for d in q.documents or []] if cfg.use_docs else None for q in todo}
+    items = search_items(policy, verifiers.prm, todo, cfg.n, cfg.sampling(),
+                         parse_strategy(cfg.search),  # type: ignore[arg-type]
+                         docs=docs, clock=clock, in_flight=cfg.engine.samples_in_flight)
+    return items, list

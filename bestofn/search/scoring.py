@@ -3,23 +3,27 @@
 A partial solution is scored as the text of its finished steps (the next step's header cut
 off), marked as the full-solution scorer marks it (`steps.mark_steps`), so P(+) at its newest
 marker is the number the full-solution scorer gives that step (the PRM is causal and the
-prompt up to that marker is the same tokens). Every live candidate of every question goes to
-the PRM in one `score_requests` call; candidates whose scored text did not change since their
-last scoring (e.g. children of one parent) are not sent again. prm-hf computes each
-question's prompt prefix (system prompt, documents, question) once per call and reuses its
-key/values for every candidate; prm-vllm reads prefixes from its engine's cache.
+prompt up to that marker is the same tokens). Candidates whose scored text did not change
+since their last scoring (children of one parent, finished candidates) are not sent again.
+Every question waiting for scores goes to the PRM in one `score_requests` call: prm-vllm
+reads each prompt's cached prefix (system prompt, documents, question and the steps scored
+before) from its engine's cache and computes only the rest; prm-hf computes each question's
+prompt prefix once per call and reuses its key/values for every candidate.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bestofn.batch_scoring import Request, score_requests
 from bestofn.records import Question, Solution
+from bestofn.scheduler.ledger import split_by_size
 
 from .stepwise import Candidate
+
+Probs = tuple[float, ...] | None
 
 
 def partial_solution(text: str) -> Solution:
@@ -27,22 +31,52 @@ def partial_solution(text: str) -> Solution:
     return replace(Solution.from_text(text), answer=None)
 
 
+def to_score(cands: Sequence[Candidate]) -> list[Candidate]:
+    """The candidates whose scoring text changed since they were last scored and has a step."""
+    return [c for c in cands if c.scoring_text != c.scored_text
+            and partial_solution(c.scoring_text).marked]
+
+
+@dataclass
+class ScoreWork:
+    """One question's candidates to score (their texts taken when the work was made)."""
+
+    question: Question
+    docs: list[str] | None
+    cands: list[Candidate]
+    texts: list[str]
+
+    @classmethod
+    def of(cls, question: Question, docs: list[str] | None,
+           cands: Sequence[Candidate]) -> ScoreWork:
+        return cls(question, docs, list(cands), [c.scoring_text for c in cands])
+
+    def apply(self, probs: Sequence[Probs]) -> None:
+        for c, t, p in zip(self.cands, self.texts, probs, strict=True):
+            c.scored_text, c.probs = t, p
+
+
+def score_work(prm: Any, work: Sequence[ScoreWork]) -> list[tuple[list[Probs], int]]:
+    """Each work's P(+) lists and its share of the PRM tokens computed, in one PRM call."""
+    if not work:
+        return []
+    got = score_requests(prm, [Request(w.question, [partial_solution(t) for t in w.texts],
+                                       w.docs) for w in work])
+    shares = split_by_size(got.tokens.computed_tokens, [len(w.texts) for w in work])
+    return [([tuple(s.probs) if s.probs else None for s in scores], t)
+            for scores, t in zip(got.results, shares, strict=True)]
+
+
 def score_candidates(prm: Any, cands: Sequence[Candidate],
                      docs: dict[str, list[str] | None]) -> int:
-    """Set `probs` of every candidate whose scoring text changed; returns the PRM tokens
-    computed. `docs` maps a question id to the documents its PRM prompt carries."""
-    todo: dict[str, tuple[Question, list[Candidate]]] = {}
-    for c in cands:
-        t = c.scoring_text
-        if t == c.scored_text or not partial_solution(t).marked:
-            continue
-        todo.setdefault(c.question.id, (c.question, []))[1].append(c)
-    if not todo:
-        return 0
-    got = score_requests(prm, [Request(q, [partial_solution(c.scoring_text) for c in cs],
-                                       docs.get(q.id)) for q, cs in todo.values()])
-    for (_, cs), scores in zip(todo.values(), got.results, strict=True):
-        for c, s in zip(cs, scores, strict=True):
-            c.scored_text = c.scoring_text
-            c.probs = tuple(s.probs) if s.probs else None
-    return got.tokens.computed_tokens
+    """Score (in this thread) every candidate that needs it; returns the PRM tokens computed.
+    `docs` maps a question id to the documents its PRM prompt carries."""
+    by: dict[str, list[Candidate]] = {}
+    for c in to_score(cands):
+        by.setdefault(c.question.id, []).append(c)
+    work = [ScoreWork.of(cs[0].question, docs.get(q), cs) for q, cs in by.items()]
+    spent = 0
+    for w, (probs, tokens) in zip(work, score_work(prm, work), strict=True):
+        w.apply(probs)
+        spent += tokens
+    return spent

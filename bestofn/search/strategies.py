@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from ..specs import parse_spec
 
@@ -36,6 +36,8 @@ class Live:
 
 class Strategy(Protocol):
     name: str
+    keeps_finished: ClassVar[bool]
+    """Finished candidates stay in the pool `plan` sees (and can be copied or dropped)."""
 
     def groups(self, n: int) -> int:
         """How the N first-step candidates are grouped (candidate i is in group i // size)."""
@@ -57,6 +59,7 @@ class Beam:
     width: int = 4
     agg: str = "last"
     name = "beam"
+    keeps_finished = False
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.agg not in ("last", "min"):
@@ -82,6 +85,7 @@ class DVTS:
     width: int = 4
     agg: str = "last"
     name = "dvts"
+    keeps_finished = False
 
     def __post_init__(self) -> None:
         if self.width < 1 or self.agg not in ("last", "min"):
@@ -110,6 +114,7 @@ class Reject:
     every: int = 1
     agg: str = "last"
     name = "reject"
+    keeps_finished = False
 
     def __post_init__(self) -> None:
         if not 0 <= self.alpha < 1 or self.every < 1 or self.agg not in ("last", "min"):
@@ -132,14 +137,17 @@ class Reject:
 
 @dataclass(frozen=True)
 class Particles:
-    """Particle filtering (its_hub's): after every step the live candidates are resampled,
-    as many as there are, with probabilities the softmax of the logit of their latest step
-    score (p / (1 - p), normalised); the draw is seeded by `seed`, the step and the scores.
-    `resample=off` keeps every particle. Unlike its_hub, finished particles leave the pool."""
+    """Particle filtering (its_hub's): after every step the whole pool (finished particles
+    stay in it) is resampled, as many as there are, with probabilities the softmax of the
+    logit of each particle's latest step score (p / (1 - p), normalised); the draw is seeded
+    by `seed`, the step and the scores. A finished particle drawn k times is k copies of one
+    finished solution (a weight in the vote); the search ends when none is live.
+    `resample=off` keeps every particle."""
 
     resample: str = "on"
     seed: int = 0
     name = "particles"
+    keeps_finished = True
 
     def __post_init__(self) -> None:
         if self.resample not in ("on", "off"):
