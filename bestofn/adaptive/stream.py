@@ -91,6 +91,8 @@ class StreamJob:
             self.scoring.submit(self, f.key.index, f.solution)
 
     def scored(self, index: int, scores: Scores, prm_tokens: int) -> None:
+        if self.error is not None:
+            return  # failed and handed back: its retry logs this sample (once)
         self.compute.prm_tokens_computed += prm_tokens
         self._record(index, scores, prm_tokens)
 
