@@ -148,7 +148,7 @@ def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
             else:
                 new.append((q, s))
         with clock.stage("score_s"):
-            scores = (one_by_one(engines.verify, new) if (has_prm or has_orm)
+            scores = (one_by_one(engines.verify, new) if (has_prm or has_orm) and new
                       else [(None, None)] * len(new))
         for (q, sols), got_scores in zip(new, scores, strict=True):
             if isinstance(got_scores, Exception):
