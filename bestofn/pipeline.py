@@ -40,6 +40,7 @@ from .files import atomic_write_text
 from .records import Document, Item, Question, Solution, StepScores
 from .registry import require
 from .scheduler.ledger import Compute, StageClock, split_by_size
+from .scheduler.requests import SampleError
 
 WORKERS_FILE = "workers.json"
 """Where each actor of a Ray run runs (stage, node, pid), written when they are up."""
@@ -99,7 +100,8 @@ class _PolicyWorker(_Worker):
         with self.clock.stage("sample_s"):
             done = self._stream().poll(timeout)
         return [{"question": f.key.question, "index": f.key.index,
-                 "solution": f.solution.to_dict(), "tokens": f.tokens} for f in done]
+                 **({"error": f.error} if isinstance(f, SampleError) else  # pickled as it is
+                    {"solution": f.solution.to_dict(), "tokens": f.tokens})} for f in done]
 
     def stream_abort(self, keys: list[tuple[str, int]]) -> int:
         from .scheduler import SampleKey

@@ -79,18 +79,24 @@ def test_pipeline_equals_in_process_run(local_ray, reference, tmp_path, tiny_lla
         reference / "report.json")
 
 
-def test_failing_question_is_recorded_and_the_run_goes_on(local_ray, reference, tmp_path):
+@pytest.mark.parametrize("adaptive", [{}, {"adaptive": "esc:w=2", "round_size": 1},
+                                      {"adaptive": "esc:w=2"}],
+                         ids=["fixed", "rounds", "streamed"])
+def test_failing_question_is_recorded_and_the_run_goes_on(local_ray, reference, tmp_path,
+                                                          adaptive):
     """The bad question fails its whole policy batch; the batch is retried question by
-    question, so the other questions of the batch still finish."""
+    question, so the other questions of the batch still finish, and the run driver tries the
+    bad one again (fixed N, adaptive rounds and a streamed adaptive run alike)."""
     stored = [Item.from_dict(d) for d in items_of(reference).values()]
     replay = tmp_path / "replay.jsonl"
     write_jsonl(replay, stored[:-1])  # the last question has no stored solutions
     out = tmp_path / "run"
-    rep = run(cfg(out, replay, policy_backend="replay", prm=None), progress=False,
+    rep = run(cfg(out, replay, policy_backend="replay", prm=None, **adaptive), progress=False,
               ex=ExecConfig(max_attempts=2, policy_batch=Q))
     assert rep["failed"] == 1 and rep["n_questions"] == Q - 1
     [fail] = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
     assert fail["question_id"] == stored[-1].question.id and fail["attempts"] == 2
+    assert fail["stage"] == "solve" and fail["error"].startswith("MissingQuestion: ")
     assert "no solutions for question" in fail["error"]
 
 
