@@ -12,15 +12,13 @@ Retrieval runs beside sampling, not before it: the policy never reads the docume
 retrieval actor (it holds the FAISS index and the query embedder, and builds the default index
 on first use) searches while the engines sample, and a question goes to the scorer pool when
 both its solutions and its documents are in. The driver loads neither the index nor the
-embedder, and writes the search cache as results come back (`bestofn.documents`: the same
-stage and cache as in-process runs; an adaptive run on Ray attaches its documents through the
-actor with `RayPipeline.documents`).
+embedder and writes the search cache (`bestofn.documents`, the in-process runs' stage and
+cache; adaptive Ray runs attach documents through the actor: `RayPipeline.documents`).
 
 Failures: actors restart after a crash (`max_restarts`) and Ray retries the call that was
 running (`max_task_retries`); a call that raises for several questions is retried question by
-question, and a question whose own call raises comes out as `driver.Failed`: the run driver
-(`bestofn.driver`) runs it again up to `max_attempts` times, records it if it still fails, and
-the run goes on.
+question, and a question whose own call raises comes out as `driver.Failed`, which the run
+driver (`bestofn.driver`) retries up to `max_attempts` times, then records; the run goes on.
 """
 
 from __future__ import annotations
@@ -135,17 +133,11 @@ class ActorSearch:
     def __init__(self, ray: Any, actor: Any) -> None:
         self.ray, self.actor = ray, actor
 
-    def _get(self, ref: Any) -> Any:
-        try:
-            return self.ray.get(ref)
-        except Exception as e:  # noqa: BLE001 - the remote error, unwrapped
-            raise _cause(e) from e
-
     def fingerprint(self) -> str:
-        return str(self._get(self.actor.fingerprint.remote()))
+        return str(_get(self.ray, self.actor.fingerprint.remote()))
 
     def search(self, queries: list[str], progress: bool = False) -> list[list[Document]]:
-        found = self._get(self.actor.search.remote(queries))
+        found = _get(self.ray, self.actor.search.remote(queries))
         return [[Document.from_dict(d) for d in docs] for docs in found]
 
 
@@ -358,7 +350,7 @@ class RayEngines(RayPipeline):
                                                                    n, start)
                 for i, (qs, n, start) in enumerate(calls)]
         return [[[Solution.from_dict(s) for s in sols] for sols in got]
-                for got in self.ray.get(refs)]
+                for got in _get(self.ray, refs)]
 
     def stream(self) -> Any:
         """A `SampleStream` over the policy actors (`scheduler.ray_stream`)."""
@@ -383,7 +375,7 @@ class RayEngines(RayPipeline):
                                 [[s.to_dict() for s in sols] for _, sols in part])
                 for a, part in zip(self.scorers, parts, strict=True) if part]
         by_id, tokens = {}, {}
-        for part, got in zip([p for p in parts if p], self.ray.get(refs), strict=True):
+        for part, got in zip([p for p in parts if p], _get(self.ray, refs), strict=True):
             for (q, _), scores in zip(part, got, strict=True):
                 prm = scores["prm"]
                 by_id[q.id] = (None if prm is None else [StepScores.from_dict(p) for p in prm],
@@ -394,7 +386,15 @@ class RayEngines(RayPipeline):
 
 
 def _cause(e: BaseException) -> BaseException:
-    """The error a remote call raised (Ray wraps it), for errors that stop the run."""
+    """The error a remote call raised (Ray wraps it)."""
     cause = getattr(e, "cause", None)
     return cause if isinstance(cause, BaseException) else e
+
+
+def _get(ray: Any, refs: Any) -> Any:
+    """`ray.get`, raising the remote call's own error."""
+    try:
+        return ray.get(refs)
+    except Exception as e:  # noqa: BLE001 - unwrapped, not handled
+        raise _cause(e) from e
 
