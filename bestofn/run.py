@@ -204,8 +204,18 @@ def _execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClo
     if cfg.search:
         from .search.run_search import stream_search
 
-        return Executor(lambda qs: stream_search(cfg, qs, clock)[0],
-                        run_documents(cfg.index, cfg.k, out, progress))
+        finishes: list[Any] = []
+
+        def searched(qs: list[Question]) -> Any:
+            items, finish = stream_search(cfg, qs, clock)
+            finishes.append(finish)
+            return items
+
+        def close() -> None:
+            for finish in finishes:
+                finish()  # its failures are none: a search error stops the run
+
+        return Executor(searched, run_documents(cfg.index, cfg.k, out, progress), close)
     if cfg.adaptive:
         if cfg.round_size is None:
             from .adaptive.stream import stream_adaptive
