@@ -170,9 +170,9 @@ def read_run_config(path: Path) -> None:
 def read_results(path: Path) -> None:
     """A resumed run: the results so far (a cut last line is dropped), then the report's
     evaluation. A refused file is left as it was."""
+    from .driver import own_lines
     from .evaluate import evaluate
     from .files import resume_lines
-    from .run import own_lines
 
     questions = [Question(id=q, stem="Which?", options=dict(OPTIONS)) for q in RUN_IDS]
     before = path.read_bytes()
@@ -191,8 +191,9 @@ def read_results(path: Path) -> None:
         raise Crash(f"{path}: the resumed file is not the kept lines of the file before")
 
 
-class _Stop(Exception):
-    """The first engine call: the rounds file has been read."""
+class _Stop(BaseException):
+    """The first engine call: the rounds file has been read (a BaseException, so that the
+    rounds loop does not take it for a question's failure)."""
 
 
 class _NoEngines:

@@ -12,35 +12,36 @@ Retrieval runs beside sampling, not before it: the policy never reads the docume
 retrieval actor (it holds the FAISS index and the query embedder, and builds the default index
 on first use) searches while the engines sample, and a question goes to the scorer pool when
 both its solutions and its documents are in. The driver loads neither the index nor the
-embedder, and writes the search cache as results come back.
+embedder and writes the search cache (`bestofn.documents`, the in-process runs' stage and
+cache; adaptive Ray runs attach documents through the actor: `RayPipeline.documents`).
 
 Failures: actors restart after a crash (`max_restarts`) and Ray retries the call that was
-running (`max_task_retries`); a policy call that raises is retried question by question, and
-a question whose call raises is retried up to `max_attempts` times and then reported as failed,
-and the run goes on.
+running (`max_task_retries`); a call that raises for several questions is retried question by
+question, and a question whose own call raises comes out as `driver.Failed`, which the run
+driver (`bestofn.driver`) retries up to `max_attempts` times, then records; the run goes on.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from .config import ExecConfig, RunConfig
 from .console import log_file_for_workers, to_log_file
+from .documents import CACHE_DIR, Documents, IndexSearch
+from .driver import Failed, Outcome, error_text
+from .files import atomic_write_text
 from .records import Document, Item, Question, Solution, StepScores
 from .registry import require
 from .scheduler.ledger import Compute, StageClock, split_by_size
+from .scheduler.requests import SampleError
 
-
-@dataclass
-class Failure:
-    question_id: str
-    stage: str
-    error: str
-    attempts: int
+WORKERS_FILE = "workers.json"
+"""Where each actor of a Ray run runs (stage, node, pid), written when they are up."""
 
 
 class _Worker:
@@ -97,7 +98,8 @@ class _PolicyWorker(_Worker):
         with self.clock.stage("sample_s"):
             done = self._stream().poll(timeout)
         return [{"question": f.key.question, "index": f.key.index,
-                 "solution": f.solution.to_dict(), "tokens": f.tokens} for f in done]
+                 **({"error": f.error} if isinstance(f, SampleError) else  # pickled as it is
+                    {"solution": f.solution.to_dict(), "tokens": f.tokens})} for f in done]
 
     def stream_abort(self, keys: list[tuple[str, int]]) -> int:
         from .scheduler import SampleKey
@@ -106,28 +108,37 @@ class _PolicyWorker(_Worker):
 
 
 class _RetrieverWorker(_Worker):
-    """Opens the index on first use rather than at construction, so that an index error reaches
-    the driver as the error it is, and a restarted actor opens it again."""
+    """The documents stage's search (`documents.IndexSearch`) on an actor. It opens the index on
+    first use rather than at construction, so that an index error reaches the driver as the
+    error it is, and a restarted actor opens it again."""
 
     stage = "retriever"
 
     def __init__(self, cfg: dict[str, Any]) -> None:
         super().__init__(cfg)
-        self._retriever: Any = None
-
-    def _open(self) -> Any:
-        if self._retriever is None:
-            from .engines import build_retriever
-
-            self._retriever = build_retriever(self.cfg.index)
-        return self._retriever
+        assert self.cfg.index, "a retrieval actor needs an index"
+        self.index = IndexSearch(self.cfg.index, self.cfg.k)
 
     def fingerprint(self) -> str:
-        return self._open().fingerprint
+        self.index.open()
+        return self.index.fingerprint()
 
     def search(self, queries: list[str]) -> list[list[dict[str, Any]]]:
-        found = self._open().search(queries, self.cfg.k)
-        return [[d.to_dict() for d in docs] for docs in found]
+        return [[d.to_dict() for d in docs] for docs in self.index.search(queries)]
+
+
+class ActorSearch:
+    """The retrieval actor as the documents stage's `Searcher`, seen from the driver."""
+
+    def __init__(self, ray: Any, actor: Any) -> None:
+        self.ray, self.actor = ray, actor
+
+    def fingerprint(self) -> str:
+        return str(_get(self.ray, self.actor.fingerprint.remote()))
+
+    def search(self, queries: list[str], progress: bool = False) -> list[list[Document]]:
+        found = _get(self.ray, self.actor.search.remote(queries))
+        return [[Document.from_dict(d) for d in docs] for docs in found]
 
 
 class _ScorerWorker(_Worker):
@@ -177,7 +188,6 @@ class RayPipeline:
     def __init__(self, cfg: RunConfig, ex: ExecConfig) -> None:
         self.ray = require("ray", "'ray[data]'")
         self.cfg, self.ex = cfg, ex
-        self.failures: list[Failure] = []
         self.workers: list[dict[str, Any]] = []
         self.policies: list[Any] = []
         self.scorers: list[Any] = []
@@ -205,9 +215,20 @@ class RayPipeline:
                                       cpus=self.ex.retriever_cpus)
         actors = self.policies + self.scorers + self.retrievers
         self.workers = ray.get([a.where.remote() for a in actors])
+        atomic_write_text(Path(self.cfg.out) / WORKERS_FILE,
+                          json.dumps(self.workers, indent=2) + "\n")
 
-    def run(self, questions: list[Question]) -> Iterator[Item]:
-        """Yield each question's Item as soon as it is scored (completion order).
+    def documents(self) -> Documents | None:
+        """The run's documents stage searching on the retrieval actor, cached in the run
+        folder by this process (None without an index)."""
+        if not self.retrievers:
+            return None
+        return Documents(ActorSearch(self.ray, self.retrievers[0]), self.cfg.k,
+                         Path(self.cfg.out) / CACHE_DIR)
+
+    def run(self, questions: list[Question]) -> Iterator[Outcome]:
+        """Yield each question's Item as soon as it is scored (completion order), or its
+        `Failed` when its own call raised.
 
         Questions go to the policy pool `policy_batch` at a time, to the retrieval actor (when
         the run has an index) in chunks of `retrieval.attach.SEARCH_CHUNK` not already in the
@@ -218,7 +239,7 @@ class RayPipeline:
         ray = self.ray
         size = self.ex.policy_batch
         queue = [questions[i:i + size] for i in range(0, len(questions), size)][::-1]
-        inflight: dict[Any, tuple[str, list[Question], int]] = {}
+        inflight: dict[Any, tuple[str, list[Question]]] = {}
         sols_of: dict[str, list[dict[str, Any]]] = {}
         docs_of: dict[str, list[Document]] = {}
         failed: set[str] = set()
@@ -226,7 +247,7 @@ class RayPipeline:
         turn = {"solve": 0, "retrieve": 0, "verify": 0}
         cap = self.ex.in_flight * len(self.policies)
 
-        def submit(stage: str, qs: list[Question], attempt: int) -> None:
+        def submit(stage: str, qs: list[Question]) -> None:
             pool = {"solve": self.policies, "retrieve": self.retrievers,
                     "verify": self.scorers}[stage]
             actor = pool[turn[stage] % len(pool)]
@@ -238,7 +259,7 @@ class RayPipeline:
             else:
                 ref = actor.verify.remote([with_docs(q).to_dict() for q in qs],
                                           [sols_of[q.id] for q in qs])
-            inflight[ref] = (stage, qs, attempt)
+            inflight[ref] = (stage, qs)
 
         def with_docs(q: Question) -> Question:
             return replace(q, documents=docs_of[q.id]) if q.id in docs_of else q
@@ -253,45 +274,43 @@ class RayPipeline:
             in one scorer call, as they came from one policy call."""
             got = [q for q in qs if q.id in sols_of and (not self.retrievers or q.id in docs_of)]
             if got and self.scorers:
-                submit("verify", got, 1)
+                submit("verify", got)
             elif got:
                 for q in got:
                     yield finish(q, _NO_SCORES)
 
-        if self.retrievers:
-            inflight[self.retrievers[0].fingerprint.remote()] = ("open", questions, 1)
+        documents = self.documents()
+        if documents is not None:
+            inflight[self.retrievers[0].fingerprint.remote()] = ("open", questions)
         while queue or inflight:
-            while queue and sum(s == "solve" for s, *_ in inflight.values()) < cap:
-                submit("solve", queue.pop(), 1)
+            while queue and sum(s == "solve" for s, _ in inflight.values()) < cap:
+                submit("solve", queue.pop())
             [ref], _ = ray.wait(list(inflight), num_returns=1)
-            stage, qs, attempt = inflight.pop(ref)
+            stage, qs = inflight.pop(ref)
             try:
                 out = ray.get(ref)
-            except Exception as e:  # noqa: BLE001 - any task error is retried, then recorded
+            except Exception as e:  # noqa: BLE001 - a question's error is its failure
                 if stage == "open":
                     raise _cause(e) from e
                 if len(qs) > 1:
                     for q in qs:
-                        submit(stage, [q], attempt + 1)
-                elif attempt < self.ex.max_attempts:
-                    submit(stage, qs, attempt + 1)
+                        submit(stage, [q])
                 elif qs[0].id not in failed:
                     failed.add(qs[0].id)
-                    self.failures.append(Failure(qs[0].id, stage, _error_text(e), attempt))
                     sols_of.pop(qs[0].id, None)
                     docs_of.pop(qs[0].id, None)
+                    yield Failed(qs[0].id, stage, error_text(_cause(e)))
                 continue
             if stage == "verify":
                 for q, scores in zip(qs, out, strict=True):
                     yield finish(q, scores)
                 continue
             if stage == "open":
-                from retrieval.attach import CachedSearch
-
-                search = CachedSearch(qs, out, self.cfg.k, Path(self.cfg.out) / "retrieval")
+                assert documents is not None
+                search = documents.plan(qs, out)
                 docs_of.update({i: d for i, d in search.cached().items() if i not in failed})
                 for part in search.missing():
-                    submit("retrieve", part, 1)
+                    submit("retrieve", part)
                 yield from ready(qs)
                 continue
             if stage == "retrieve":
@@ -331,7 +350,7 @@ class RayEngines(RayPipeline):
                                                                    n, start)
                 for i, (qs, n, start) in enumerate(calls)]
         return [[[Solution.from_dict(s) for s in sols] for sols in got]
-                for got in self.ray.get(refs)]
+                for got in _get(self.ray, refs)]
 
     def stream(self) -> Any:
         """A `SampleStream` over the policy actors (`scheduler.ray_stream`)."""
@@ -356,7 +375,7 @@ class RayEngines(RayPipeline):
                                 [[s.to_dict() for s in sols] for _, sols in part])
                 for a, part in zip(self.scorers, parts, strict=True) if part]
         by_id, tokens = {}, {}
-        for part, got in zip([p for p in parts if p], self.ray.get(refs), strict=True):
+        for part, got in zip([p for p in parts if p], _get(self.ray, refs), strict=True):
             for (q, _), scores in zip(part, got, strict=True):
                 prm = scores["prm"]
                 by_id[q.id] = (None if prm is None else [StepScores.from_dict(p) for p in prm],
@@ -367,11 +386,15 @@ class RayEngines(RayPipeline):
 
 
 def _cause(e: BaseException) -> BaseException:
-    """The error a remote call raised (Ray wraps it), for errors that stop the run."""
+    """The error a remote call raised (Ray wraps it)."""
     cause = getattr(e, "cause", None)
     return cause if isinstance(cause, BaseException) else e
 
 
-def _error_text(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return f"{type(e).__name__}: {text[-1] if text else ''}"[:2000]
+def _get(ray: Any, refs: Any) -> Any:
+    """`ray.get`, raising the remote call's own error."""
+    try:
+        return ray.get(refs)
+    except Exception as e:  # noqa: BLE001 - unwrapped, not handled
+        raise _cause(e) from e
+

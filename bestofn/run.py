@@ -1,36 +1,32 @@
 """`bestofn run`: questions → N samples → marking and answers → PRM scores → selection → report.
 
-Each finished question is appended to `results.jsonl` (fsync'd), so a run that stops for any
-reason resumes where it stopped and, with the same config and seeds, ends with the same report.
+This module checks the inputs and the run folder, picks the execution for the config (in this
+process or on Ray; fixed N, adaptive or search) and writes the report; the run driver
+(`bestofn.driver`) owns what happens in between, the same for every execution: resume from
+`results.jsonl` (each finished question appended, fsync'd, so a run that stops for any reason
+resumes where it stopped and, with the same config and seeds, ends with the same report),
+retries, `failures.jsonl` and progress.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from .config import ExecConfig, RunConfig
-from .console import LOG_NAME, Console, Progress, quiet
+from .console import LOG_NAME, Console, quiet
 from .datasets import load_questions
-from .files import (
-    InputError,
-    LineCheck,
-    append_line,
-    atomic_write_text,
-    json_line,
-    load_json,
-    resume_lines,
-)
+from .documents import run_documents
+from .driver import FAILURES_FILE, RESULTS_FILE, Execution, Executor, drive
+from .files import atomic_write_text, load_json
 from .pipeline import RayPipeline
 from .records import Item, Question
 from .report import write_report
 from .scheduler.ledger import StageClock
 from .select import get_rules
-from .shapes import check_item_dict
 from .stages import build_policy, build_scorer, process, resolve_config
 
 
@@ -55,8 +51,8 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
             raise ConfigMismatch(f"{out} holds a run with another config ({changes}); "
                                  "use another --out or pass --overwrite")
     if overwrite:
-        for name in ("results.jsonl", "rounds.jsonl", "report.json", "report.md",
-                     "failures.jsonl", "timing.json"):
+        for name in (RESULTS_FILE, "rounds.jsonl", "report.json", "report.md",
+                     FAILURES_FILE, "timing.json"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
@@ -117,8 +113,8 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
 
 def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
         ex: ExecConfig | None = None, quiet_logs: bool = False,
-        console: Console | None = None,
-        questions: list[Question] | None = None) -> dict[str, Any]:
+        console: Console | None = None, questions: list[Question] | None = None,
+        max_attempts: int | None = None) -> dict[str, Any]:
     """Run (or resume) and write the report: in-process when `ex` is None, else on Ray.
 
     `quiet_logs` sends engine and Ray logs to `engine.log` in the run folder and keeps the
@@ -126,51 +122,38 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
     (`console.quiet`). Returns report.json's content plus this session's
     `seconds`, `resumed_questions` and `failed` (questions that failed every attempt; a later
     resume retries them). `questions`: what `prepare(cfg)` returned for this (prepared)
-    config, when the caller prepared it already.
+    config, when the caller prepared it already. `max_attempts`: tries per question before it
+    is recorded as failed (default: `ex.max_attempts`, in-process `ExecConfig`'s default).
     """
     if questions is None:
         cfg, questions = prepare(cfg)
     if cfg.search:
         ex = None  # search runs in-process (the Ray pipeline does not search)
+    if max_attempts is not None:
+        ExecConfig(max_attempts=max_attempts)  # refuses a count below 1
+    attempts = max_attempts or (ex or ExecConfig()).max_attempts
     out = Path(cfg.out)
     check_run_dir(out, cfg, overwrite)
     if console is not None:
-        return _run(cfg, questions, out, progress, ex, console)
+        return _run(cfg, questions, out, progress, ex, attempts, console)
     with quiet(out / LOG_NAME, verbose=not quiet_logs) as con:
-        return _run(cfg, questions, out, progress, ex, con)
+        return _run(cfg, questions, out, progress, ex, attempts, con)
 
 
 def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
-         ex: ExecConfig | None, console: Console) -> dict[str, Any]:
-    results = out / "results.jsonl"
-    done = {str(d["question"]["id"]): Item.from_dict(d)
-            for d in resume_lines(results, own_lines(results, questions))}
-    todo = [q for q in questions if q.id not in done]
-    if ex is None:
-        todo = with_documents(todo, cfg, out, progress)
+         ex: ExecConfig | None, max_attempts: int, console: Console) -> dict[str, Any]:
     t0 = time.perf_counter()
-    failures: list[dict[str, Any]] = []
     clock = StageClock()
-    if todo:
-        stream, finish = _stream(cfg, ex, todo, out, clock, {q.id for q in questions})
-        bar = Progress(len(questions), len(done), file=console.err, enabled=progress)
-        try:
-            for item in stream:
-                append_line(results, item.to_dict())
-                done[item.question.id] = item
-                bar.add(questions=1, samples=len(item.solutions),
-                        tokens=sum(int(s.meta.get("tokens") or 0) for s in item.solutions),
-                        scored=len(item.prm or []))
-        finally:
-            bar.close()
-            failures = finish()
-    atomic_write_text(out / "failures.jsonl", "".join(json_line(f) for f in failures))
-    items = [done[q.id] for q in questions if q.id in done]
+    known = {q.id for q in questions}
+    got = drive(questions, out, lambda: _execution(cfg, ex, out, clock, known, progress),
+                max_attempts, console, progress)
+    items = [got.done[q.id] for q in questions if q.id in got.done]
+    failures = [asdict(f) for f in got.failures]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,
                           progress=progress, rules=get_rules(cfg.rules),
                           extra={**adaptive_summary(cfg, items), **search_summary(cfg, items)},
                           stage_seconds=record_seconds(out, clock))
-    return {**report, "resumed_questions": len(questions) - len(todo), "failed": len(failures),
+    return {**report, "resumed_questions": got.resumed, "failed": len(failures),
             "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -186,25 +169,6 @@ def record_seconds(out: Path, clock: StageClock) -> dict[str, float]:
     total = clock.merged(earlier)
     atomic_write_text(path, json.dumps(total, indent=2) + "\n")
     return total
-
-
-def own_lines(path: Path, questions: list[Question]) -> LineCheck:
-    """Refuses a results line that is not this run's: not an item, a question the run does
-    not have, or a question already done on an earlier line."""
-    ids, seen = {q.id for q in questions}, set()
-
-    def check(where: str, d: dict[str, Any]) -> None:
-        check_item_dict(d, path, where)
-        qid = str(d["question"]["id"])
-        if qid not in ids:
-            raise InputError(path, where, "question.id", f"{qid!r} is not one of this run's "
-                             f"{len(ids)} questions: a line from another run or edited by hand")
-        if qid in seen:
-            raise InputError(path, where, "question.id", f"{qid!r} is already on an earlier "
-                             "line")
-        seen.add(qid)
-
-    return check
 
 
 def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
@@ -233,47 +197,28 @@ def search_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
                                                   for lg in logs)}}
 
 
-def with_documents(questions: list[Question], cfg: RunConfig, out: Path,
-                   progress: bool) -> list[Question]:
-    """Questions with their top-k retrieved passages, cached per question in the run folder
-    (in-process runs; the Ray pipeline retrieves in an actor while the policy samples)."""
-    if not cfg.index or not questions:
-        return questions
-    from retrieval import attach_documents, index_folder
-
-    return attach_documents(questions, index_folder(cfg.index), cfg.k, cache_dir=out / "retrieval",
-                            progress=progress)
-
-
-def _stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
-            clock: StageClock, known: set[str] | None = None,
-            ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
-    """Finished items (any order) and a function returning the failures once drained."""
+def _execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
+               known: set[str], progress: bool) -> Execution:
+    """The run's execution (`driver.Execution`): in this process when `ex` is None, else on
+    the Ray actors; fixed N, adaptive (streamed or in rounds) or search."""
     if cfg.search:
-        from .search.run_search import stream_search
+        from .search.run_search import search_execution
 
-        return stream_search(cfg, todo, clock)
+        return search_execution(cfg, clock, run_documents(cfg.index, cfg.k, out, progress))
     if cfg.adaptive:
-        if ex is not None:
-            todo = with_documents(todo, cfg, out, progress=False)
         if cfg.round_size is None:
             from .adaptive.stream import stream_adaptive
 
-            return stream_adaptive(cfg, ex, todo, out, clock, known)
-        from .adaptive.online import adaptive_stream
+            return stream_adaptive(cfg, ex, out, clock, known, progress)
+        from .adaptive.online import adaptive_rounds
 
-        return adaptive_stream(cfg, ex, todo, out, clock, known=known)
+        return adaptive_rounds(cfg, ex, out, clock, known, progress)
     if ex is None:
         with clock.stage("startup_s"):
             policy, scorer = build_policy(cfg), build_scorer(cfg)
-        return (process(q, policy, scorer, cfg, clock) for q in todo), list
+        return Executor(lambda qs: (process(q, policy, scorer, cfg, clock) for q in qs),
+                        run_documents(cfg.index, cfg.k, out, progress))
     pipe = RayPipeline(cfg, ex)
     with clock.stage("startup_s"):
         pipe.start()
-    atomic_write_text(Path(cfg.out) / "workers.json", json.dumps(pipe.workers, indent=2) + "\n")
-
-    def finish() -> list[dict[str, Any]]:
-        pipe.stop(clock)
-        return [asdict(f) for f in pipe.failures]
-
-    return pipe.run(todo), finish
+    return Executor(pipe.run, None, lambda: pipe.stop(clock))

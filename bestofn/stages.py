@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .config import RunConfig
+from .driver import Failed, failed
 from .engines import PolicySpec
 from .records import Item, Question, Solution, StepScores
 from .scheduler.ledger import Compute, StageClock
@@ -95,13 +96,20 @@ def prm_tokens_computed(v: Verifiers) -> int:
 
 
 def process(q: Question, policy: Any, v: Verifiers, cfg: RunConfig,
-            clock: StageClock | None = None) -> Item:
-    """One question through every stage, in this process."""
+            clock: StageClock | None = None) -> Item | Failed:
+    """One question through every stage, in this process; a stage that raises makes it a
+    `Failed` (the run driver tries it again, then records it)."""
     clock = clock or StageClock()
-    with clock.stage("sample_s"):
-        [sols] = solve(policy, [q], cfg)
+    try:
+        with clock.stage("sample_s"):
+            [sols] = solve(policy, [q], cfg)
+    except Exception as e:  # noqa: BLE001 - the question's failure, not the run's
+        return failed(q, "solve", e)
     before = prm_tokens_computed(v)
-    with clock.stage("score_s"):
-        [(prm, orm)] = verify(v, [(q, sols)], cfg)
+    try:
+        with clock.stage("score_s"):
+            [(prm, orm)] = verify(v, [(q, sols)], cfg)
+    except Exception as e:  # noqa: BLE001
+        return failed(q, "verify", e)
     spent = prm_tokens_computed(v) - before
     return Item(q, sols, prm=prm, orm=orm, compute=Compute.kept(sols, spent).to_dict())

@@ -7,7 +7,7 @@ while they fit its token budget (`bestofn.scorers.prm_prompt.fit_documents`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -35,8 +35,10 @@ documents; the cache is written after each chunk."""
 class CachedSearch:
     """The bookkeeping of a cached search over questions, apart from the search itself: the
     query and cache key of each question, the documents already cached, the chunks still to
-    search, and the cache writes as results come in. The Ray pipeline's driver uses it while
-    its retrieval actor searches; `attach_documents` while it searches in this process."""
+    search, and the cache writes as results come in. `fill` runs the searches in turn (the
+    documents stage, `bestofn.documents`, in this process or through the retrieval actor);
+    the Ray pipeline's driver calls `missing` and `record` itself while the actor searches
+    beside sampling."""
 
     def __init__(self, questions: Sequence[Question], fingerprint: str, k: int,
                  cache_dir: str | Path | None = None, with_options: bool = True) -> None:
@@ -69,6 +71,18 @@ class CachedSearch:
             self.cache.put_many([(self.key[q.id], docs) for q, docs in pairs])
         return {q.id: docs for q, docs in pairs}
 
+    def fill(self, search: Callable[[list[str], bool], list[list[Document]]],
+             progress: bool = False) -> dict[str, list[Document]]:
+        """Every question's documents: the cached ones, and the missing chunks searched with
+        `search(queries, progress)` in turn, each chunk cached as it comes back."""
+        docs = self.cached()
+        parts = self.missing()
+        for part in tqdm(parts, desc="retrieval", unit="chunk",
+                         disable=not progress or len(parts) == 1):
+            docs.update(self.record(part, search(self.queries(part),
+                                                 progress and len(parts) == 1)))
+        return docs
+
 
 def attach_documents(questions: Sequence[Question], index_dir: str | Path, k: int,
                      cache_dir: str | Path | None = None, with_options: bool = True,
@@ -86,13 +100,11 @@ def attach_documents(questions: Sequence[Question], index_dir: str | Path, k: in
     fingerprint = (retriever.fingerprint if retriever
                    else index_fingerprint(Manifest.load(index_dir)))
     plan = CachedSearch(questions, fingerprint, k, cache_dir, with_options)
-    docs = plan.cached()
-    parts = plan.missing()
-    if parts:
+
+    def search(queries: list[str], show: bool) -> list[list[Document]]:
+        nonlocal retriever
         retriever = retriever or FaissRetriever(index_dir, device=device, batch_size=batch_size)
-        for part in tqdm(parts, desc="retrieval", unit="chunk",
-                         disable=not progress or len(parts) == 1):
-            found = retriever.search(plan.queries(part), k,
-                                     progress=progress and len(parts) == 1)
-            docs.update(plan.record(part, found))
+        return retriever.search(queries, k, progress=show)
+
+    docs = plan.fill(search, progress)
     return [replace(q, documents=docs[q.id]) for q in questions]

@@ -79,18 +79,24 @@ def test_pipeline_equals_in_process_run(local_ray, reference, tmp_path, tiny_lla
         reference / "report.json")
 
 
-def test_failing_question_is_recorded_and_the_run_goes_on(local_ray, reference, tmp_path):
+@pytest.mark.parametrize("adaptive", [{}, {"adaptive": "esc:w=2", "round_size": 1},
+                                      {"adaptive": "esc:w=2"}],
+                         ids=["fixed", "rounds", "streamed"])
+def test_failing_question_is_recorded_and_the_run_goes_on(local_ray, reference, tmp_path,
+                                                          adaptive):
     """The bad question fails its whole policy batch; the batch is retried question by
-    question, so the other questions of the batch still finish."""
+    question, so the other questions of the batch still finish, and the run driver tries the
+    bad one again (fixed N, adaptive rounds and a streamed adaptive run alike)."""
     stored = [Item.from_dict(d) for d in items_of(reference).values()]
     replay = tmp_path / "replay.jsonl"
     write_jsonl(replay, stored[:-1])  # the last question has no stored solutions
     out = tmp_path / "run"
-    rep = run(cfg(out, replay, policy_backend="replay", prm=None), progress=False,
+    rep = run(cfg(out, replay, policy_backend="replay", prm=None, **adaptive), progress=False,
               ex=ExecConfig(max_attempts=2, policy_batch=Q))
     assert rep["failed"] == 1 and rep["n_questions"] == Q - 1
     [fail] = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
     assert fail["question_id"] == stored[-1].question.id and fail["attempts"] == 2
+    assert fail["stage"] == "solve" and fail["error"].startswith("MissingQuestion: ")
     assert "no solutions for question" in fail["error"]
 
 
@@ -218,3 +224,54 @@ def test_readme_main_job_path_samples_with_vllm_on_ray(tmp_path, tiny_llama_spec
     assert all(len(it["solutions"]) == 3 and len(it["prm"]) == 3 for it in items.values())
     assert all(s["meta"].get("finish_reason") for it in items.values() for s in it["solutions"])
     assert (out / "accuracy_vs_n.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+_DRIVER = ("import json, sys\n"
+           "from bestofn.cli import main\n"
+           "rc = main(sys.argv[1:])\n"
+           "print(json.dumps({'rc': rc, 'loaded': sorted(m for m in ('faiss', "
+           "'sentence_transformers') if m in sys.modules)}))\n")
+"""A run in a fresh process that reports which retrieval libraries the driver loaded."""
+
+
+@pytest.mark.parametrize("kind", [("--round", "1"), ()], ids=["rounds", "streamed"])
+def test_an_adaptive_run_on_ray_retrieves_on_the_actor_and_reuses_the_cache(
+        local_ray, reference, tmp_path, small_index, kind):
+    """The driver of an adaptive Ray run loads neither FAISS nor the embedder: the retrieval
+    actor searches, the driver writes the run folder's search cache, and a resumed run reads
+    its documents from that cache."""
+    stored = [Item.from_dict(d) for d in items_of(reference).values()]
+    replay = tmp_path / "replay.jsonl"
+    write_jsonl(replay, stored)
+    out = tmp_path / "run"
+    args = ["run", "--out", str(out), "--questions", str(Q), "-n", str(N), "--policy",
+            str(replay), "--policy-backend", "replay", "--prm", "none", "--adaptive",
+            "esc:w=2", *kind, "--index", str(small_index), "-k", "2"]
+
+    def driver() -> None:
+        done = subprocess.run([sys.executable, "-c", _DRIVER, *args], capture_output=True,
+                              text=True, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads(done.stdout.splitlines()[-1]) == {"rc": 0, "loaded": []}
+
+    driver()
+    stages = [w["stage"] for w in json.loads((out / "workers.json").read_text())]
+    assert stages == ["policy", "retriever"]
+    got = items_of(out)
+    assert sorted(got) == sorted(it.question.id for it in stored)
+    assert all(len(d["question"]["documents"]) == 2 for d in got.values())
+    cache = out / "retrieval" / "retrieval_cache.jsonl"
+    rows = [json.loads(x) for x in cache.read_text().splitlines()]
+    assert sorted(r["question_id"] for r in rows) == sorted(got)
+    assert all(r["documents"] == got[r["question_id"]]["question"]["documents"] for r in rows)
+
+    # a resume finds every question's documents in the run folder's cache
+    for r in rows:
+        r["documents"][0]["text"] = f"cached for {r['question_id']}"
+    cache.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for name in ("results.jsonl", "rounds.jsonl"):
+        (out / name).unlink()
+    driver()
+    assert len(cache.read_text().splitlines()) == Q, "nothing searched again"
+    for qid, d in items_of(out).items():
+        assert d["question"]["documents"][0]["text"] == f"cached for {qid}"

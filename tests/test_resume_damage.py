@@ -1,8 +1,9 @@
 """Resume after damage: a run folder whose results.jsonl or rounds.jsonl ends in a line cut
 mid-write (the machine lost power) resumes, dropping and redoing only that question; a line
 that is not the run's own (edited by hand, or another run's) is refused with its line number
-and the file is left as it was. Stored samples (the replay backend) and majority vote keep it
-fast: no model is loaded."""
+and the file is left as it was. A question whose engine call fails is recorded and the run
+goes on; a resume once the input is fixed completes it. Stored samples (the replay backend)
+and majority vote keep it fast: no model is loaded."""
 
 from __future__ import annotations
 
@@ -173,3 +174,41 @@ def test_an_edited_config_is_refused_naming_the_file(tmp_path, stored, reference
     (run / "config.json").write_text("[1, 2]")
     assert main(argv(run, stored, *extra)) == 2
     assert_one_line_error(capsys.readouterr().err, str(run / "config.json"), "top level")
+
+
+@pytest.mark.parametrize("kind", ["fixed", "adaptive", "streamed"])
+def test_a_question_that_fails_is_recorded_and_a_resume_after_the_fix_completes(
+        tmp_path, stored, reference, capfd, kind):
+    """The solutions file lacks one question, so the replay policy raises for it (a real
+    engine error, in this process): it is tried `--max-attempts` times and recorded in
+    failures.jsonl, the other questions land, and once the file is whole a resume runs that
+    question alone and ends with an uninterrupted run's report."""
+    _, extra, results, _ = reference[kind]
+    lines = stored.read_text().splitlines()
+    lacking = json.loads(lines[1])["question"]["id"]
+    solutions = tmp_path / "solutions.jsonl"
+    solutions.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    run = tmp_path / "run"
+    assert main(argv(run, solutions, *extra, "--max-attempts", "2")) == 0
+    assert f"({Q - 1} questions, 0 resumed, 1 failed" in capfd.readouterr().out
+    [fail] = [json.loads(x) for x in (run / "failures.jsonl").read_text().splitlines()]
+    assert (fail["question_id"], fail["stage"], fail["attempts"]) == (lacking, "solve", 2)
+    assert fail["error"].startswith("MissingQuestion: ") and "no solutions for question" in \
+        fail["error"]
+    got = by_id(run / "results.jsonl")
+    same = (lambda d: d) if kind != "streamed" else without_compute
+    assert {q: same(d) for q, d in got.items()} == {q: same(d) for q, d in results.items()
+                                                    if q != lacking}
+    assert json.loads((run / "report.json").read_text())["n_questions"] == Q - 1
+
+    solutions.write_text(stored.read_text())  # the fix
+    assert main(argv(run, solutions, *extra)) == 0
+    assert f"({Q} questions, {Q - 1} resumed, 0 failed" in capfd.readouterr().out
+    assert (run / "failures.jsonl").read_text() == ""
+    whole = tmp_path / "whole"
+    assert main(argv(whole, solutions, *extra)) == 0
+    assert {q: same(d) for q, d in by_id(run / "results.jsonl").items()} == {
+        q: same(d) for q, d in by_id(whole / "results.jsonl").items()}
+    assert strip_timing(json.loads((run / "report.json").read_text()),
+                        compute=kind != "streamed") == strip_timing(
+        json.loads((whole / "report.json").read_text()), compute=kind != "streamed")

@@ -170,3 +170,18 @@ def test_beam_drops_finished_candidates_from_the_pool():
     assert [c.lineage for c in job.ended] == ["0"]
     assert [c.lineage for c in job.live] == ["1", "1.0.1", "2"]
     assert job.waiting == [4, 5, 6] and job.log[0]["pruned"] == 1
+
+
+def test_a_failed_question_settles_as_a_failure_and_ignores_late_scores():
+    from bestofn.driver import Failed
+    from bestofn.search.scoring import ScoreWork
+
+    job = _job(Beam(width=2), 2)
+    job.next_indices(2)
+    job.in_scoring = True
+    job.fail("verify", ValueError("the scorer broke"))
+    assert not job.settled()  # its scoring is still out
+    job.scored(ScoreWork.of(job.question, None, job.live), [(0.5,), (0.5,)], 7)
+    assert job.settled() and job.compute.prm_tokens_computed == 0
+    out = job.outcome("m", None)
+    assert isinstance(out, Failed) and out.stage == "verify" and "the scorer broke" in out.error

@@ -258,3 +258,45 @@ def test_random_choices_in_tests_are_seeded():
             if isinstance(node, ast.Call) and ast.unparse(node.func) in ("random.Random",
                                                                           "Random"):
                 assert node.args or node.keywords, f"{p.name}:{node.lineno}: unseeded Random()"
+
+
+RUN_FILE_READERS = {"bestofn.driver", "bestofn.cli.report", "bestofn.fuzz_inputs"}
+"""The driver writes a run's results and failure records; these modules only read them."""
+
+
+def test_one_run_driver():
+    """Resume, results, retries, failure records and progress of a run live in
+    `bestofn.driver`: no other module names the results or failures file (but to read it),
+    builds a failure record or the run's progress bar, or counts a question's attempts."""
+    for mod, p in project_modules().items():
+        tree = ast.parse(p.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Constant) and node.value in ("results.jsonl",
+                                                                  "failures.jsonl"):
+                assert mod in RUN_FILE_READERS, f"{mod}:{node.lineno} names {node.value}"
+            if mod != "bestofn.driver" and isinstance(node, ast.Call):
+                name = ast.unparse(node.func)
+                assert name not in ("Failure", "Progress"), (
+                    f"{mod}:{node.lineno} calls {name}: that is the run driver's")
+                assert name != "drive" or mod == "bestofn.run", (
+                    f"{mod}:{node.lineno} drives a run itself: `bestofn run` is the one caller")
+            if isinstance(node, ast.Attribute) and node.attr == "max_attempts":
+                assert mod in ("bestofn.run", "bestofn.cli.run", "bestofn.driver"), (
+                    f"{mod}:{node.lineno} reads max_attempts: retries are the driver's")
+
+
+DOCUMENTS_WORDS = ("attach_documents", "CachedSearch", "SearchCache", "question_query",
+                   "build_retriever(")
+"""What fetching a question's documents takes: only `bestofn.documents` uses them in
+`bestofn` (the engine factory defines `build_retriever`; `bestofn index search` queries an
+index by text, not questions)."""
+
+
+def test_one_documents_stage():
+    for mod, text in _sources().items():
+        if not mod.startswith("bestofn.") or mod == "bestofn.documents":
+            continue
+        for word in DOCUMENTS_WORDS:
+            if (mod, word) == ("bestofn.engines", "build_retriever("):
+                continue
+            assert word not in text, f"{mod} uses {word}: go through bestofn.documents"

@@ -7,7 +7,9 @@ samples are a fixed-N run's first k), scores only the new samples, and asks the 
 of several questions go to the engines together, so an engine stays full while questions
 settle. Every round is appended to `rounds.jsonl` (fsync'd) before the rule is asked, and a
 settled question goes to `results.jsonl` as an ordinary item; a run killed at any point
-resumes from both files to the identical report.
+resumes from both files to the identical report. A question whose own engine call raises
+(a call of several that raises is tried again question by question) leaves the round as a
+`driver.Failed`; the run driver tries it again and records it if it still fails.
 
 The engines are the run's (`stages.build_policy`/`build_scorer`), in this process or on the
 Ray actors of `bestofn.pipeline`, behind the small `Engines` protocol.
@@ -16,13 +18,15 @@ Ray actors of `bestofn.pipeline`, behind the small `Engines` protocol.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from ..confidence import solution_confidence
 from ..config import ExecConfig, RunConfig
+from ..documents import run_documents
+from ..driver import Executor, Failed, Outcome, each_alone, failed, one_by_one
 from ..files import (
     InputError,
     LineCheck,
@@ -110,9 +114,10 @@ class LocalEngines:
 
 def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
            batch: int | None = None, clock: StageClock | None = None,
-           known: Collection[str] | None = None) -> Iterator[Item]:
-    """Settled questions as items, in the order they settle; resumes from `rounds.jsonl`
-    (`known`: the run's question ids, to refuse lines of any other)."""
+           known: Collection[str] | None = None) -> Iterator[Outcome]:
+    """Settled questions as items, in the order they settle, and failed ones as `Failed`;
+    resumes from `rounds.jsonl` (`known`: the run's question ids, to refuse lines of any
+    other)."""
     rule = run_rule(cfg)
     clock = clock or StageClock()
     path = out / ROUNDS_FILE
@@ -121,7 +126,7 @@ def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
     for line in resume_lines(path, round_lines(path, known, has_prm, has_orm)):
         if line["question"] in state:
             state[line["question"]].add(*_decode(line))
-    settled: list[Item] = []
+    settled: list[Outcome] = []
 
     def unsettled(qs: list[Question]) -> list[Question]:
         """The questions still open; the settled ones go to `settled` as items."""
@@ -131,27 +136,58 @@ def rounds(cfg: RunConfig, todo: list[Question], out: Path, engines: Engines, *,
 
     active = unsettled(todo)
     yield from settled
+    settled.clear()
     while active:
         calls = _calls(active, state, cfg.round_size, rule.max_n, batch or len(active))
         with clock.stage("sample_s"):
-            got = engines.solve(calls)
+            got = _solve(engines, calls)
         new: list[tuple[Question, list[Solution]]] = []
-        for (qs, n, _), sols in zip(calls, got, strict=True):
-            for q, s in zip(qs, sols, strict=True):
-                assert len(s) == n, f"question {q.id}: asked for {n} samples, got {len(s)}"
+        for q, s in got:
+            if isinstance(s, Exception):
+                settled.append(_drop(state, q, "solve", s))
+            else:
                 new.append((q, s))
         with clock.stage("score_s"):
-            scores = (engines.verify(new) if (has_prm or has_orm)
+            scores = (one_by_one(engines.verify, new) if (has_prm or has_orm) and new
                       else [(None, None)] * len(new))
-        for (q, sols), (prm, orm) in zip(new, scores, strict=True):
+        for (q, sols), got_scores in zip(new, scores, strict=True):
+            if isinstance(got_scores, Exception):
+                settled.append(_drop(state, q, "verify", got_scores))
+                continue
+            prm, orm = got_scores
             line = {"question": q.id, "start": len(state[q.id].solutions),
                     "solutions": [s.to_dict() for s in sols],
                     "prm": None if prm is None else [p.to_dict() for p in prm], "orm": orm}
             append_line(path, line)
             state[q.id].add(sols, prm, orm)
-        settled.clear()
-        active = unsettled(active)
+        active = unsettled([q for q in active if q.id in state])
         yield from settled
+        settled.clear()
+
+
+def _solve(engines: Engines, calls: list[tuple[list[Question], int, int]]
+           ) -> list[tuple[Question, list[Solution] | Exception]]:
+    """Each question's new samples, or the error of its own call."""
+    def each(c: list[tuple[list[Question], int, int]]) -> list[list[Solution]]:
+        got = engines.solve(c)
+        out = []
+        for (qs, n, _), sols in zip(c, got, strict=True):
+            for q, s in zip(qs, sols, strict=True):
+                assert len(s) == n, f"question {q.id}: asked for {n} samples, got {len(s)}"
+                out.append(s)
+        return out
+
+    alone = [([q], n, start) for qs, n, start in calls for q in qs]
+    try:
+        got: list[list[Solution] | Exception] = list(each(calls))
+    except Exception as e:  # noqa: BLE001 - tried again question by question
+        got = [e] if len(alone) == 1 else each_alone(each, alone)
+    return [(c[0][0], s) for c, s in zip(alone, got, strict=True)]
+
+
+def _drop(state: dict[str, Partial], q: Question, stage: str, e: Exception) -> Failed:
+    del state[q.id]
+    return failed(q, stage, e)
 
 
 def round_lines(path: Path, known: Collection[str] | None, has_prm: bool,
@@ -206,25 +242,20 @@ def _decode(line: dict[str, Any]) -> tuple[list[Solution], list[StepScores] | No
             None if prm is None else [StepScores.from_dict(s) for s in prm], line.get("orm"))
 
 
-def adaptive_stream(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
-                    clock: StageClock | None = None, known: Collection[str] | None = None,
-                    ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
-    """The run's finished items and a function returning failures (none: a round that fails
-    stops the run, and the resume redoes it)."""
-    clock = clock or StageClock()
+def adaptive_rounds(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
+                    known: Collection[str] | None = None, progress: bool = False) -> Executor:
+    """An adaptive run in rounds as the run driver's `Execution`: the engines in this process
+    (`ex` None) or on the pipeline's actors, the documents retrieved where the engines are."""
     if ex is None:
         with clock.stage("startup_s"):
-            engines: Any = LocalEngines(cfg)
-        return rounds(cfg, todo, out, engines, clock=clock, known=known), list
+            local = LocalEngines(cfg)
+        return Executor(lambda qs: rounds(cfg, qs, out, local, clock=clock, known=known),
+                        run_documents(cfg.index, cfg.k, out, progress))
     from ..pipeline import RayEngines
 
     engines = RayEngines(cfg, ex)
     with clock.stage("startup_s"):
         engines.start()
-
-    def finish() -> list[dict[str, Any]]:
-        engines.stop()
-        return []
-
-    return rounds(cfg, todo, out, engines, batch=ex.policy_batch, clock=clock,
-                  known=known), finish
+    return Executor(lambda qs: rounds(cfg, qs, out, engines, batch=ex.policy_batch,
+                                      clock=clock, known=known),
+                    engines.documents(), engines.stop)

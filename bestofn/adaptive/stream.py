@@ -13,6 +13,11 @@ are thrown away (and counted), and the question is written with its first k samp
 Every finished and scored sample is appended to `rounds.jsonl` (one line per sample, `start`
 = its index, the round file's format), so a run killed at any point resumes with the samples
 already drawn and stops where an uninterrupted run stops.
+
+A question whose sample request fails (the stream reports a `SampleError`) or whose samples
+cannot be scored (a scoring batch that raises is scored again question by question) is
+settled as a `driver.Failed`: its running samples are aborted, the others go on, and the run
+driver tries it again (from the samples it logged) and records it if it still fails.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ExecConfig, RunConfig
+from ..documents import run_documents
+from ..driver import Executor, Failed, Outcome, failed, one_by_one
 from ..files import InputError, LineCheck, append_line, resume_lines
 from ..records import Item, Question, Solution, StepScores
 from ..scheduler import Budget, Compute, Finished, SampleKey, Scheduler, StageClock
@@ -54,6 +61,8 @@ class StreamJob:
     checked: int = 0
     stop_at: int | None = None
     compute: Compute = field(default_factory=Compute)
+    error: tuple[str, Exception] | None = None
+    """The stage and error that failed the question (it settles unfinished)."""
 
     def resume(self, index: int, sol: Solution, scores: Scores, prm_tokens: int) -> None:
         self.samples[index], self.scores[index] = sol, scores
@@ -63,7 +72,7 @@ class StreamJob:
         self._check()
 
     def next_indices(self, room: int) -> list[int]:
-        if self.stop_at is not None:
+        if self.settled():
             return []
         out = [k for k in range(self.rule.max_n) if k not in self.started][:room]
         self.started.update(out)
@@ -82,6 +91,8 @@ class StreamJob:
             self.scoring.submit(self, f.key.index, f.solution)
 
     def scored(self, index: int, scores: Scores, prm_tokens: int) -> None:
+        if self.error is not None:
+            return  # failed and handed back: its retry logs this sample (once)
         self.compute.prm_tokens_computed += prm_tokens
         self._record(index, scores, prm_tokens)
 
@@ -108,16 +119,26 @@ class StreamJob:
         return Drawn([self.samples[i].answer for i in range(k)], scores)
 
     def settled(self) -> bool:
-        return self.stop_at is not None
+        return self.stop_at is not None or self.error is not None
+
+    def fail(self, stage: str, error: Exception) -> None:
+        if self.stop_at is None and self.error is None:
+            self.error = (stage, error)
 
     def aborted(self, keys: list[SampleKey], tokens: int) -> None:
-        assert self.stop_at is not None
+        if self.stop_at is None:
+            return  # failed: nothing of it is kept
         extra = [i for i in self.samples if i >= self.stop_at]
         self.compute.samples_aborted += len(keys) + len(extra)
         self.compute.tokens_generated += tokens
         self.compute.tokens_aborted += tokens + sum(
             int(self.samples[i].meta.get("tokens") or 0) for i in extra)
         self.compute.samples_drawn = self.stop_at
+
+    def outcome(self, has_prm: bool, has_orm: bool) -> Item | Failed:
+        if self.stop_at is None and self.error is not None:
+            return failed(self.question, *self.error)
+        return self.item(has_prm, has_orm)
 
     def item(self, has_prm: bool, has_orm: bool) -> Item:
         k = self.stop_at
@@ -171,14 +192,20 @@ class Scoring:
             except BaseException as e:  # noqa: BLE001 - handed to the scheduler's thread
                 self.done.put(([(j, i) for j, i, _ in batch], e))
 
-    def _score(self, batch: list[tuple[StreamJob, int, Solution]]) -> list[tuple[Scores, int]]:
+    def _score(self, batch: list[tuple[StreamJob, int, Solution]]
+               ) -> list[tuple[Scores, int] | Exception]:
+        """Each sample's scores and PRM tokens, or the error scoring its question raised."""
         groups: dict[str, list[tuple[StreamJob, int, Solution]]] = {}
         for b in batch:
             groups.setdefault(b[0].question.id, []).append(b)
         work = [(g[0][0].question, [s for _, _, s in g]) for g in groups.values()]
-        results = self.verify(work)
-        by_key: dict[tuple[str, int], tuple[Scores, int]] = {}
-        for g, (per_sample, tokens) in zip(groups.values(), results, strict=True):
+        results = one_by_one(self.verify, work)
+        by_key: dict[tuple[str, int], tuple[Scores, int] | Exception] = {}
+        for g, got in zip(groups.values(), results, strict=True):
+            if isinstance(got, Exception):
+                by_key.update({(job.question.id, i): got for job, i, _ in g})
+                continue
+            per_sample, tokens = got
             share = split_by_size(tokens, [1] * len(g))
             for (job, i, _), scores, t in zip(g, per_sample, share, strict=True):
                 by_key[(job.question.id, i)] = (scores, t)
@@ -198,8 +225,11 @@ class Scoring:
             if isinstance(result, BaseException):
                 raise result
             self.outstanding -= len(keys)
-            for (job, i), (scores, tokens) in zip(keys, result, strict=True):
-                job.scored(i, scores, tokens)
+            for (job, i), got in zip(keys, result, strict=True):
+                if isinstance(got, Exception):
+                    job.fail("verify", got)
+                else:
+                    job.scored(i, *got)
 
     def close(self) -> None:
         self.todo.put(None)
@@ -220,11 +250,11 @@ def verify_locally(verifiers: Any, cfg: RunConfig) -> Callable[..., Any]:
     return scored
 
 
-def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question], out: Path,
-                    clock: StageClock, known: Collection[str] | None = None,
-                    ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
-    """The run's settled items (as they settle) and a function returning failures
-    (`known`: the run's question ids, to refuse `rounds.jsonl` lines of any other)."""
+def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
+                    known: Collection[str] | None = None, progress: bool = False) -> Executor:
+    """A streamed adaptive run as the run driver's `Execution` (`known`: the run's question
+    ids, to refuse `rounds.jsonl` lines of any other): the engines in this process (`ex`
+    None) or on the pipeline's actors, the documents retrieved where the engines are."""
     if ex is None:
         from ..scheduler import make_stream
         from ..stages import build_policy, build_scorer
@@ -233,6 +263,7 @@ def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
             policy, verifiers = build_policy(cfg), build_scorer(cfg)
         stream = make_stream(policy)
         scoring = Scoring(verify_locally(verifiers, cfg), clock) if verifiers else None
+        documents = run_documents(cfg.index, cfg.k, out, progress)
         stop: Callable[[], None] = lambda: None  # noqa: E731
     else:
         from ..pipeline import RayEngines
@@ -243,17 +274,17 @@ def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, todo: list[Question],
         stream = engines.stream()
         scoring = (Scoring(engines.verify_counted, clock)
                    if (cfg.prm or cfg.orm) else None)
+        documents = engines.documents()
         stop = engines.stop
-    items = _settle(cfg, todo, out, stream, scoring, clock, known)
 
-    def finish() -> list[dict[str, Any]]:
+    def close() -> None:
         stream.close()
         if scoring is not None:
             scoring.close()
         stop()
-        return []
 
-    return items, finish
+    return Executor(lambda qs: _settle(cfg, qs, out, stream, scoring, clock, known),
+                    documents, close)
 
 
 def sample_lines(path: Path, known: Collection[str] | None, has_prm: bool, has_orm: bool,
@@ -288,7 +319,7 @@ def sample_lines(path: Path, known: Collection[str] | None, has_prm: bool, has_o
 
 
 def _settle(cfg: RunConfig, todo: list[Question], out: Path, stream: Any, scoring: Any,
-            clock: StageClock, known: Collection[str] | None) -> Iterator[Item]:
+            clock: StageClock, known: Collection[str] | None) -> Iterator[Outcome]:
     rule = run_rule(cfg)
     path = out / ROUNDS_FILE
     has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
@@ -315,4 +346,4 @@ def _settle(cfg: RunConfig, todo: list[Question], out: Path, stream: Any, scorin
             job = next(runner, None)
         if job is None:
             return
-        yield job.item(has_prm, has_orm)  # type: ignore[attr-defined]
+        yield job.outcome(has_prm, has_orm)  # type: ignore[attr-defined]

@@ -129,7 +129,8 @@ def add_exec_options(p: argparse.ArgumentParser) -> None:
                    help="CPUs reserved for the retrieval actor (default 0: it shares the "
                         "engines' cores)")
     g.add_argument("--max-attempts", type=int, default=default_of(ExecConfig, "max_attempts"),
-                   help="tries per question before it is recorded as failed")
+                   help="tries per question before it is recorded as failed (with --no-ray "
+                        "too)")
 
 
 EXEC_FLAGS = ("ray_address", "policy_actors", "policy_batch", "scorer_actors", "policy_gpus",

@@ -102,7 +102,7 @@ def cmd_run(a: argparse.Namespace) -> int:
     log = Path(cfg.out) / LOG_NAME
     with quiet(log, verbose=a.verbose, restore=not process_owned()) as con:
         rep = run(cfg, overwrite=a.overwrite, ex=exec_config(a), console=con,
-                  questions=questions)
+                  questions=questions, max_attempts=a.max_attempts)
         for k, v in rep["accuracy"].items():
             con.print(f"{label(k):<28} {100 * v:6.2f}%")
         if "adaptive" in rep:

@@ -135,10 +135,11 @@ def build_policy(a: argparse.Namespace, preset: str) -> Any:
                             lora=a.lora, engine=engine_options(a), steps=steps))
 
 
-def build_retriever(a: argparse.Namespace) -> Any:
-    from ..engines import build_retriever as build
+def build_documents(a: argparse.Namespace) -> Any:
+    """The documents stage over `--index` (None without one); a server keeps no cache."""
+    from ..documents import Documents, IndexSearch
 
-    return build(a.index, device=a.device)
+    return Documents(IndexSearch(a.index, a.k, device=a.device), a.k) if a.index else None
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
@@ -152,7 +153,7 @@ def cmd_serve(a: argparse.Namespace) -> int:
     e = engine_options(a)
     with quiet(a.log_file, verbose=a.verbose, restore=not process_owned()) as con:
         app = create_app(cfg, build_reranker(a), build_policy(a, cfg.preset),
-                         retriever=build_retriever(a),
+                         documents=build_documents(a),
                          budget=Budget(e.samples_in_flight, e.question_in_flight))
         for line in banner(a, cfg) + ([] if a.verbose else [f"engine logs: {a.log_file}"]):
             print(f"bestofn serve: {line}", file=con.err, flush=True)

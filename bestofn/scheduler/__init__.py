@@ -17,9 +17,9 @@ host a stream each (`ray_stream.RayStream`). What every request cost is kept in 
 """
 
 from .ledger import Compute, StageClock
-from .requests import Finished, SampleKey
+from .requests import Finished, SampleError, SampleKey
 from .scheduler import Budget, Job, Scheduler
 from .streams import STREAMS, SampleStream, make_stream
 
-__all__ = ["STREAMS", "Budget", "Compute", "Finished", "Job", "SampleKey", "SampleStream",
-           "Scheduler", "StageClock", "make_stream"]
+__all__ = ["STREAMS", "Budget", "Compute", "Finished", "Job", "SampleError", "SampleKey",
+           "SampleStream", "Scheduler", "StageClock", "make_stream"]

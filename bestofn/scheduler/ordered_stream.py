@@ -2,6 +2,7 @@
 
 Nothing runs between polls, so an abort only drops samples not yet started (0 tokens); the
 samples equal those of a fixed run because every policy numbers its seeds per sample index.
+A policy call that raises comes back as a `SampleError` for each of its samples.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
-from .requests import Finished, SampleKey, StepRequest
+from .requests import Finished, SampleError, SampleKey, StepRequest
 
 
 class OrderedStream:
@@ -28,8 +29,9 @@ class OrderedStream:
         raise NotImplementedError(f"{type(self).__name__} cannot continue from token ids: "
                                   "search needs the in-process vllm policy backend")
 
-    def poll(self, timeout: float) -> list[Finished]:
-        deadline, out = time.monotonic() + timeout, []
+    def poll(self, timeout: float) -> list[Finished | SampleError]:
+        deadline = time.monotonic() + timeout
+        out: list[Finished | SampleError] = []
         while self.queue and (not out or time.monotonic() < deadline):
             q, first, params = self.queue[0]
             run = 1
@@ -37,7 +39,11 @@ class OrderedStream:
                    and self.queue[run][1] == first + run and self.queue[run][2] == params):
                 run += 1
             del self.queue[:run]
-            sols = self.policy.sample([q], run, params, start=first)[0]
+            try:
+                sols = self.policy.sample([q], run, params, start=first)[0]
+            except Exception as e:  # noqa: BLE001 - the question's failure, not the stream's
+                out += [SampleError(SampleKey(q.id, first + j), e) for j in range(run)]
+                continue
             assert len(sols) <= run, f"question {q.id}: asked for {run} samples, got {len(sols)}"
             out += [Finished(SampleKey(q.id, first + j), s, int(s.meta.get("tokens") or 0))
                     for j, s in enumerate(sols)]

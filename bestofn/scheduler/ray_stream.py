@@ -15,7 +15,7 @@ from typing import Any
 from bestofn.config import SamplingConfig
 from bestofn.records import Question, Solution
 
-from .requests import Finished, SampleKey, StepRequest
+from .requests import Finished, SampleError, SampleKey, StepRequest
 
 
 class RayStream:
@@ -25,7 +25,7 @@ class RayStream:
         self.home: dict[str, int] = {}
         self.running: list[set[SampleKey]] = [set() for _ in actors]
         self.polls: dict[Any, int] = {}
-        self.early: list[Finished] = []
+        self.early: list[Finished | SampleError] = []
         """Finished samples collected while an abort drained a poll, for the next `poll`."""
 
     def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None:
@@ -44,7 +44,7 @@ class RayStream:
         raise NotImplementedError(f"{type(self).__name__} cannot continue from token ids: "
                                   "search needs the in-process vllm policy backend")
 
-    def poll(self, timeout: float) -> list[Finished]:
+    def poll(self, timeout: float) -> list[Finished | SampleError]:
         if self.early:
             out, self.early = self.early, []
             return out
@@ -59,13 +59,14 @@ class RayStream:
             ready += self.ray.wait(rest, num_returns=len(rest), timeout=0)[0]
         return [f for ref in ready for f in self._collect(ref)]
 
-    def _collect(self, ref: Any) -> list[Finished]:
+    def _collect(self, ref: Any) -> list[Finished | SampleError]:
         a = self.polls.pop(ref)
-        out = []
+        out: list[Finished | SampleError] = []
         for d in self.ray.get(ref):
             key = SampleKey(d["question"], d["index"])
             self.running[a].discard(key)
-            out.append(Finished(key, Solution.from_dict(d["solution"]), d["tokens"]))
+            out.append(SampleError(key, d["error"]) if "error" in d else
+                       Finished(key, Solution.from_dict(d["solution"]), d["tokens"]))
         return out
 
     def abort(self, keys: Sequence[SampleKey]) -> int:
@@ -77,7 +78,7 @@ class RayStream:
         for ref in [r for r, a in self.polls.items() if a in homes]:
             for f in self._collect(ref):
                 if f.key in drop:
-                    tokens += f.tokens
+                    tokens += f.tokens if isinstance(f, Finished) else 0
                 else:
                     self.early.append(f)
         per: dict[int, list[tuple[str, int]]] = {}

@@ -46,3 +46,11 @@ class StepOutput:
     token_ids: tuple[int, ...]
     stop_reason: str | None
     finish_reason: str | None
+
+
+@dataclass
+class SampleError:
+    """A sample the engine could not produce: the error its request raised."""
+
+    key: SampleKey
+    error: Exception

@@ -19,7 +19,7 @@ from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
 from .ledger import StageClock
-from .requests import Finished, SampleKey, StepOutput, StepRequest
+from .requests import Finished, SampleError, SampleKey, StepOutput, StepRequest
 from .streams import SampleStream
 
 
@@ -54,6 +54,9 @@ class Job(Protocol):
         continuation from token ids (a search step)."""
 
     def finished(self, f: Finished | StepOutput) -> None: ...
+
+    def fail(self, stage: str, error: Exception) -> None:
+        """A sample of it could not be produced (`SampleError`): it settles as failed."""
 
     def settled(self) -> bool: ...
 
@@ -154,12 +157,15 @@ class Scheduler:
                 self.stream.submit_steps(steps, self.params)
 
     @staticmethod
-    def _route(done: list[Finished | StepOutput], open_: list[Job],
+    def _route(done: list[Finished | StepOutput | SampleError], open_: list[Job],
                running: dict[str, set[int]]) -> None:
         by_id = {j.question.id: j for j in open_}
         for f in done:
             running[f.key.question].discard(f.key.index)
-            by_id[f.key.question].finished(f)
+            if isinstance(f, SampleError):
+                by_id[f.key.question].fail("solve", f.error)
+            else:
+                by_id[f.key.question].finished(f)
 
     def _settle(self, open_: list[Job], running: dict[str, set[int]]) -> Iterator[Job]:
         for job in [j for j in open_ if j.settled()]:

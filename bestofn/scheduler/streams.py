@@ -9,7 +9,7 @@ from bestofn.config import SamplingConfig
 from bestofn.records import Question
 from bestofn.registry import Registry
 
-from .requests import Finished, SampleKey, StepOutput, StepRequest
+from .requests import Finished, SampleError, SampleKey, StepOutput, StepRequest
 
 
 class SampleStream(Protocol):
@@ -17,9 +17,9 @@ class SampleStream(Protocol):
 
     `submit` starts sample k of each (question, k) with the question's seed + k; `poll` runs
     the engine until at least one request finished or `timeout` seconds passed, and returns
-    the finished ones (a `Finished` sample, or a `StepOutput` of a step request); `abort`
-    stops running requests and returns the tokens they had generated (an aborted request
-    never comes back from `poll`)."""
+    the finished ones (a `Finished` sample, or a `StepOutput` of a step request; a
+    `SampleError` for a request that failed on its own); `abort` stops running requests and
+    returns the tokens they had generated (an aborted request never comes back from `poll`)."""
 
     def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None: ...
 
@@ -28,7 +28,7 @@ class SampleStream(Protocol):
         top-p and top-k. A stream that cannot continue from token ids raises
         `NotImplementedError`."""
 
-    def poll(self, timeout: float) -> list[Finished | StepOutput]: ...
+    def poll(self, timeout: float) -> list[Finished | StepOutput | SampleError]: ...
 
     def abort(self, keys: Sequence[SampleKey]) -> int: ...
 

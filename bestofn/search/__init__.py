@@ -6,7 +6,7 @@
 question's search as a job of the streaming scheduler (`bestofn.scheduler`), and `loop` runs
 the jobs of many questions on one engine stream with scoring beside it.
 `search(questions, policy, prm, "beam:width=4", n=8)` is the library call; `run --search`
-is the command-line one (`run_search.stream_search`).
+is the command-line one (`run_search.search_execution`, under the run driver).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bestofn.config import SamplingConfig
+from bestofn.driver import Failed
 from bestofn.records import Item, Question
 
 from .loop import search_items
@@ -32,9 +33,13 @@ def search(questions: Sequence[Question], policy: Any, prm: Any, strategy: str |
     strat = parse_strategy(strategy) if isinstance(strategy, str) else strategy
     params = params or policy.preset.sampling
     docs = {q.id: [d.text for d in q.documents or []] if use_docs else None for q in questions}
-    got = {it.question.id: it for it in search_items(policy, prm, questions, n, params, strat,
-                                                     docs=docs, fmt=fmt)}
-    return [got[q.id] for q in questions]
+    got = {it.question_id if isinstance(it, Failed) else it.question.id: it
+           for it in search_items(policy, prm, questions, n, params, strat, docs=docs,
+                                  fmt=fmt)}
+    for it in got.values():
+        if isinstance(it, Failed):
+            raise RuntimeError(f"question {it.question_id}: {it.stage} failed: {it.error}")
+    return [got[q.id] for q in questions]  # type: ignore[misc]
 
 
 __all__ = ["MEDPRM_STEPS", "STRATEGIES", "Candidate", "Live", "StepFormat", "Strategy",

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bestofn.config import SamplingConfig
+from bestofn.driver import Failed, failed
 from bestofn.records import Item, Question, StepScores
 from bestofn.scheduler.ledger import Compute
 from bestofn.scheduler.requests import SampleKey, StepOutput, StepRequest
@@ -48,6 +49,8 @@ class SearchJob:
     next_slot: int = 0
     compute: Compute = field(default_factory=Compute)
     log: list[dict[str, int]] = field(default_factory=list)
+    error: tuple[str, Exception] | None = None
+    """(stage, error) of a step or a scoring that failed: the question settles as failed."""
 
     def __post_init__(self) -> None:
         size = self.strategy.groups(self.n)
@@ -76,6 +79,8 @@ class SearchJob:
                            stop=self.fmt.stops, min_tokens=self.fmt.min_tokens)
 
     def finished(self, out: StepOutput) -> None:  # type: ignore[override]
+        if self.error is not None:
+            return
         c = self.slots.pop(out.key.index)
         c.accept(out.token_ids, out.stop_reason, out.finish_reason, self.tokenizer,
                  self.params.max_tokens, self.fmt)
@@ -90,9 +95,11 @@ class SearchJob:
                 self._plan()
 
     def scored(self, work: ScoreWork, probs: list[Probs], tokens: int) -> None:
+        self.in_scoring = False
+        if self.error is not None:
+            return
         work.apply(probs)
         self.compute.prm_tokens_computed += tokens
-        self.in_scoring = False
         self._plan()
 
     def _plan(self) -> None:
@@ -116,11 +123,24 @@ class SearchJob:
         self.step += 1
         self._queue(self.live)
 
+    def fail(self, stage: str, error: Exception) -> None:
+        if self.error is None:
+            self.error = (stage, error)
+
     def settled(self) -> bool:
+        if self.error is not None:
+            return not self.in_scoring
         return not self.live and not self.running and not self.in_scoring
 
     def aborted(self, keys: list[SampleKey], tokens: int) -> None:
         self.compute.tokens_aborted += tokens
+
+    def outcome(self, model: str, preset: Any) -> Item | Failed:
+        """The question's item, or its failure (`driver.Failed`) when a step or a scoring
+        raised for it."""
+        if self.error is not None:
+            return failed(self.question, *self.error)
+        return self.item(model, preset)
 
     def item(self, model: str, preset: Any) -> Item:
         from policies import question_seed

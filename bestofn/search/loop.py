@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from bestofn.config import SamplingConfig
+from bestofn.driver import Failed, one_by_one
 from bestofn.records import Item, Question
 from bestofn.scheduler import Budget, Scheduler, StageClock, make_stream
 from bestofn.scheduler.side import BatchSide
@@ -33,8 +34,9 @@ def search_items(policy: Any, prm: Any, questions: Sequence[Question], n: int,
                  params: SamplingConfig, strategy: Strategy, *,
                  docs: dict[str, list[str] | None] | None = None,
                  fmt: StepFormat = MEDPRM_STEPS, clock: StageClock | None = None,
-                 in_flight: int = DEFAULT_IN_FLIGHT) -> Iterator[Item]:
-    """Search N candidates per question; items are yielded as their questions finish.
+                 in_flight: int = DEFAULT_IN_FLIGHT) -> Iterator[Item | Failed]:
+    """Search N candidates per question; items are yielded as their questions finish (a
+    question whose scoring raised on its own is a `driver.Failed`; the others go on).
 
     At most `in_flight` step requests run at once, and `in_flight // n` questions (at least
     one) are open at once."""
@@ -45,9 +47,17 @@ def search_items(policy: Any, prm: Any, questions: Sequence[Question], n: int,
     docs = docs or {}
     tokenizer = policy.llm.get_tokenizer()
     stream = make_stream(policy)
-    side: BatchSide[tuple[SearchJob, ScoreWork], tuple[list[Probs], int]] = BatchSide(
-        lambda batch: score_work(prm, [w for _, w in batch]),
-        lambda it, result: it[0].scored(it[1], *result), clock, name="bestofn-search-scoring")
+    def deliver(it: tuple[SearchJob, ScoreWork],
+                result: tuple[list[Probs], int] | Exception) -> None:
+        if isinstance(result, Exception):
+            it[0].in_scoring = False
+            it[0].fail("verify", result)
+        else:
+            it[0].scored(it[1], *result)
+
+    side: BatchSide[tuple[SearchJob, ScoreWork], tuple[list[Probs], int] | Exception] = (
+        BatchSide(lambda batch: one_by_one(lambda b: score_work(prm, [w for _, w in b]), batch),
+                  deliver, clock, name="bestofn-search-scoring"))
     jobs = (SearchJob(q, strategy, n, params, fmt, prompt_ids(tokenizer, policy.preset, q),
                       tokenizer, side, docs.get(q.id)) for q in questions)
     budget = Budget(in_flight=max(in_flight, 1), per_question=max(in_flight, 1),
@@ -55,7 +65,7 @@ def search_items(policy: Any, prm: Any, questions: Sequence[Question], n: int,
     sched = Scheduler(stream, params, budget, side, clock=clock)
     try:
         for job in sched.run(jobs):
-            yield job.item(policy.model_name, policy.preset)  # type: ignore[attr-defined]
+            yield job.outcome(policy.model_name, policy.preset)  # type: ignore[attr-defined]
     finally:
         side.close()
         stream.close()

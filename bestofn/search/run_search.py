@@ -4,16 +4,18 @@ The questions go to the streaming scheduler as search jobs (`loop.search_items`)
 `EngineOptions.samples_in_flight` step requests run at once, over `samples_in_flight // n`
 open questions (at least one); every finished question is written at once, so a killed run
 resumes with the questions not yet written (searched again from the start: seeds depend only
-on the run seed, question, lineage and step, so the result is the same).
+on the run seed, question, lineage and step, so the result is the same). A question whose
+scoring raised on its own is a failure the run driver retries and records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from ..config import RunConfig
-from ..records import Item, Question
+from ..driver import Executor, Outcome
+from ..records import Question
 from ..scheduler.ledger import StageClock
 from .loop import search_items
 from .strategies import parse_strategy
@@ -34,14 +36,20 @@ def check_search(cfg: RunConfig) -> None:
         raise ValueError("--search does not filter by step count: pass --valid-steps off")
 
 
-def stream_search(cfg: RunConfig, todo: list[Question], clock: StageClock,
-                  ) -> tuple[Iterator[Item], Callable[[], list[dict[str, Any]]]]:
+def search_execution(cfg: RunConfig, clock: StageClock, documents: Any) -> Executor:
+    """The run's search as a `driver.Execution`: the engines are built once; each pass
+    (the first, and the driver's retries of failed questions) searches its questions on
+    them. `documents`: the run's documents stage (None: no index)."""
     from ..stages import build_policy, build_scorer
 
     with clock.stage("startup_s"):
         policy, verifiers = build_policy(cfg), build_scorer(cfg)
-    docs = {q.id: [d.text for d in q.documents or []] if cfg.use_docs else None for q in todo}
-    items = search_items(policy, verifiers.prm, todo, cfg.n, cfg.sampling(),
-                         parse_strategy(cfg.search),  # type: ignore[arg-type]
-                         docs=docs, clock=clock, in_flight=cfg.engine.samples_in_flight)
-    return items, list
+    strategy = parse_strategy(cfg.search)  # type: ignore[arg-type]
+
+    def outcomes(todo: list[Question]) -> Iterator[Outcome]:
+        docs = {q.id: [d.text for d in q.documents or []] if cfg.use_docs else None
+                for q in todo}
+        return search_items(policy, verifiers.prm, todo, cfg.n, cfg.sampling(), strategy,
+                            docs=docs, clock=clock, in_flight=cfg.engine.samples_in_flight)
+
+    return Executor(outcomes, documents)

@@ -23,6 +23,7 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException
 
 from ..api import Reranker
+from ..documents import Documents
 from ..scheduler import Budget
 from ..search import StepFormat
 from .batcher import Batcher, Job, QueueFull
@@ -45,17 +46,18 @@ class ClientGone(Exception):
 
 
 def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
-               retriever: Any = None, budget: Budget | None = None,
+               documents: Documents | None = None, budget: Budget | None = None,
                step_format: StepFormat | None = None) -> Any:
     """The FastAPI app serving `policy` samples reranked by `reranker`'s verifiers.
 
     `reranker.method` and `reranker.seed` are the defaults of requests that set neither;
-    `retriever` (with `search(queries, k)`) supplies documents when a request gives none;
-    `budget` bounds the samples in flight of adaptive and search requests (the streaming
-    scheduler); `step_format` is where a search's steps end (default: `Step N:` headers).
-    A server-wide `cfg.search` needs a server that can search (ValueError otherwise).
+    `documents` (the documents stage over an index) supplies documents when a request
+    gives none; `budget` bounds the samples in flight of adaptive and search requests (the
+    streaming scheduler); `step_format` is where a search's steps end (default: `Step N:`
+    headers). A server-wide `cfg.search` needs a server that can search (ValueError
+    otherwise).
     """
-    engine = Engine(policy, reranker, retriever=retriever, k=cfg.k, budget=budget,
+    engine = Engine(policy, reranker, documents=documents, budget=budget,
                     step_format=step_format)
     problem = engine.search_problem() if cfg.search else None
     if problem:

@@ -124,7 +124,7 @@ class Batcher:
         return batch
 
     async def _run(self, jobs: list[Job]) -> None:
-        need = [j for j in jobs if j.documents is None and self.engine.retriever is not None]
+        need = [j for j in jobs if j.documents is None and self.engine.docs is not None]
         if need:
             for j, docs in zip(need, await self._call(self.engine.documents,
                                                       [j.question for j in need]), strict=True):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import Reranker
+from ..documents import Documents
 from ..records import Item, Question, Selection, Solution
 from ..scheduler import Budget, Compute
 from ..select import get_method
@@ -71,17 +72,18 @@ def rank(item: Item, sel: Selection) -> list[int]:
 
 
 class Engine:
-    """The policy, the verifiers and an optional retriever, loaded once.
+    """The policy, the verifiers and an optional documents stage (`bestofn.documents`, no
+    cache: a server has no run folder), loaded once.
 
     Adaptive and search requests run on the streaming scheduler (`bestofn.scheduler`) over
     the same policy, within `budget`; a search ends its steps where `step_format` says
     (default: the Med-PRM `Step N:` headers)."""
 
-    def __init__(self, policy: Any, reranker: Reranker, retriever: Any = None,
-                 k: int = 5, budget: Budget | None = None, step_format: Any = None) -> None:
+    def __init__(self, policy: Any, reranker: Reranker, documents: Documents | None = None,
+                 budget: Budget | None = None, step_format: Any = None) -> None:
         from ..search import MEDPRM_STEPS
 
-        self.policy, self.retriever, self.k = policy, retriever, k
+        self.policy, self.docs = policy, documents
         self.budget = budget or Budget()
         self.step_format = step_format or MEDPRM_STEPS
         self._stream: Any = None
@@ -138,6 +140,8 @@ class Engine:
                 scoring.close()
         out = []
         for q in questions:
+            if done[q.id].error is not None:
+                raise done[q.id].error[1]
             item = done[q.id].item(scoring is not None, False)
             out.append(Drawn(item.solutions, item.prm, Compute.from_dict(item.compute)))
         return out
@@ -152,18 +156,23 @@ class Engine:
         return None
 
     def sample_search(self, questions: list[Question], documents: list[list[str] | None],
-                      n: int, params: Any, strategy: Any) -> list[Drawn]:
+                      n: int, params: Any, strategy: Any) -> list[Drawn | Exception]:
         """Each question searched with N candidates (`bestofn.search`), the questions on one
         engine stream; the finished candidates come back with their PRM scores."""
+        from ..driver import Failed
         from ..search import search_items
 
         docs = {q.id: d for q, d in zip(questions, documents, strict=True)}
-        done = {it.question.id: it for it in search_items(
-            self.policy, self.prm, questions, n, params, strategy, docs=docs,
-            fmt=self.step_format, in_flight=self.budget.in_flight)}
-        return [Drawn(done[q.id].solutions, done[q.id].prm,
-                      Compute.from_dict(done[q.id].compute), done[q.id].search)
-                for q in questions]
+        done = {it.question_id if isinstance(it, Failed) else it.question.id: it
+                for it in search_items(self.policy, self.prm, questions, n, params, strategy,
+                                       docs=docs, fmt=self.step_format,
+                                       in_flight=self.budget.in_flight)}
+        out: list[Drawn | Exception] = []
+        for q in questions:
+            it = done[q.id]
+            out.append(RuntimeError(f"{it.stage}: {it.error}") if isinstance(it, Failed) else
+                       Drawn(it.solutions, it.prm, Compute.from_dict(it.compute), it.search))
+        return out
 
     def _verify(self, work: list[tuple[Question, list[Solution]]],
                 docs_of: dict[str, list[str] | None]) -> list[tuple[list[Any], int]]:
@@ -178,11 +187,9 @@ class Engine:
         return out
 
     def documents(self, questions: list[Question]) -> list[list[str]]:
-        """Top-k passages per question from the index (one search call for the batch)."""
-        from retrieval import question_query
-
-        found = self.retriever.search([question_query(q) for q in questions], self.k)
-        return [[d.text for d in docs] for docs in found]
+        """Top-k passages per question from the index."""
+        assert self.docs is not None, "the server has no index"
+        return self.docs.texts(questions)
 
     def rerank(self, question: Question, solutions: list[Solution],
                documents: list[str] | None, method: str, seed: int,
