@@ -22,8 +22,6 @@ driver tries it again (from the samples it logged) and records it if it still fa
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +34,7 @@ from ..files import InputError, LineCheck, append_line, resume_lines
 from ..records import Item, Question, Solution, StepScores
 from ..scheduler import Budget, Compute, Finished, SampleKey, Scheduler, StageClock
 from ..scheduler.ledger import split_by_size
+from ..scheduler.side import BatchSide
 from ..shapes import check_orm_list, check_prm_dicts, check_solution_dicts
 from .online import ROUNDS_FILE, SCORE_AGGREGATE, run_rule
 from .rules import Bounds, Drawn
@@ -151,46 +150,37 @@ class StreamJob:
 
 
 class Scoring:
-    """Finished samples scored beside the engine: batched across questions in a worker thread
-    (`verify` is `stages.verify` on the run's verifiers, or the scorer actors' call)."""
+    """Finished samples scored beside the engine: batched across questions in the scheduler's
+    side worker (`scheduler.side.BatchSide`; `verify` is `stages.verify` on the run's
+    verifiers, or the scorer actors' call)."""
 
     def __init__(self, verify: Callable[[list[tuple[Question, list[Solution]]]],
                                         list[tuple[list[Any], int]]],
                  clock: StageClock) -> None:
-        self.verify, self.clock = verify, clock
-        self.todo: queue.Queue[tuple[StreamJob, int, Solution] | None] = queue.Queue()
-        self.done: queue.Queue[tuple[list[tuple[StreamJob, int]], Any]] = queue.Queue()
-        self.outstanding = 0
-        self.thread = threading.Thread(target=self._work, name="bestofn-scoring", daemon=True)
-        self.thread.start()
+        self.verify = verify
+        self.side: BatchSide[tuple[StreamJob, int, Solution], tuple[Scores, int] | Exception] = (
+            BatchSide(self._score, self._deliver, clock, name="bestofn-scoring"))
 
     def submit(self, job: StreamJob, index: int, sol: Solution) -> None:
-        self.outstanding += 1
-        self.todo.put((job, index, sol))
+        self.side.submit((job, index, sol))
 
     def busy(self) -> bool:
-        return self.outstanding > 0
+        return self.side.busy()
 
-    def _work(self) -> None:
-        while True:
-            first = self.todo.get()
-            if first is None:
-                return
-            batch = [first]
-            while True:
-                try:
-                    nxt = self.todo.get_nowait()
-                except queue.Empty:
-                    break
-                if nxt is None:
-                    self.todo.put(None)
-                    break
-                batch.append(nxt)
-            try:
-                with self.clock.stage("score_s"):
-                    self.done.put(([(j, i) for j, i, _ in batch], self._score(batch)))
-            except BaseException as e:  # noqa: BLE001 - handed to the scheduler's thread
-                self.done.put(([(j, i) for j, i, _ in batch], e))
+    def pump(self, wait: float) -> None:
+        self.side.pump(wait)
+
+    def close(self) -> None:
+        self.side.close()
+
+    @staticmethod
+    def _deliver(item: tuple[StreamJob, int, Solution],
+                 got: tuple[Scores, int] | Exception) -> None:
+        job, i, _ = item
+        if isinstance(got, Exception):
+            job.fail("verify", got)
+        else:
+            job.scored(i, *got)
 
     def _score(self, batch: list[tuple[StreamJob, int, Solution]]
                ) -> list[tuple[Scores, int] | Exception]:
@@ -210,29 +200,6 @@ class Scoring:
             for (job, i, _), scores, t in zip(g, per_sample, share, strict=True):
                 by_key[(job.question.id, i)] = (scores, t)
         return [by_key[(j.question.id, i)] for j, i, _ in batch]
-
-    def pump(self, wait: float) -> None:
-        try:
-            got = [self.done.get(timeout=wait) if wait > 0 else self.done.get_nowait()]
-        except queue.Empty:
-            return
-        while True:
-            try:
-                got.append(self.done.get_nowait())
-            except queue.Empty:
-                break
-        for keys, result in got:
-            if isinstance(result, BaseException):
-                raise result
-            self.outstanding -= len(keys)
-            for (job, i), got in zip(keys, result, strict=True):
-                if isinstance(got, Exception):
-                    job.fail("verify", got)
-                else:
-                    job.scored(i, *got)
-
-    def close(self) -> None:
-        self.todo.put(None)
 
 
 def verify_locally(verifiers: Any, cfg: RunConfig) -> Callable[..., Any]:
