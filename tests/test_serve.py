@@ -404,7 +404,8 @@ def test_vllm_cpu_policy_behind_the_endpoint(tiny_llama_split, prm):
 
 
 @pytest.mark.slow
-def test_search_requests_answer_what_the_library_search_does(tiny_llama_split, prm):
+def test_search_requests_answer_what_the_library_search_does(tiny_llama_split,
+                                                             tiny_llama_special, prm):
     """`bestofn.search` runs the library's search on the server's vLLM policy and PRM (two
     requests arriving together share one search call): the finished candidates, the search
     log and the compute are the library's, the answer is the library's pick on them, and
@@ -419,7 +420,8 @@ def test_search_requests_answer_what_the_library_search_does(tiny_llama_split, p
                         device="cpu")
     try:
         cfg = replace(CFG, n=4, max_tokens=16, temperature=0.9, batch_wait_s=0.5)
-        app = create_app(cfg, Reranker(prm, method="prm_min"), policy, step_format=fmt)
+        served = HFPRMScorer(str(tiny_llama_special), device="cpu")  # empty prefix cache
+        app = create_app(cfg, Reranker(served, method="prm_min"), policy, step_format=fmt)
         specs = ["beam:width=2", "beam:width=2", "reject:alpha=0.5"]
         with serve_in_thread(app) as url, ThreadPoolExecutor(2) as pool:
             futs = [pool.submit(chat, url, i, bestofn={"search": specs[i], "samples": 4})
@@ -436,7 +438,8 @@ def test_search_requests_answer_what_the_library_search_does(tiny_llama_split, p
                                 max_tokens=16, seed=0)
         for i, (body, spec) in enumerate(zip(got, specs, strict=True)):
             ext, q = body["bestofn"], make_question(prompt(i))
-            [it] = search([q], policy, prm, spec, 4, params, fmt=fmt)
+            fresh = HFPRMScorer(str(tiny_llama_special), device="cpu")  # empty prefix cache
+            [it] = search([q], policy, fresh, spec, 4, params, fmt=fmt)
             assert ext["solutions"] == [s.text for s in it.solutions]
             assert ext["search"] == it.search and ext["compute"] == it.compute
             assert ext["search"]["strategy"].startswith(spec.split(":")[0] + ":")
