@@ -18,7 +18,8 @@ from bestofn.config import SamplingConfig
 from bestofn.driver import Failed
 from bestofn.records import Item, Question
 
-from .loop import search_items
+from .loop import outcomes_in_order, search_items
+from .scoring import prm_documents
 from .stepwise import MEDPRM_STEPS, Candidate, StepFormat
 from .strategies import STRATEGIES, Live, Strategy, format_strategy, parse_strategy
 
@@ -32,15 +33,13 @@ def search(questions: Sequence[Question], policy: Any, prm: Any, strategy: str |
     `params` the sampling settings (default: the policy preset's)."""
     strat = parse_strategy(strategy) if isinstance(strategy, str) else strategy
     params = params or policy.preset.sampling
-    docs = {q.id: [d.text for d in q.documents or []] if use_docs else None for q in questions}
-    got = {it.question_id if isinstance(it, Failed) else it.question.id: it
-           for it in search_items(policy, prm, questions, n, params, strat, docs=docs,
-                                  fmt=fmt)}
-    for it in got.values():
+    got = outcomes_in_order(policy, prm, questions, n, params, strat,
+                            docs=prm_documents(questions, use_docs), fmt=fmt)
+    for it in got:
         if isinstance(it, Failed):
             raise RuntimeError(f"question {it.question_id}: {it.stage} failed: {it.error}")
-    return [got[q.id] for q in questions]  # type: ignore[misc]
+    return got  # type: ignore[return-value]
 
 
 __all__ = ["MEDPRM_STEPS", "STRATEGIES", "Candidate", "Live", "StepFormat", "Strategy",
-           "format_strategy", "parse_strategy", "search", "search_items"]
+           "format_strategy", "outcomes_in_order", "parse_strategy", "search", "search_items"]

@@ -78,7 +78,7 @@ class SearchJob:
                            max_tokens=self.params.max_tokens - len(c.ids),
                            stop=self.fmt.stops, min_tokens=self.fmt.min_tokens)
 
-    def finished(self, out: StepOutput) -> None:  # type: ignore[override]
+    def finished(self, out: StepOutput) -> None:
         if self.error is not None:
             return
         c = self.slots.pop(out.key.index)
@@ -122,6 +122,11 @@ class SearchJob:
                          "pruned": pruned, "next": len(self.live)})
         self.step += 1
         self._queue(self.live)
+
+    def scoring_failed(self, error: Exception) -> None:
+        """Its scoring raised (alone, after the batch it was in raised)."""
+        self.in_scoring = False
+        self.fail("verify", error)
 
     def fail(self, stage: str, error: Exception) -> None:
         if self.error is None:

@@ -50,8 +50,7 @@ def search_items(policy: Any, prm: Any, questions: Sequence[Question], n: int,
     def deliver(it: tuple[SearchJob, ScoreWork],
                 result: tuple[list[Probs], int] | Exception) -> None:
         if isinstance(result, Exception):
-            it[0].in_scoring = False
-            it[0].fail("verify", result)
+            it[0].scoring_failed(result)
         else:
             it[0].scored(it[1], *result)
 
@@ -69,3 +68,11 @@ def search_items(policy: Any, prm: Any, questions: Sequence[Question], n: int,
     finally:
         side.close()
         stream.close()
+
+
+def outcomes_in_order(policy: Any, prm: Any, questions: Sequence[Question],
+                      *args: Any, **kwargs: Any) -> list[Item | Failed]:
+    """`search_items`' outcomes in question order (what the library and `serve` return)."""
+    got = {o.question_id if isinstance(o, Failed) else o.question.id: o
+           for o in search_items(policy, prm, questions, *args, **kwargs)}
+    return [got[q.id] for q in questions]

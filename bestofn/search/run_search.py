@@ -18,6 +18,7 @@ from ..driver import Executor, Outcome
 from ..records import Question
 from ..scheduler.ledger import StageClock
 from .loop import search_items
+from .scoring import prm_documents
 from .strategies import parse_strategy
 
 
@@ -47,9 +48,8 @@ def search_execution(cfg: RunConfig, clock: StageClock, documents: Any) -> Execu
     strategy = parse_strategy(cfg.search)  # type: ignore[arg-type]
 
     def outcomes(todo: list[Question]) -> Iterator[Outcome]:
-        docs = {q.id: [d.text for d in q.documents or []] if cfg.use_docs else None
-                for q in todo}
         return search_items(policy, verifiers.prm, todo, cfg.n, cfg.sampling(), strategy,
-                            docs=docs, clock=clock, in_flight=cfg.engine.samples_in_flight)
+                            docs=prm_documents(todo, cfg.use_docs), clock=clock,
+                            in_flight=cfg.engine.samples_in_flight)
 
     return Executor(outcomes, documents)

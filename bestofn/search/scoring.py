@@ -8,7 +8,8 @@ since their last scoring (children of one parent, finished candidates) are not s
 Every question waiting for scores goes to the PRM in one `score_requests` call: prm-vllm
 reads each prompt's cached prefix (system prompt, documents, question and the steps scored
 before) from its engine's cache and computes only the rest; prm-hf computes each question's
-prompt prefix once per call and reuses its key/values for every candidate.
+prompt prefix once (its prefix cache keeps it between calls) and reuses its key/values for
+every candidate.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ Probs = tuple[float, ...] | None
 def partial_solution(text: str) -> Solution:
     """The `Solution` a PRM scores for a partial (or finished) text (marked as any solution)."""
     return replace(Solution.from_text(text), answer=None)
+
+
+def prm_documents(questions: Sequence[Question], use_docs: bool) -> dict[str, list[str] | None]:
+    """Each question's attached passages, as its PRM prompt carries them (None: no documents)."""
+    return {q.id: [d.text for d in q.documents or []] if use_docs else None for q in questions}
 
 
 def to_score(cands: Sequence[Candidate]) -> list[Candidate]:

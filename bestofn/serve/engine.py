@@ -160,19 +160,15 @@ class Engine:
         """Each question searched with N candidates (`bestofn.search`), the questions on one
         engine stream; the finished candidates come back with their PRM scores."""
         from ..driver import Failed
-        from ..search import search_items
+        from ..search import outcomes_in_order
 
         docs = {q.id: d for q, d in zip(questions, documents, strict=True)}
-        done = {it.question_id if isinstance(it, Failed) else it.question.id: it
-                for it in search_items(self.policy, self.prm, questions, n, params, strategy,
-                                       docs=docs, fmt=self.step_format,
-                                       in_flight=self.budget.in_flight)}
-        out: list[Drawn | Exception] = []
-        for q in questions:
-            it = done[q.id]
-            out.append(RuntimeError(f"{it.stage}: {it.error}") if isinstance(it, Failed) else
-                       Drawn(it.solutions, it.prm, Compute.from_dict(it.compute), it.search))
-        return out
+        got = outcomes_in_order(self.policy, self.prm, questions, n, params, strategy,
+                                docs=docs, fmt=self.step_format,
+                                in_flight=self.budget.in_flight)
+        return [RuntimeError(f"{it.stage}: {it.error}") if isinstance(it, Failed) else
+                Drawn(it.solutions, it.prm, Compute.from_dict(it.compute), it.search)
+                for it in got]
 
     def _verify(self, work: list[tuple[Question, list[Solution]]],
                 docs_of: dict[str, list[str] | None]) -> list[tuple[list[Any], int]]:
