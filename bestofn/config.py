@@ -225,9 +225,8 @@ class RunConfig:
     """Selection rules of the report (`bestofn.select.RULES`)."""
     adaptive: str | None = None
     """A stopping rule (`bestofn.adaptive.RULES`, e.g. `beta:eps=0.05`): sample each question
-    until the rule says its answer is settled, at most `n`: streamed sample by sample
-    (`bestofn.adaptive.stream`), or in rounds of `round_size` when one is given."""
-    round_size: int | None = None
+    until the rule says its answer is settled, at most `n`, streamed sample by sample
+    (`bestofn.adaptive.stream`)."""
     logprobs: int | None = None
     """Top-k log-probabilities per token for the confidence methods (`SamplingConfig`)."""
     judge_base_url: str | None = None
@@ -236,13 +235,11 @@ class RunConfig:
     """prm-judge (`--prm-backend prm-judge`): its server, template and mode (`PRMOptions`)."""
     search: str | None = None
     """A search strategy (`bestofn.search.STRATEGIES`, e.g. `beam:width=4`): generate step by
-    step and let the PRM prune partial solutions (in-process only)."""
+    step and let the PRM prune partial solutions."""
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
 
     def __post_init__(self) -> None:
-        if self.round_size is not None and self.round_size < 1:
-            raise ValueError(f"round_size must be >= 1, got {self.round_size}")
         if self.n < 1 or self.questions < 1:
             raise ValueError(f"need n >= 1 and questions >= 1, got n={self.n}, "
                              f"questions={self.questions}")
@@ -256,8 +253,6 @@ class RunConfig:
         d = asdict(self)
         d.pop("out")
         d.pop("engine")
-        if not self.adaptive:
-            d.pop("round_size")
         if not self.search:
             d.pop("search")
         return d
@@ -350,12 +345,6 @@ class ExecConfig:
     policy_gpus: float | None = None
     """GPUs per policy actor; `None`: 1 when the cluster has GPUs, else 0."""
     scorer_gpus: float | None = None
-    policy_batch: int = 4
-    """Questions per policy call: an engine sees `policy_batch * n` sequences at once, which
-    fills a GPU far better than one question's n. Seeds are per question, so it does not
-    change the samples."""
-    in_flight: int = 2
-    """Policy calls queued per policy actor, so that it never waits for the driver."""
     max_attempts: int = 3
     actor_restarts: int = 3
     retriever_cpus: float = 0.0
@@ -365,8 +354,8 @@ class ExecConfig:
     """CPUs of a locally started Ray (default: all)."""
 
     def __post_init__(self) -> None:
-        counts = {k: getattr(self, k) for k in ("policy_actors", "scorer_actors", "policy_batch",
-                                                "in_flight", "max_attempts")}
+        counts = {k: getattr(self, k) for k in ("policy_actors", "scorer_actors",
+                                                "max_attempts")}
         bad = [f"{k}={v}" for k, v in counts.items() if v < 1]
         if bad:
             raise ValueError(f"need at least 1: {', '.join(bad)}")

@@ -96,20 +96,20 @@ def run_config() -> Any:
 
     return RunConfig(out="run", policy_backend="replay", policy="solutions.jsonl", prm="prm",
                      min_steps=0, max_steps=0, temperature=0.7, top_k=50, top_p=1.0,
-                     max_tokens=64, adaptive="esc:w=2", round_size=2, n=8)
+                     max_tokens=64, adaptive="esc:w=2", n=8)
 
 
 def round_lines(r: random.Random) -> list[dict[str, Any]]:
-    """The rounds of a run in progress: each question's samples, two at a time."""
+    """The samples of a streamed adaptive run in progress: one per line, in any order."""
     out, drawn = [], dict.fromkeys(RUN_IDS, 0)
     for _ in range(r.randint(1, 6)):
         qid = r.choice(RUN_IDS)
-        it = item(r, qid, 2)
-        prm = it.prm or [StepScores((0.5,)), StepScores((0.5,))]
+        it = item(r, qid, 1)
+        prm = it.prm or [StepScores((0.5,))]
         out.append({"question": qid, "start": drawn[qid],
                     "solutions": [s.to_dict() for s in it.solutions],
-                    "prm": [p.to_dict() for p in prm], "orm": None})
-        drawn[qid] += 2
+                    "prm": [p.to_dict() for p in prm], "orm": None, "prm_tokens": 0})
+        drawn[qid] += 1
     return out
 
 
@@ -191,31 +191,15 @@ def read_results(path: Path) -> None:
         raise Crash(f"{path}: the resumed file is not the kept lines of the file before")
 
 
-class _Stop(BaseException):
-    """The first engine call: the rounds file has been read (a BaseException, so that the
-    rounds loop does not take it for a question's failure)."""
-
-
-class _NoEngines:
-    def solve(self, calls: Any) -> Any:
-        raise _Stop
-
-    def verify(self, work: Any) -> Any:
-        raise _Stop
-
-
 def read_rounds(path: Path) -> None:
-    """A resumed adaptive run reading its rounds, up to the first engine call."""
-    from .adaptive.online import rounds
+    """A resumed adaptive run reading its samples (`adaptive.stream.adaptive_jobs`), and the
+    questions its rule settles on them."""
+    from .adaptive.stream import adaptive_jobs
     from .evaluate import evaluate
 
     todo = [Question(id=q, stem="Which?", options=dict(OPTIONS), answer="A") for q in RUN_IDS]
-    settled = []
-    try:
-        for it in rounds(run_config(), todo, path.parent, _NoEngines(), known=set(RUN_IDS)):
-            settled.append(it)
-    except _Stop:
-        pass
+    jobs = adaptive_jobs(run_config(), todo, path.parent, None, set(RUN_IDS))
+    settled = [j.item() for j in jobs if j.stop_at is not None]
     if settled:
         evaluate(settled)
 

@@ -1,44 +1,41 @@
-"""The Ray pipeline: policy, retrieval and scorer actors, streaming per question.
+"""The Ray engines of a run: policy, scorer and retrieval actors (`RayWorkers`).
 
-Why actors and a driver loop rather than Ray Data: the unit of work that must be exactly-once
-is one question (resume, failure records, per-question seeds), each engine is expensive to
-start and must stay resident, and results must land in the run folder as each question
-finishes. A driver that keeps a bounded number of policy calls (`policy_batch` questions each,
-so the engine batches across questions) in flight per actor and hands each sampled question to
-the scorer pool as soon as it is ready (`ray.wait`) gives streaming between stages, while only
-the driver writes the run folder, so there is one writer and no duplicate.
+Why actors rather than Ray Data: the unit of work that must be exactly-once is one question
+(resume, failure records, per-question seeds), each engine is expensive to start and must
+stay resident, and results must land in the run folder as each question finishes. The driver
+runs the same scheduler loop as an in-process run (`scheduler.execution`): each policy actor
+hosts a `SampleStream` that the driver's `scheduler.ray_stream.RayStream` submits to and
+polls (so fixed, adaptive and search jobs all run here, step requests included), the scoring
+side calls the scorer actors (`scheduler.scoring.score_pairs`, the in-process function), and
+the documents stage (`bestofn.documents`) searches on the retrieval actor, which holds the
+FAISS index and the query embedder, while the driver writes the search cache. Only the driver
+writes the run folder, so there is one writer and no duplicate.
 
-Retrieval runs beside sampling, not before it: the policy never reads the documents, so a
-retrieval actor (it holds the FAISS index and the query embedder, and builds the default index
-on first use) searches while the engines sample, and a question goes to the scorer pool when
-both its solutions and its documents are in. The driver loads neither the index nor the
-embedder and writes the search cache (`bestofn.documents`, the in-process runs' stage and
-cache; adaptive Ray runs attach documents through the actor: `RayPipeline.documents`).
-
-Failures: actors restart after a crash (`max_restarts`) and Ray retries the call that was
-running (`max_task_retries`); a call that raises for several questions is retried question by
-question, and a question whose own call raises comes out as `driver.Failed`, which the run
-driver (`bestofn.driver`) retries up to `max_attempts` times, then records; the run goes on.
+Failures: actors restart after a crash (`max_restarts`); Ray retries a scorer call that was
+running (`max_task_retries`), and the Ray stream sends a restarted policy actor the requests
+it lost, with the same seeds, so a run finishes as if nothing happened. A question whose own
+request or scoring raises comes out as `driver.Failed`, which the run driver retries up to
+`max_attempts` times, then records; the run goes on.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from dataclasses import asdict, replace
+import uuid
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from .config import ExecConfig, RunConfig
 from .console import log_file_for_workers, to_log_file
 from .documents import CACHE_DIR, Documents, IndexSearch
-from .driver import Failed, Outcome, error_text
 from .files import atomic_write_text
-from .records import Document, Item, Question, Solution, StepScores
+from .records import Document, Question, Solution
 from .registry import require
-from .scheduler.ledger import Compute, StageClock, split_by_size
-from .scheduler.requests import SampleError
+from .scheduler.ledger import StageClock
+from .scheduler.requests import SampleKey, SampleRequest, StepRequest
+from .scheduler.scoring import Scored, score_pairs
 
 WORKERS_FILE = "workers.json"
 """Where each actor of a Ray run runs (stage, node, pid), written when they are up."""
@@ -52,11 +49,6 @@ class _Worker:
         if log:
             to_log_file(log)
         self.cfg = RunConfig(**cfg)
-        self.clock = StageClock()
-
-    def seconds(self) -> dict[str, float]:
-        """The stage seconds this actor was busy (measured here, start-up excluded)."""
-        return self.clock.to_dict()
 
     def where(self) -> dict[str, Any]:
         import ray
@@ -66,45 +58,46 @@ class _Worker:
 
 
 class _PolicyWorker(_Worker):
+    """The policy's `SampleStream` on an actor (`scheduler.ray_stream.RayStream` drives it).
+
+    `incarnation` is new each time the actor starts, so the driver sees a restart (its
+    running requests were lost with the process) and sends them again; a request whose key
+    is already running here is not started twice."""
+
     stage = "policy"
 
     def __init__(self, cfg: dict[str, Any]) -> None:
+        from .scheduler import make_stream
         from .stages import build_policy
 
         super().__init__(cfg)
         self.policy = build_policy(self.cfg)
+        self.samples = make_stream(self.policy)
+        self.incarnation = uuid.uuid4().hex
+        self.live: set[SampleKey] = set()
 
-    def solve(self, qs: list[dict[str, Any]], n: int | None = None,
-              start: int = 0) -> list[list[dict[str, Any]]]:
-        from .stages import solve
+    def _new(self, requests: list[Any]) -> list[Any]:
+        fresh = [r for r in requests if r.key not in self.live]
+        self.live.update(r.key for r in fresh)
+        return fresh
 
-        with self.clock.stage("sample_s"):
-            out = solve(self.policy, [Question.from_dict(q) for q in qs], self.cfg, n, start)
-        return [[s.to_dict() for s in sols] for sols in out]
+    def stream_submit(self, requests: list[SampleRequest]) -> None:
+        self.samples.submit(self._new(requests), self.cfg.sampling())
 
-    def _stream(self) -> Any:
-        if getattr(self, "_samples", None) is None:
-            from .scheduler import make_stream
+    def stream_submit_steps(self, requests: list[StepRequest]) -> None:
+        """Search steps: continuations from token ids on this actor's engine."""
+        self.samples.submit_steps(self._new(requests), self.cfg.sampling())
 
-            self._samples = make_stream(self.policy)
-        return self._samples
+    def stream_poll(self, timeout: float) -> tuple[str, list[Any]]:
+        """This actor's incarnation, and what finished (`Finished`, `StepOutput`, or a
+        `SampleError` carrying the request's own error)."""
+        done = self.samples.poll(timeout)
+        self.live.difference_update(f.key for f in done)
+        return self.incarnation, done
 
-    def stream_submit(self, requests: list[tuple[dict[str, Any], int]]) -> None:
-        """Start single samples on this actor's stream (`scheduler.ray_stream`)."""
-        self._stream().submit([(Question.from_dict(q), k) for q, k in requests],
-                              self.cfg.sampling())
-
-    def stream_poll(self, timeout: float) -> list[dict[str, Any]]:
-        with self.clock.stage("sample_s"):
-            done = self._stream().poll(timeout)
-        return [{"question": f.key.question, "index": f.key.index,
-                 **({"error": f.error} if isinstance(f, SampleError) else  # pickled as it is
-                    {"solution": f.solution.to_dict(), "tokens": f.tokens})} for f in done]
-
-    def stream_abort(self, keys: list[tuple[str, int]]) -> int:
-        from .scheduler import SampleKey
-
-        return self._stream().abort([SampleKey(q, k) for q, k in keys])
+    def stream_abort(self, keys: list[SampleKey]) -> int:
+        self.live.difference_update(keys)
+        return self.samples.abort(keys)
 
 
 class _RetrieverWorker(_Worker):
@@ -148,22 +141,12 @@ class _ScorerWorker(_Worker):
         from .stages import build_scorer
 
         super().__init__(cfg)
-        self.scorer = build_scorer(self.cfg)
+        self.verifiers = build_scorer(self.cfg)
 
-    def verify(self, qs: list[dict[str, Any]],
-               sols: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-        """Several questions' scores in one call (the engine batches across them)."""
-        from .stages import prm_tokens_computed, verify
-
-        work = [(Question.from_dict(q), [Solution.from_dict(s) for s in ss])
-                for q, ss in zip(qs, sols, strict=True)]
-        before = prm_tokens_computed(self.scorer)
-        with self.clock.stage("score_s"):
-            got = verify(self.scorer, work, self.cfg)
-        tokens = split_by_size(prm_tokens_computed(self.scorer) - before,
-                               [len(s) for s in sols])
-        return [{"prm": None if prm is None else [s.to_dict() for s in prm], "orm": orm,
-                 "prm_tokens": t} for (prm, orm), t in zip(got, tokens, strict=True)]
+    def score(self, work: list[tuple[Question, list[Solution]]],
+              prm_only: bool = False) -> list[Scored]:
+        """Several questions' scores in one call (`scheduler.scoring.score_pairs`)."""
+        return score_pairs(self.verifiers, work, self.cfg.use_docs, prm_only)
 
 
 def _gpus(asked: float | None, ray: Any) -> float:
@@ -179,11 +162,10 @@ def _actors(ray: Any, cls: type, n: int, gpus: float, cfg: dict[str, Any],
     return [remote.options(scheduling_strategy="SPREAD").remote(cfg) for _ in range(n)]
 
 
-_NO_SCORES: dict[str, Any] = {"prm": None, "orm": None}
-
-
-class RayPipeline:
-    """Streams questions through policy, retrieval and scorer actors; yields finished items."""
+class RayWorkers:
+    """The run's engines on Ray actors: policy actors behind one `RayStream`, scorer actors
+    behind `score`, the retrieval actor behind the documents stage (`bestofn.documents`,
+    cached in the run folder by this process)."""
 
     def __init__(self, cfg: RunConfig, ex: ExecConfig) -> None:
         self.ray = require("ray", "'ray[data]'")
@@ -192,8 +174,19 @@ class RayPipeline:
         self.policies: list[Any] = []
         self.scorers: list[Any] = []
         self.retrievers: list[Any] = []
+        self.stream: Any = None
+        self.documents: Documents | None = None
+
+    @classmethod
+    def for_run(cls, cfg: RunConfig, ex: ExecConfig, clock: StageClock) -> RayWorkers:
+        workers = cls(cfg, ex)
+        with clock.stage("startup_s"):
+            workers.start()
+        return workers
 
     def start(self) -> None:
+        from .scheduler.ray_stream import RayStream
+
         ray = self.ray
         if not ray.is_initialized():
             log = log_file_for_workers()
@@ -217,172 +210,40 @@ class RayPipeline:
         self.workers = ray.get([a.where.remote() for a in actors])
         atomic_write_text(Path(self.cfg.out) / WORKERS_FILE,
                           json.dumps(self.workers, indent=2) + "\n")
+        self.stream = RayStream(ray, self.policies, restarts=self.ex.actor_restarts)
+        if self.retrievers:
+            self.documents = Documents(ActorSearch(ray, self.retrievers[0]), self.cfg.k,
+                                       Path(self.cfg.out) / CACHE_DIR)
 
-    def documents(self) -> Documents | None:
-        """The run's documents stage searching on the retrieval actor, cached in the run
-        folder by this process (None without an index)."""
-        if not self.retrievers:
-            return None
-        return Documents(ActorSearch(self.ray, self.retrievers[0]), self.cfg.k,
-                         Path(self.cfg.out) / CACHE_DIR)
-
-    def run(self, questions: list[Question]) -> Iterator[Outcome]:
-        """Yield each question's Item as soon as it is scored (completion order), or its
-        `Failed` when its own call raised.
-
-        Questions go to the policy pool `policy_batch` at a time, to the retrieval actor (when
-        the run has an index) in chunks of `retrieval.attach.SEARCH_CHUNK` not already in the
-        run's search cache, and to the scorer pool one at a time once both are in. A call that
-        fails for several questions is retried question by question, so one bad question cannot
-        fail the others. An index that cannot be opened stops the run (a config error).
-        """
-        ray = self.ray
-        size = self.ex.policy_batch
-        queue = [questions[i:i + size] for i in range(0, len(questions), size)][::-1]
-        inflight: dict[Any, tuple[str, list[Question]]] = {}
-        sols_of: dict[str, list[dict[str, Any]]] = {}
-        docs_of: dict[str, list[Document]] = {}
-        failed: set[str] = set()
-        search: Any = None
-        turn = {"solve": 0, "retrieve": 0, "verify": 0}
-        cap = self.ex.in_flight * len(self.policies)
-
-        def submit(stage: str, qs: list[Question]) -> None:
-            pool = {"solve": self.policies, "retrieve": self.retrievers,
-                    "verify": self.scorers}[stage]
-            actor = pool[turn[stage] % len(pool)]
-            turn[stage] += 1
-            if stage == "solve":
-                ref = actor.solve.remote([q.to_dict() for q in qs])
-            elif stage == "retrieve":
-                ref = actor.search.remote(search.queries(qs))
-            else:
-                ref = actor.verify.remote([with_docs(q).to_dict() for q in qs],
-                                          [sols_of[q.id] for q in qs])
-            inflight[ref] = (stage, qs)
-
-        def with_docs(q: Question) -> Question:
-            return replace(q, documents=docs_of[q.id]) if q.id in docs_of else q
-
-        def finish(q: Question, scores: dict[str, Any]) -> Item:
-            item = self._item(with_docs(q), sols_of.pop(q.id), scores)
-            docs_of.pop(q.id, None)
-            return item
-
-        def ready(qs: list[Question]) -> Iterator[Item]:
-            """Score the questions of `qs` that have their solutions (and documents) together,
-            in one scorer call, as they came from one policy call."""
-            got = [q for q in qs if q.id in sols_of and (not self.retrievers or q.id in docs_of)]
-            if got and self.scorers:
-                submit("verify", got)
-            elif got:
-                for q in got:
-                    yield finish(q, _NO_SCORES)
-
-        documents = self.documents()
-        if documents is not None:
-            inflight[self.retrievers[0].fingerprint.remote()] = ("open", questions)
-        while queue or inflight:
-            while queue and sum(s == "solve" for s, _ in inflight.values()) < cap:
-                submit("solve", queue.pop())
-            [ref], _ = ray.wait(list(inflight), num_returns=1)
-            stage, qs = inflight.pop(ref)
-            try:
-                out = ray.get(ref)
-            except Exception as e:  # noqa: BLE001 - a question's error is its failure
-                if stage == "open":
-                    raise _cause(e) from e
-                if len(qs) > 1:
-                    for q in qs:
-                        submit(stage, [q])
-                elif qs[0].id not in failed:
-                    failed.add(qs[0].id)
-                    sols_of.pop(qs[0].id, None)
-                    docs_of.pop(qs[0].id, None)
-                    yield Failed(qs[0].id, stage, error_text(_cause(e)))
-                continue
-            if stage == "verify":
-                for q, scores in zip(qs, out, strict=True):
-                    yield finish(q, scores)
-                continue
-            if stage == "open":
-                assert documents is not None
-                search = documents.plan(qs, out)
-                docs_of.update({i: d for i, d in search.cached().items() if i not in failed})
-                for part in search.missing():
-                    submit("retrieve", part)
-                yield from ready(qs)
-                continue
-            if stage == "retrieve":
-                found = search.record(qs, [[Document.from_dict(d) for d in ds] for ds in out])
-                docs_of.update({i: d for i, d in found.items() if i not in failed})
-            else:
-                sols_of.update({q.id: sols for q, sols in zip(qs, out, strict=True)
-                                if q.id not in failed})
-            yield from ready(qs)
-
-    @staticmethod
-    def _item(q: Question, sols: list[dict[str, Any]], scores: dict[str, Any]) -> Item:
-        prm = scores["prm"]
-        solutions = [Solution.from_dict(s) for s in sols]
-        compute = Compute.kept(solutions, int(scores.get("prm_tokens") or 0))
-        return Item(q, solutions,
-                    prm=None if prm is None else [StepScores.from_dict(s) for s in prm],
-                    orm=scores["orm"], compute=compute.to_dict())
-
-    def stop(self, clock: StageClock | None = None) -> None:
-        """Kill the actors, first adding the seconds they were busy to `clock`."""
-        if clock is not None:
-            for busy in self.ray.get([a.seconds.remote() for a in self.policies + self.scorers]):
-                for k, v in busy.items():
-                    if k != "startup_s":
-                        clock.add(k, v)
-        for a in self.policies + self.scorers + self.retrievers:
-            self.ray.kill(a)
-
-
-class RayEngines(RayPipeline):
-    """The pipeline's actors serving an adaptive run's rounds (`adaptive.online.Engines`):
-    each round's policy calls and scoring spread over the actor pools, then gathered."""
-
-    def solve(self, calls: list[tuple[list[Question], int, int]]) -> list[list[list[Solution]]]:
-        refs = [self.policies[i % len(self.policies)].solve.remote([q.to_dict() for q in qs],
-                                                                   n, start)
-                for i, (qs, n, start) in enumerate(calls)]
-        return [[[Solution.from_dict(s) for s in sols] for sols in got]
-                for got in _get(self.ray, refs)]
-
-    def stream(self) -> Any:
-        """A `SampleStream` over the policy actors (`scheduler.ray_stream`)."""
-        from .scheduler.ray_stream import RayStream
-
-        return RayStream(self.ray, self.policies)
-
-    def verify_counted(self, work: list[tuple[Question, list[Solution]]]
-                       ) -> list[tuple[list[Any], int]]:
-        """Per question: each solution's (StepScores | None, ORM | None), and PRM tokens."""
-        out = []
-        for (_, sols), (prm, orm), t in zip(work, self.verify(work), self._tokens, strict=True):
-            n = len(sols)
-            out.append((list(zip(prm or [None] * n, orm or [None] * n, strict=True)), t))
+    def score(self, work: list[tuple[Question, list[Solution]]],
+              prm_only: bool = False) -> list[Scored]:
+        """The questions spread over the scorer actors, each part in one call."""
+        k = len(self.scorers)
+        parts = [list(range(len(work)))[i::k] for i in range(k)]
+        refs = [a.score.remote([work[i] for i in part], prm_only)
+                for a, part in zip(self.scorers, parts, strict=True) if part]
+        out: list[Any] = [None] * len(work)
+        for part, got in zip([p for p in parts if p], _get(self.ray, refs), strict=True):
+            for i, scored in zip(part, got, strict=True):
+                out[i] = scored
         return out
 
-    def verify(self, work: list[tuple[Question, list[Solution]]]
-               ) -> list[tuple[list[StepScores] | None, list[float | None] | None]]:
-        k = len(self.scorers)
-        parts = [work[i::k] for i in range(k)]
-        refs = [a.verify.remote([q.to_dict() for q, _ in part],
-                                [[s.to_dict() for s in sols] for _, sols in part])
-                for a, part in zip(self.scorers, parts, strict=True) if part]
-        by_id, tokens = {}, {}
-        for part, got in zip([p for p in parts if p], _get(self.ray, refs), strict=True):
-            for (q, _), scores in zip(part, got, strict=True):
-                prm = scores["prm"]
-                by_id[q.id] = (None if prm is None else [StepScores.from_dict(p) for p in prm],
-                               scores["orm"])
-                tokens[q.id] = int(scores.get("prm_tokens") or 0)
-        self._tokens = [tokens[q.id] for q, _ in work]
-        return [by_id[q.id] for q, _ in work]
+    def policy_info(self) -> tuple[Any, Any, str]:
+        """What a search needs of the policy (its tokenizer, preset and name), read here from
+        the model folder: the actors' engines tokenize with the same files."""
+        from policies.presets import get_preset
+
+        from .embedded import resolve_model
+
+        tokenizers = require("transformers", "transformers")
+        tok = tokenizers.AutoTokenizer.from_pretrained(resolve_model(self.cfg.policy))
+        return tok, get_preset(self.cfg.preset), self.cfg.policy
+
+    def close(self) -> None:
+        if self.stream is not None:
+            self.stream.close()
+        for a in self.policies + self.scorers + self.retrievers:
+            self.ray.kill(a)
 
 
 def _cause(e: BaseException) -> BaseException:

@@ -55,6 +55,11 @@ class Question:
         lines = "\n".join(f"({k}) {v}" for k, v in self.options.items())
         return f"{self.stem}\n\n{lines}"
 
+    def document_texts(self, use: bool = True) -> list[str] | None:
+        """Its attached passages as a PRM prompt takes them ([] without any); None when `use`
+        is off (a PRM without documents)."""
+        return [d.text for d in self.documents or []] if use else None
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["documents"] = None if self.documents is None else [x.to_dict() for x in self.documents]

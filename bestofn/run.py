@@ -1,7 +1,8 @@
 """`bestofn run`: questions → N samples → marking and answers → PRM scores → selection → report.
 
-This module checks the inputs and the run folder, picks the execution for the config (in this
-process or on Ray; fixed N, adaptive or search) and writes the report; the run driver
+This module checks the inputs and the run folder, opens the execution for the config (jobs on
+the one scheduler loop, in this process or on Ray; fixed N, adaptive or search:
+`scheduler.execution.open_execution`) and writes the report; the run driver
 (`bestofn.driver`) owns what happens in between, the same for every execution: resume from
 `results.jsonl` (each finished question appended, fsync'd, so a run that stops for any reason
 resumes where it stopped and, with the same config and seeds, ends with the same report),
@@ -19,15 +20,14 @@ from typing import Any
 from .config import ExecConfig, RunConfig
 from .console import LOG_NAME, Console, quiet
 from .datasets import load_questions
-from .documents import run_documents
-from .driver import FAILURES_FILE, RESULTS_FILE, Execution, Executor, drive
+from .driver import FAILURES_FILE, RESULTS_FILE, drive
 from .files import atomic_write_text, load_json
-from .pipeline import RayPipeline
 from .records import Item, Question
 from .report import write_report
+from .scheduler.execution import open_execution
 from .scheduler.ledger import StageClock
 from .select import get_rules
-from .stages import build_policy, build_scorer, process, resolve_config
+from .stages import resolve_config
 
 
 class ConfigMismatch(RuntimeError):
@@ -98,8 +98,8 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
     cfg = resolve_config(cfg)
     get_rules(cfg.rules)
     if cfg.adaptive:
-        from .adaptive.online import run_rule
         from .adaptive.rules import format_rule
+        from .adaptive.stream import run_rule
 
         cfg = replace(cfg, adaptive=format_rule(run_rule(cfg)))
     if cfg.search:
@@ -127,8 +127,6 @@ def run(cfg: RunConfig, *, overwrite: bool = False, progress: bool = True,
     """
     if questions is None:
         cfg, questions = prepare(cfg)
-    if cfg.search:
-        ex = None  # search runs in-process (the Ray pipeline does not search)
     if max_attempts is not None:
         ExecConfig(max_attempts=max_attempts)  # refuses a count below 1
     attempts = max_attempts or (ex or ExecConfig()).max_attempts
@@ -145,7 +143,7 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     t0 = time.perf_counter()
     clock = StageClock()
     known = {q.id for q in questions}
-    got = drive(questions, out, lambda: _execution(cfg, ex, out, clock, known, progress),
+    got = drive(questions, out, lambda: open_execution(cfg, ex, out, clock, known, progress),
                 max_attempts, console, progress)
     items = [got.done[q.id] for q in questions if q.id in got.done]
     failures = [asdict(f) for f in got.failures]
@@ -176,7 +174,7 @@ def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
     if not cfg.adaptive:
         return {}
     drawn = [len(it.solutions) for it in items]
-    return {"adaptive": {"rule": cfg.adaptive, "round_size": cfg.round_size or "streamed",
+    return {"adaptive": {"rule": cfg.adaptive, "round_size": "streamed",
                          "n_max": cfg.n,
                          "samples": sum(drawn), "budget": cfg.n * len(items),
                          "mean_samples": sum(drawn) / len(drawn) if drawn else 0.0}}
@@ -195,30 +193,3 @@ def search_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
                                                for lg in logs),
                        "prm_tokens_computed": sum(int(lg.get("prm_tokens_computed") or 0)
                                                   for lg in logs)}}
-
-
-def _execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
-               known: set[str], progress: bool) -> Execution:
-    """The run's execution (`driver.Execution`): in this process when `ex` is None, else on
-    the Ray actors; fixed N, adaptive (streamed or in rounds) or search."""
-    if cfg.search:
-        from .search.run_search import search_execution
-
-        return search_execution(cfg, clock, run_documents(cfg.index, cfg.k, out, progress))
-    if cfg.adaptive:
-        if cfg.round_size is None:
-            from .adaptive.stream import stream_adaptive
-
-            return stream_adaptive(cfg, ex, out, clock, known, progress)
-        from .adaptive.online import adaptive_rounds
-
-        return adaptive_rounds(cfg, ex, out, clock, known, progress)
-    if ex is None:
-        with clock.stage("startup_s"):
-            policy, scorer = build_policy(cfg), build_scorer(cfg)
-        return Executor(lambda qs: (process(q, policy, scorer, cfg, clock) for q in qs),
-                        run_documents(cfg.index, cfg.k, out, progress))
-    pipe = RayPipeline(cfg, ex)
-    with clock.stage("startup_s"):
-        pipe.start()
-    return Executor(pipe.run, None, lambda: pipe.stop(clock))

@@ -51,11 +51,14 @@ class ValidityConfig:
         return self.min_steps <= len(solution.steps) <= self.max_steps
 
 
+def round_seed(seed: int, round_: int) -> int:
+    """The run seed of a draw round: round 0 samples with the run's seed; a top-up round gets
+    its own derived seed, so it draws new solutions while staying reproducible."""
+    return seed if round_ == 0 else question_seed(seed, "topup", round_)
+
+
 def round_params(params: SamplingConfig, round_: int) -> SamplingConfig:
-    """Round 0 samples with `params` as given; a top-up round gets its own derived seed, so it
-    draws new solutions while staying reproducible."""
-    return params if round_ == 0 else replace(params, seed=question_seed(params.seed, "topup",
-                                                                          round_))
+    return replace(params, seed=round_seed(params.seed, round_))
 
 
 class ValidPolicy:

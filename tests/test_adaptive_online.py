@@ -1,4 +1,4 @@
-"""`run --adaptive`: rounds of samples per question until the stopping rule says so.
+"""`run --adaptive`: samples per question until the stopping rule says so (streamed).
 
 - an adaptive run's first k samples of a question equal a fixed-N run's first k (seeds per
   question and per sample index), and it never draws more than N;
@@ -51,24 +51,25 @@ def texts(item) -> list[str]:
 
 def test_adaptive_samples_are_the_fixed_runs_first_k(tmp_path, tiny_llama_special, fixed):
     out = tmp_path / "ad"
-    rep = run(cfg(out, tiny_llama_special, adaptive="esc:w=2", round_size=2), progress=False)
+    rep = run(cfg(out, tiny_llama_special, adaptive="esc:w=2"), progress=False)
     got = {it.question.id: it for it in read_items(out / "results.jsonl")}
     assert sorted(got) == sorted(fixed)
     rule = parse_rule("esc:w=2")
     for qid, it in got.items():
         k = len(it.solutions)
-        assert 2 <= k <= N and k % 2 == 0
+        assert 1 <= k <= N
         assert texts(it) == texts(fixed[qid])[:k]
         for got_p, want_p in zip(it.prm, fixed[qid].prm[:k], strict=True):  # other batching
             assert got_p.probs == pytest.approx(want_p.probs, abs=1e-5)
         answers = [s.answer for s in fixed[qid].solutions]
-        stops = [j for j in range(2, N + 1, 2) if rule.stop(Drawn(answers[:j]))]
+        stops = [j for j in range(1, N + 1) if rule.stop(Drawn(answers[:j]))]
         assert k == (stops[0] if stops else N), qid
     ad = rep["adaptive"]
     assert ad["samples"] == sum(len(it.solutions) for it in got.values())
     assert ad["budget"] == Q * N and ad["rule"].startswith("esc:")
     rounds = [json.loads(x) for x in (out / "rounds.jsonl").read_text().splitlines()]
-    assert sum(len(r["solutions"]) for r in rounds) == ad["samples"]
+    assert all(len(r["solutions"]) == 1 for r in rounds)
+    assert len(rounds) >= ad["samples"]  # samples past a stop that finished are logged too
 
 
 def stored_items(n: int) -> list[Item]:
@@ -94,7 +95,7 @@ def test_stored_samples_replay_adaptively(tmp_path):
     out = tmp_path / "replayed"
     assert main(["run", "--out", str(out), "--questions", str(Q), "--max-n", str(N),
                  "--policy", str(stored), "--policy-backend", "replay", "--prm", "none",
-                 "--adaptive", "beta:eps=0.2", "--round", "1", "--no-ray"]) == 0
+                 "--adaptive", "beta:eps=0.2", "--no-ray"]) == 0
     got = {it.question.id: it for it in read_items(out / "results.jsonl")}
     rule = parse_rule(f"beta:eps=0.2,max_n={N}")
     stops = []
@@ -112,6 +113,7 @@ def test_stored_samples_replay_adaptively(tmp_path):
     (["--adaptive", "nope"], "unknown stopping rule"),
     (["--adaptive", "beta:eps=x"], "must be a number"),
     (["--adaptive", "beta:min_n=9", "-n", "4", "--valid-steps", "off"], "max_n"),
+    (["--adaptive", "beta", "--round", "2"], "--round is retired"),
 ])
 def test_bad_adaptive_input_is_refused_before_anything_is_written(tmp_path, capsys, argv,
                                                                   message):
@@ -125,7 +127,7 @@ def _cli(out: Path, model: Path) -> list[str]:
     return [sys.executable, "-m", "bestofn.cli", "run", "--out", str(out), "--questions", str(Q),
             "--max-n", str(N), "--policy", str(model), "--prm", str(model), "--max-tokens", "10",
             "--device", "cpu", "--policy-backend", "hf", "--valid-steps", "off",
-            "--temperature", "1.0", "--adaptive", "prm:eps=0.2", "--round", "2", "--no-ray"]
+            "--temperature", "1.0", "--adaptive", "prm:eps=0.2", "--no-ray"]
 
 
 @pytest.mark.slow

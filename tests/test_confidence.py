@@ -295,7 +295,7 @@ def test_run_with_logprobs_and_the_confidence_rule(tmp_path: Path, tiny_llama_sp
              .splitlines()]
     assert all(s["meta"][META_KEY]["k"] == 3 for x in lines for s in x["solutions"])
     rule = "confidence:warmup=2,keep=0.9,tau=0.5"
-    ad = run(RunConfig(out=str(tmp_path / "ad"), adaptive=rule, round_size=1, **base),
+    ad = run(RunConfig(out=str(tmp_path / "ad"), adaptive=rule, **base),
              progress=False)
     got = [json.loads(x) for x in (tmp_path / "ad" / "results.jsonl").read_text().splitlines()]
     for x in got:

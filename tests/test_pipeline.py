@@ -67,32 +67,27 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.mark.parametrize("batch", [4, 3])
-def test_pipeline_equals_in_process_run(local_ray, reference, tmp_path, tiny_llama_special,
-                                        batch):
-    """In process every question is sampled alone; here 4 or 3+1 to a policy call."""
+def test_pipeline_equals_in_process_run(local_ray, reference, tmp_path, tiny_llama_special):
+    """The same jobs on the same loop, the engines on actors: the same items."""
     out = tmp_path / "ray"
-    rep = run(cfg(out, tiny_llama_special), progress=False, ex=ExecConfig(policy_batch=batch))
+    rep = run(cfg(out, tiny_llama_special), progress=False, ex=ExecConfig())
     assert rep["failed"] == 0 and rep["n_questions"] == Q
     assert items_of(out) == items_of(reference)
     assert report_without_timing(out / "report.json") == report_without_timing(
         reference / "report.json")
 
 
-@pytest.mark.parametrize("adaptive", [{}, {"adaptive": "esc:w=2", "round_size": 1},
-                                      {"adaptive": "esc:w=2"}],
-                         ids=["fixed", "rounds", "streamed"])
+@pytest.mark.parametrize("adaptive", [{}, {"adaptive": "esc:w=2"}], ids=["fixed", "streamed"])
 def test_failing_question_is_recorded_and_the_run_goes_on(local_ray, reference, tmp_path,
                                                           adaptive):
-    """The bad question fails its whole policy batch; the batch is retried question by
-    question, so the other questions of the batch still finish, and the run driver tries the
-    bad one again (fixed N, adaptive rounds and a streamed adaptive run alike)."""
+    """The bad question's samples fail alone; the other questions finish, and the run driver
+    tries the bad one again (fixed N and a streamed adaptive run alike)."""
     stored = [Item.from_dict(d) for d in items_of(reference).values()]
     replay = tmp_path / "replay.jsonl"
     write_jsonl(replay, stored[:-1])  # the last question has no stored solutions
     out = tmp_path / "run"
     rep = run(cfg(out, replay, policy_backend="replay", prm=None, **adaptive), progress=False,
-              ex=ExecConfig(max_attempts=2, policy_batch=Q))
+              ex=ExecConfig(max_attempts=2))
     assert rep["failed"] == 1 and rep["n_questions"] == Q - 1
     [fail] = [json.loads(x) for x in (out / "failures.jsonl").read_text().splitlines()]
     assert fail["question_id"] == stored[-1].question.id and fail["attempts"] == 2
@@ -120,7 +115,7 @@ def test_pipeline_with_an_index_equals_in_process_run(local_ray, tmp_path, tiny_
     ref, out = tmp_path / "ref", tmp_path / "ray"
     run(cfg(ref, tiny_llama_special, **rag), progress=False)
     rep = run(cfg(out, tiny_llama_special, **rag), progress=False,
-              ex=ExecConfig(policy_batch=3))
+              ex=ExecConfig())
     assert rep["failed"] == 0 and rep["n_questions"] == Q
     got = items_of(out)
     assert all(len(d["question"]["documents"]) == 2 for d in got.values())
@@ -234,9 +229,8 @@ _DRIVER = ("import json, sys\n"
 """A run in a fresh process that reports which retrieval libraries the driver loaded."""
 
 
-@pytest.mark.parametrize("kind", [("--round", "1"), ()], ids=["rounds", "streamed"])
 def test_an_adaptive_run_on_ray_retrieves_on_the_actor_and_reuses_the_cache(
-        local_ray, reference, tmp_path, small_index, kind):
+        local_ray, reference, tmp_path, small_index):
     """The driver of an adaptive Ray run loads neither FAISS nor the embedder: the retrieval
     actor searches, the driver writes the run folder's search cache, and a resumed run reads
     its documents from that cache."""
@@ -246,7 +240,7 @@ def test_an_adaptive_run_on_ray_retrieves_on_the_actor_and_reuses_the_cache(
     out = tmp_path / "run"
     args = ["run", "--out", str(out), "--questions", str(Q), "-n", str(N), "--policy",
             str(replay), "--policy-backend", "replay", "--prm", "none", "--adaptive",
-            "esc:w=2", *kind, "--index", str(small_index), "-k", "2"]
+            "esc:w=2", "--index", str(small_index), "-k", "2"]
 
     def driver() -> None:
         done = subprocess.run([sys.executable, "-c", _DRIVER, *args], capture_output=True,

@@ -83,7 +83,7 @@ def test_run_with_an_index_puts_retrieved_documents_in_the_prm_prompt(tmp_path,
 def test_exec_config_refuses_counts_below_one():
     from bestofn.pipeline import ExecConfig
 
-    with pytest.raises(ValueError, match="policy_batch=0, in_flight=0"):
-        ExecConfig(policy_batch=0, in_flight=0)
+    with pytest.raises(ValueError, match="policy_actors=0, max_attempts=0"):
+        ExecConfig(policy_actors=0, max_attempts=0)
     with pytest.raises(ValueError, match="retriever_cpus must be >= 0, got -1"):
         ExecConfig(retriever_cpus=-1)

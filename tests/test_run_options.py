@@ -16,7 +16,7 @@ from bestofn.cli.run import run_config
 from bestofn.config import RunConfig, SamplingConfig
 from bestofn.records import Question, Solution
 from bestofn.run import prepare
-from bestofn.stages import build_policy, build_scorer, solve
+from bestofn.stages import build_policy, build_scorer
 from policies import POLICIES
 from policies.presets import get_preset
 
@@ -58,14 +58,16 @@ def test_the_preset_sets_sampling_and_flags_override_it(preset, recording):
     assert cfg.sampling() == SamplingConfig(want.sampling.temperature, want.sampling.top_k,
                                             want.sampling.top_p, want.sampling.max_tokens, 0)
     assert (cfg.min_steps, cfg.max_steps) == (want.steps or (0, 0))
-    [sols] = solve(build_policy(cfg), [Question(id="q", stem="s", options={"A": "a"})], cfg)
+    [sols] = build_policy(cfg).sample([Question(id="q", stem="s", options={"A": "a"})], cfg.n,
+                                      cfg.sampling())
     assert recording.asked[-1] == cfg.sampling() and len(sols) == cfg.n
     over, _ = prepare(run_config(parse("--policy", "m", "--policy-backend", "recording",
                                        "--preset", preset, "--temperature", "0.3",
                                        "--max-tokens", "77", "--valid-steps", "2-5")))
     assert (over.temperature, over.max_tokens, over.top_p) == (0.3, 77, want.sampling.top_p)
     assert (over.min_steps, over.max_steps) == (2, 5)
-    solve(build_policy(over), [Question(id="q", stem="s", options={"A": "a"})], over)
+    build_policy(over).sample([Question(id="q", stem="s", options={"A": "a"})], over.n,
+                              over.sampling())
     assert recording.asked[-1].temperature == 0.3 and recording.asked[-1].max_tokens == 77
 
 
@@ -83,7 +85,7 @@ def test_config_json_records_what_was_used(tmp_path, recording):
 def test_engine_and_backend_flags_reach_their_backends(tiny_llama_special):
     a = parse("--policy", "served-model", "--policy-backend", "openai", "--base-url",
               "http://127.0.0.1:9/v1", "--concurrency", "3", "--prm", "none")
-    policy = build_policy(prepare(run_config(a))[0]).policy  # inside the medprm step filter
+    policy = build_policy(prepare(run_config(a))[0])  # the step filter is the jobs', not a wrapper
     assert type(policy).__name__ == "OpenAIPolicy"
     assert policy.url.startswith("http://127.0.0.1:9/v1") and policy.concurrency == 3
     v = run_config(parse("--policy-backend", "vllm", "--tensor-parallel-size", "2",
@@ -136,40 +138,45 @@ def test_quiet_run_keeps_engine_logs_in_the_log_file(tmp_path, tiny_llama_specia
 
 
 def _policy_of(command: str, *flags: str):
-    """The policy `command` builds from `flags` (openai backend: no model is loaded)."""
+    """The policy `command` builds from `flags` and its step filter (openai backend: no model
+    is loaded)."""
     from bestofn.cli import sample as sample_cli
     from bestofn.cli import serve as serve_cli
     from bestofn.engines import build_policy as build
+    from policies.validity import ValidityConfig
 
     ap, _ = build_all()
     base = ["--policy", "served-model", "--policy-backend", "openai", "--base-url",
             "http://127.0.0.1:9/v1", "--concurrency", "3"]
     if command == "run":
-        return build_policy(prepare(run_config(parse(*base, "--prm", "none", *flags)))[0])
+        cfg = prepare(run_config(parse(*base, "--prm", "none", *flags)))[0]
+        steps = (ValidityConfig(min_steps=cfg.min_steps, max_steps=cfg.max_steps,
+                                fill_invalid=True) if cfg.max_steps else None)
+        return build_policy(cfg), steps
     if command == "serve":
         a = ap.parse_args(["serve", *base, "--prm", "none", *flags])
-        return serve_cli.build_policy(a, serve_cli.serve_config(a).preset)
+        preset = serve_cli.serve_config(a).preset
+        return serve_cli.build_policy(a, preset), serve_cli.validity(a, preset)
     a = ap.parse_args(["sample", "--questions", "medqa", "--output", "x.jsonl", *base, *flags])
     preset, _ = sample_cli.preset_sampling(a)
-    return build(sample_cli.policy_spec(a, preset))
+    return build(sample_cli.policy_spec(a, preset)), None
 
 
 @pytest.mark.parametrize("flags, steps", [((), (3, 9)), (("--valid-steps", "2-5"), (2, 5)),
                                           (("--valid-steps", "off"), None)])
 def test_run_and_serve_build_the_same_policy(flags, steps):
-    """One engine factory: the same flags give the same policy, step filter included."""
+    """One engine factory: the same flags give the same policy and the same step filter
+    (job logic in both: `scheduler.fixed.FixedJob`)."""
     got = [_policy_of(c, "--preset", "medprm", *flags) for c in ("run", "serve")]
-    for policy in got:
-        inner = policy.policy if steps else policy
-        assert type(inner).__name__ == "OpenAIPolicy" and inner.concurrency == 3
-        assert inner.preset.name == "medprm"
+    for policy, validity in got:
+        assert type(policy).__name__ == "OpenAIPolicy" and policy.concurrency == 3
+        assert policy.preset.name == "medprm"
         if steps:
-            assert (policy.config.min_steps, policy.config.max_steps) == steps
+            assert (validity.min_steps, validity.max_steps) == steps
         else:
-            assert type(policy).__name__ == "OpenAIPolicy"
-    if steps:
-        assert got[0].config == got[1].config  # run's filter: top-ups, then the best rejected
-    sampled = _policy_of("sample", "--preset", "medprm")
+            assert validity is None
+    assert got[0][1] == got[1][1]  # run's filter: top-ups, then the best rejected
+    sampled, _ = _policy_of("sample", "--preset", "medprm")
     assert (sampled.config.min_steps, sampled.config.max_steps) == (3, 9)
 
 

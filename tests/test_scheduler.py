@@ -111,8 +111,8 @@ class _Recording(OrderedStream):
         super().submit(requests, params)
         self.most = max(self.most, len(self.queue))
         per: dict[str, int] = {}
-        for q, _, _ in self.queue:
-            per[q.id] = per.get(q.id, 0) + 1
+        for r, _ in self.queue:
+            per[r.question.id] = per.get(r.question.id, 0) + 1
         self.most_per_q = max([self.most_per_q, *per.values()])
 
     def poll(self, timeout: float):
@@ -144,7 +144,7 @@ def test_scheduler_keeps_within_its_budget(stored, in_flight, per_question, fill
         assert 0 < stream.most_per_q <= per_question
         assert stream.most == min(in_flight, per_question * Q)
     for it in items:
-        assert texts(done[it.question.id].item(False, False)) == texts(it)
+        assert texts(done[it.question.id].item()) == texts(it)
 
 
 class _StopAtTwo(Bounds):
@@ -165,7 +165,7 @@ def test_samples_past_the_stop_are_thrown_away_and_counted(stored):
     for job in sched.run(jobs):
         c = job.compute
         want = next(it for it in items if it.question.id == job.question.id)
-        assert texts(job.item(False, False)) == texts(want)[:2]
+        assert texts(job.item()) == texts(want)[:2]
         # the ordered stream runs a question's whole group at once: samples 2..N-1 finished
         assert c.samples_drawn == 2 and c.samples_aborted == N - 2
         assert c.tokens_aborted == sum(10 + j for j in range(2, N))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bestofn.records import Question
+from bestofn.records import Question, StepScores
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.search import Candidate, Live, format_strategy, parse_strategy
 from bestofn.search.job import SearchJob
@@ -181,7 +181,8 @@ def test_a_failed_question_settles_as_a_failure_and_ignores_late_scores():
     job.in_scoring = True
     job.fail("verify", ValueError("the scorer broke"))
     assert not job.settled()  # its scoring is still out
-    job.scored(ScoreWork.of(job.question, None, job.live), [(0.5,), (0.5,)], 7)
+    job.scored(ScoreWork.of(job.question, job.live),
+               [(StepScores((0.5,)), None), (StepScores((0.5,)), None)], 7)
     assert job.settled() and job.compute.prm_tokens_computed == 0
-    out = job.outcome("m", None)
+    out = job.outcome()
     assert isinstance(out, Failed) and out.stage == "verify" and "the scorer broke" in out.error

@@ -161,7 +161,8 @@ FIELD_OF = {("score", "backend"): (RunConfig, "prm_backend"),
             ("serve", "preset"): (RunConfig, "preset"),
             ("index build", "index"): (IndexConfig, "kind"),
             ("index search", "index"): (None, ""),
-            ("evaluate", "round_size"): (None, "")}
+            ("evaluate", "round_size"): (None, ""),
+            ("run", "round_size"): (None, "")}
 """Flags whose field has another name or lives in another config (ServeConfig holds the
 resolved preset; the flag takes `auto` as `run` does)."""
 

@@ -1,14 +1,15 @@
-"""`bestofn run --adaptive RULE` without `--round`: barrier-free adaptive sampling.
+"""`bestofn run --adaptive RULE`: barrier-free adaptive sampling.
 
 Each question is a `StreamJob` on the streaming scheduler (`bestofn.scheduler`): its samples
 run as single requests (sample k with the question's seed + k, the fixed run's sample k), at
 most `EngineOptions.question_in_flight` at once, while other questions fill the engine. A
-finished sample is scored as soon as it arrives (`Scoring`: a thread beside the in-process
-engine, or the scorer actors), and the rule is asked on the samples in index order: once
-samples 0..j are all finished and scored, it sees the prefixes 1..j+1 in turn, exactly as the
-offline replay does, so where a question stops never depends on timing. When the rule says
-stop at k, the question's running requests are aborted, samples past k that finished anyway
-are thrown away (and counted), and the question is written with its first k samples.
+finished sample is scored as soon as it arrives (`scheduler.scoring.ScoringSide`: a thread
+beside the engine calling the verifiers or the scorer actors), and the rule is asked on the
+samples in index order: once samples 0..j are all finished and scored, it sees the prefixes
+1..j+1 in turn, exactly as the offline replay does, so where a question stops never depends
+on timing. When the rule says stop at k, the question's running requests are aborted,
+samples past k that finished anyway are thrown away (and counted), and the question is
+written with its first k samples.
 
 Every finished and scored sample is appended to `rounds.jsonl` (one line per sample, `start`
 = its index, the round file's format), so a run killed at any point resumes with the samples
@@ -22,24 +23,42 @@ driver tries it again (from the samples it logged) and records it if it still fa
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterator
+import dataclasses
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..config import ExecConfig, RunConfig
-from ..documents import run_documents
-from ..driver import Executor, Failed, Outcome, failed, one_by_one
+from ..confidence import solution_confidence
+from ..config import RunConfig
+from ..driver import Failed, failed
 from ..files import InputError, LineCheck, append_line, resume_lines
 from ..records import Item, Question, Solution, StepScores
-from ..scheduler import Budget, Compute, Finished, SampleKey, Scheduler, StageClock
-from ..scheduler.ledger import split_by_size
-from ..scheduler.side import BatchSide
+from ..scheduler import Compute, Finished, SampleKey
+from ..scheduler.scoring import Scores
 from ..shapes import check_orm_list, check_prm_dicts, check_solution_dicts
-from .online import ROUNDS_FILE, SCORE_AGGREGATE, run_rule
-from .rules import Bounds, Drawn
+from .rules import Bounds, Drawn, parse_rule
 
-Scores = tuple[StepScores | None, float | None]
+ROUNDS_FILE = "rounds.jsonl"
+SCORE_AGGREGATE = "min"
+"""The PRM aggregate a verifier-aware rule reads (the `weighted_min` vote's)."""
+
+
+def run_rule(cfg: RunConfig) -> Bounds:
+    """The run's stopping rule with the run's N as its `max_n`, checked against the run."""
+    assert cfg.adaptive, "not an adaptive run"
+    rule = dataclasses.replace(parse_rule(cfg.adaptive), max_n=cfg.n)
+    if "scores" in rule.needs and not cfg.prm:
+        raise ValueError(f"--adaptive {rule.name} reads PRM scores: give --prm MODEL "
+                         "(or use a vote-based rule: esc, beta, dirichlet)")
+    if "confidences" in rule.needs and cfg.logprobs is None:
+        raise ValueError(f"--adaptive {rule.name} reads the policy's confidence: give "
+                         "--logprobs K (DeepConf: 20)")
+    if cfg.max_steps:
+        raise ValueError("--adaptive stops at a sample count the step filter cannot top up: "
+                         "pass --valid-steps off")
+    return rule
+
 
 
 @dataclass
@@ -49,7 +68,7 @@ class StreamJob:
     question: Question
     rule: Bounds
     scoring: Any
-    """The `Scoring` side its finished samples go to (None: no verifier)."""
+    """The `scheduler.scoring.ScoringSide` its finished samples go to (None: no verifier)."""
     log: Callable[[dict[str, Any]], None]
     has_prm: bool = False
     has_orm: bool = False
@@ -87,13 +106,13 @@ class StreamJob:
         if self.scoring is None:
             self._record(f.key.index, (None, None), 0)
         else:
-            self.scoring.submit(self, f.key.index, f.solution)
+            self.scoring.submit(self, f.key.index, [f.solution])
 
-    def scored(self, index: int, scores: Scores, prm_tokens: int) -> None:
+    def scored(self, index: int, scores: list[Scores], prm_tokens: int) -> None:
         if self.error is not None:
             return  # failed and handed back: its retry logs this sample (once)
         self.compute.prm_tokens_computed += prm_tokens
-        self._record(index, scores, prm_tokens)
+        self._record(index, scores[0], prm_tokens)
 
     def _record(self, index: int, scores: Scores, prm_tokens: int) -> None:
         self.scores[index] = scores
@@ -115,10 +134,14 @@ class StreamJob:
         prm = [self.scores[i][0] for i in range(k)]
         scores = (None if all(p is None for p in prm) else
                   [None if p is None else p.aggregate(SCORE_AGGREGATE) for p in prm])
-        return Drawn([self.samples[i].answer for i in range(k)], scores)
+        return Drawn([self.samples[i].answer for i in range(k)], scores,
+                     [solution_confidence(self.samples[i]) for i in range(k)])
 
     def settled(self) -> bool:
         return self.stop_at is not None or self.error is not None
+
+    def score_failed(self, index: int, error: Exception) -> None:
+        self.fail("verify", error)
 
     def fail(self, stage: str, error: Exception) -> None:
         if self.stop_at is None and self.error is None:
@@ -134,124 +157,19 @@ class StreamJob:
             int(self.samples[i].meta.get("tokens") or 0) for i in extra)
         self.compute.samples_drawn = self.stop_at
 
-    def outcome(self, has_prm: bool, has_orm: bool) -> Item | Failed:
+    def outcome(self) -> Item | Failed:
         if self.stop_at is None and self.error is not None:
             return failed(self.question, *self.error)
-        return self.item(has_prm, has_orm)
+        return self.item()
 
-    def item(self, has_prm: bool, has_orm: bool) -> Item:
+    def item(self) -> Item:
         k = self.stop_at
         assert k is not None, f"question {self.question.id} is not settled"
         keep = range(k)
         return Item(self.question, [self.samples[i] for i in keep],
-                    prm=[self.scores[i][0] for i in keep] if has_prm else None,  # type: ignore[misc]
-                    orm=[self.scores[i][1] for i in keep] if has_orm else None,
+                    prm=[self.scores[i][0] for i in keep] if self.has_prm else None,  # type: ignore[misc]
+                    orm=[self.scores[i][1] for i in keep] if self.has_orm else None,
                     compute=self.compute.to_dict())
-
-
-class Scoring:
-    """Finished samples scored beside the engine: batched across questions in the scheduler's
-    side worker (`scheduler.side.BatchSide`; `verify` is `stages.verify` on the run's
-    verifiers, or the scorer actors' call)."""
-
-    def __init__(self, verify: Callable[[list[tuple[Question, list[Solution]]]],
-                                        list[tuple[list[Any], int]]],
-                 clock: StageClock) -> None:
-        self.verify = verify
-        self.side: BatchSide[tuple[StreamJob, int, Solution], tuple[Scores, int] | Exception] = (
-            BatchSide(self._score, self._deliver, clock, name="bestofn-scoring"))
-
-    def submit(self, job: StreamJob, index: int, sol: Solution) -> None:
-        self.side.submit((job, index, sol))
-
-    def busy(self) -> bool:
-        return self.side.busy()
-
-    def pump(self, wait: float) -> None:
-        self.side.pump(wait)
-
-    def close(self) -> None:
-        self.side.close()
-
-    @staticmethod
-    def _deliver(item: tuple[StreamJob, int, Solution],
-                 got: tuple[Scores, int] | Exception) -> None:
-        job, i, _ = item
-        if isinstance(got, Exception):
-            job.fail("verify", got)
-        else:
-            job.scored(i, *got)
-
-    def _score(self, batch: list[tuple[StreamJob, int, Solution]]
-               ) -> list[tuple[Scores, int] | Exception]:
-        """Each sample's scores and PRM tokens, or the error scoring its question raised."""
-        groups: dict[str, list[tuple[StreamJob, int, Solution]]] = {}
-        for b in batch:
-            groups.setdefault(b[0].question.id, []).append(b)
-        work = [(g[0][0].question, [s for _, _, s in g]) for g in groups.values()]
-        results = one_by_one(self.verify, work)
-        by_key: dict[tuple[str, int], tuple[Scores, int] | Exception] = {}
-        for g, got in zip(groups.values(), results, strict=True):
-            if isinstance(got, Exception):
-                by_key.update({(job.question.id, i): got for job, i, _ in g})
-                continue
-            per_sample, tokens = got
-            share = split_by_size(tokens, [1] * len(g))
-            for (job, i, _), scores, t in zip(g, per_sample, share, strict=True):
-                by_key[(job.question.id, i)] = (scores, t)
-        return [by_key[(j.question.id, i)] for j, i, _ in batch]
-
-
-def verify_locally(verifiers: Any, cfg: RunConfig) -> Callable[..., Any]:
-    """`Scoring.verify` on the run's verifiers in this process."""
-    from ..stages import prm_tokens_computed, verify
-
-    def scored(work: list[tuple[Question, list[Solution]]]) -> list[tuple[list[Any], int]]:
-        before = prm_tokens_computed(verifiers)
-        got = verify(verifiers, work, cfg)
-        spent = prm_tokens_computed(verifiers) - before
-        shares = split_by_size(spent, [len(s) for _, s in work])
-        return [(list(zip(prm or [None] * len(s), orm or [None] * len(s), strict=True)), t)
-                for (prm, orm), (_, s), t in zip(got, work, shares, strict=True)]
-
-    return scored
-
-
-def stream_adaptive(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
-                    known: Collection[str] | None = None, progress: bool = False) -> Executor:
-    """A streamed adaptive run as the run driver's `Execution` (`known`: the run's question
-    ids, to refuse `rounds.jsonl` lines of any other): the engines in this process (`ex`
-    None) or on the pipeline's actors, the documents retrieved where the engines are."""
-    if ex is None:
-        from ..scheduler import make_stream
-        from ..stages import build_policy, build_scorer
-
-        with clock.stage("startup_s"):
-            policy, verifiers = build_policy(cfg), build_scorer(cfg)
-        stream = make_stream(policy)
-        scoring = Scoring(verify_locally(verifiers, cfg), clock) if verifiers else None
-        documents = run_documents(cfg.index, cfg.k, out, progress)
-        stop: Callable[[], None] = lambda: None  # noqa: E731
-    else:
-        from ..pipeline import RayEngines
-
-        engines = RayEngines(cfg, ex)
-        with clock.stage("startup_s"):
-            engines.start()
-        stream = engines.stream()
-        scoring = (Scoring(engines.verify_counted, clock)
-                   if (cfg.prm or cfg.orm) else None)
-        documents = engines.documents()
-        stop = engines.stop
-
-    def close() -> None:
-        stream.close()
-        if scoring is not None:
-            scoring.close()
-        stop()
-
-    return Executor(lambda qs: _settle(cfg, qs, out, stream, scoring, clock, known),
-                    documents, close)
 
 
 def sample_lines(path: Path, known: Collection[str] | None, has_prm: bool, has_orm: bool,
@@ -280,13 +198,18 @@ def sample_lines(path: Path, known: Collection[str] | None, has_prm: bool, has_o
                                  f"but this run {'has' if wanted else 'has no'} {name.upper()}")
         check_prm_dicts(d.get("prm"), 1, path, where, "prm")
         check_orm_list(d.get("orm"), 1, path, where, "orm")
+        tokens = d.get("prm_tokens", 0)
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens < 0:
+            raise InputError(path, where, "prm_tokens", f"{tokens!r}: expected a count >= 0")
         seen.add((qid, start))
 
     return check
 
 
-def _settle(cfg: RunConfig, todo: list[Question], out: Path, stream: Any, scoring: Any,
-            clock: StageClock, known: Collection[str] | None) -> Iterator[Outcome]:
+def adaptive_jobs(cfg: RunConfig, todo: list[Question], out: Path, scoring: Any,
+                  known: Collection[str] | None) -> list[StreamJob]:
+    """One job per question, resumed from the samples `rounds.jsonl` already holds (`known`:
+    the run's question ids, to refuse lines of any other)."""
     rule = run_rule(cfg)
     path = out / ROUNDS_FILE
     has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
@@ -303,14 +226,4 @@ def _settle(cfg: RunConfig, todo: list[Question], out: Path, stream: Any, scorin
             job.resume(line["start"], Solution.from_dict(line["solutions"][0]),
                        (None if prm is None else StepScores.from_dict(prm[0]),
                         None if orm is None else orm[0]), int(line.get("prm_tokens") or 0))
-    e = cfg.engine
-    budget = Budget(in_flight=e.samples_in_flight,
-                    per_question=min(e.question_in_flight, rule.max_n))
-    sched = Scheduler(stream, cfg.sampling(), budget, scoring)
-    runner = sched.run(jobs[q.id] for q in todo)
-    while True:
-        with clock.stage("sample_s"):
-            job = next(runner, None)
-        if job is None:
-            return
-        yield job.outcome(has_prm, has_orm)  # type: ignore[attr-defined]
+    return [jobs[q.id] for q in todo]

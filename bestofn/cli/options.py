@@ -115,9 +115,7 @@ def add_exec_options(p: argparse.ArgumentParser) -> None:
                    help="join a Ray cluster (`auto` or HOST:PORT); default: a local Ray")
     g.add_argument("--actors", dest="policy_actors", type=int,
                    default=default_of(ExecConfig, "policy_actors"), help="policy actors")
-    g.add_argument("--policy-batch", type=int, default=default_of(ExecConfig, "policy_batch"),
-                   help="questions per policy call: the engine sees this many times N "
-                        "sequences at once")
+    g.add_argument("--policy-batch", type=int, default=None, help=argparse.SUPPRESS)
     g.add_argument("--scorer-actors", type=int, default=default_of(ExecConfig, "scorer_actors"),
                    help="scorer actors")
     g.add_argument("--policy-gpus", type=float, default=default_of(ExecConfig, "policy_gpus"),
@@ -133,13 +131,26 @@ def add_exec_options(p: argparse.ArgumentParser) -> None:
                         "too)")
 
 
-EXEC_FLAGS = ("ray_address", "policy_actors", "policy_batch", "scorer_actors", "policy_gpus",
-              "scorer_gpus", "retriever_cpus", "max_attempts")
+EXEC_FLAGS = ("ray_address", "policy_actors", "scorer_actors", "policy_gpus", "scorer_gpus",
+              "retriever_cpus", "max_attempts")
+RAY_ONLY = {"ray_address": "--ray-address", "policy_actors": "--actors",
+            "scorer_actors": "--scorer-actors", "policy_gpus": "--policy-gpus",
+            "scorer_gpus": "--scorer-gpus", "retriever_cpus": "--retriever-cpus"}
 
 
 def exec_config(a: argparse.Namespace) -> ExecConfig | None:
-    """None (in-process) with --no-ray."""
-    return ExecConfig(**{k: getattr(a, k) for k in EXEC_FLAGS}) if a.ray else None
+    """None (in-process) with --no-ray; a Ray flag given with --no-ray is refused."""
+    if a.policy_batch is not None:
+        raise ValueError("--policy-batch is retired: every run keeps --samples-in-flight "
+                         "samples running over all its questions; drop --policy-batch")
+    if not a.ray:
+        given = [flag for k, flag in RAY_ONLY.items() if getattr(a, k) != default_of(
+            ExecConfig, k)]
+        if given:
+            raise ValueError(f"{', '.join(given)} cannot apply with --no-ray (they place the "
+                             "Ray actors)")
+        return None
+    return ExecConfig(**{k: getattr(a, k) for k in EXEC_FLAGS})
 
 
 SAMPLING_FLAGS = ("temperature", "top_p", "top_k", "max_tokens")

@@ -33,14 +33,14 @@ def register(sub: Any) -> dict[str, Any]:
     r.add_argument("-n", "--max-n", dest="n", type=int, default=d("n"),
                    help="solutions per question (with --adaptive: the most a question draws)")
     r.add_argument("--adaptive", default=d("adaptive"), metavar="RULE[:k=v,...]",
-                   help="sample in rounds until a stopping rule says the answer is settled: "
-                        "esc | beta | dirichlet | prm | confidence (see Adaptive compute)")
+                   help="sample each question until a stopping rule says its answer is "
+                        "settled: esc | beta | dirichlet | prm | confidence (docs/adaptive.md)")
     r.add_argument("--search", default=d("search"), metavar="STRATEGY[:k=v,...]",
                    help="search inside generation, the PRM pruning partial solutions step by "
-                        "step: beam:width=M | dvts:width=M | reject:alpha=A,every=S "
-                        "(needs --prm; runs in-process; see docs/search.md)")
-    r.add_argument("--round", dest="round_size", type=int, default=d("round_size"),
-                   help="samples per question per round with --adaptive")
+                        "step: beam:width=M | dvts:width=M | reject:alpha=A,every=S | "
+                        "particles (needs --prm; in-process or on Ray; docs/search.md)")
+    r.add_argument("--round", dest="round_size", type=int, default=None,
+                   help=argparse.SUPPRESS)
     r.add_argument("--policy", default=d("policy"),
                    help="policy model (folder, HF id, smollm2)")
     add_policy_options(r)
@@ -85,7 +85,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
                      published_prompt=a.published_prompt,
                      temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
                      max_tokens=a.max_tokens, device=a.device, rules=a.rules,
-                     adaptive=a.adaptive, round_size=a.round_size, search=a.search,
+                     adaptive=a.adaptive, search=a.search,
                      logprobs=a.logprobs,
                      judge_base_url=a.judge_base_url, judge_template=a.judge_template,
                      judge_mode=a.judge_mode,
@@ -97,6 +97,9 @@ def cmd_run(a: argparse.Namespace) -> int:
     from ..run import prepare, run
     from ..select import label
 
+    if a.round_size is not None:
+        raise ValueError("--round is retired: adaptive runs stream, asking the rule after "
+                         "every sample (same stop points as --round 1); drop --round")
     # every input checked before the run folder (and its log) exists, and only once
     cfg, questions = prepare(run_config(a))
     log = Path(cfg.out) / LOG_NAME

@@ -118,21 +118,31 @@ def build_reranker(a: argparse.Namespace) -> Reranker:
 
 
 def build_policy(a: argparse.Namespace, preset: str) -> Any:
-    """The run's policy factory with the same flags: preset, engine options, step filter."""
-    from policies.presets import get_preset
-
+    """The run's policy factory with the same flags: preset and engine options (the step
+    filter is the fixed-N jobs': `validity`)."""
     from ..config import resolve_backend
     from ..engines import PolicySpec
     from ..engines import build_policy as build
 
-    backend = resolve_backend(a.policy_backend)
+    return build(PolicySpec(model=a.policy, backend=resolve_backend(a.policy_backend),
+                            preset=preset, device=a.device, lora=a.lora,
+                            engine=engine_options(a)))
+
+
+def validity(a: argparse.Namespace, preset: str) -> Any:
+    """Med-PRM's step filter of fixed-N requests, resolved as `run` resolves it (None: off)."""
+    from policies.presets import get_preset
+    from policies.validity import ValidityConfig
+
+    from ..config import resolve_backend
+
     lo, hi = valid_steps(a.valid_steps)
-    if lo is None:  # the preset's filter, as `run` resolves it
-        steps = None if backend == "replay" else get_preset(preset).steps
+    if lo is None:  # the preset's filter
+        steps = None if resolve_backend(a.policy_backend) == "replay" else get_preset(preset).steps
     else:
         steps = (lo or 1, hi) if hi else None
-    return build(PolicySpec(model=a.policy, backend=backend, preset=preset, device=a.device,
-                            lora=a.lora, engine=engine_options(a), steps=steps))
+    return None if steps is None else ValidityConfig(min_steps=steps[0], max_steps=steps[1],
+                                                     fill_invalid=True)
 
 
 def build_documents(a: argparse.Namespace) -> Any:
@@ -146,15 +156,13 @@ def cmd_serve(a: argparse.Namespace) -> int:
     import uvicorn
 
     from ..console import process_owned, quiet
-    from ..scheduler import Budget
     from ..serve import create_app
 
     cfg = serve_config(a)
-    e = engine_options(a)
     with quiet(a.log_file, verbose=a.verbose, restore=not process_owned()) as con:
         app = create_app(cfg, build_reranker(a), build_policy(a, cfg.preset),
-                         documents=build_documents(a),
-                         budget=Budget(e.samples_in_flight, e.question_in_flight))
+                         documents=build_documents(a), engine=engine_options(a),
+                         validity=validity(a, cfg.preset))
         for line in banner(a, cfg) + ([] if a.verbose else [f"engine logs: {a.log_file}"]):
             print(f"bestofn serve: {line}", file=con.err, flush=True)
         server_logs_to(con.err)

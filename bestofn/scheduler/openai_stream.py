@@ -20,7 +20,7 @@ from typing import Any
 from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
-from .requests import Finished, SampleKey, StepRequest
+from .requests import Finished, SampleKey, SampleRequest, StepRequest
 
 
 class OpenAIStream:
@@ -41,14 +41,15 @@ class OpenAIStream:
         return httpx.AsyncClient(timeout=self.policy.client.timeout,
                                  headers=dict(self.policy.client.headers))
 
-    def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None:
+    def submit(self, requests: Sequence[SampleRequest], params: SamplingConfig) -> None:
         from policies import question_seed
         from policies.openai import Unit
 
-        for q, k in requests:
-            unit = Unit(0, 1, question_seed(params.seed, q.id) + k, 0, k)
-            key = SampleKey(q.id, k)
-            fut = asyncio.run_coroutine_threadsafe(self._one(q, unit, params), self.loop)
+        for r in requests:
+            unit = Unit(0, 1, question_seed(r.seed, r.question.id) + r.k, 0, r.k)
+            key = r.key
+            fut = asyncio.run_coroutine_threadsafe(self._one(r.question, unit, params),
+                                                   self.loop)
             self.tasks[key] = fut
             fut.add_done_callback(lambda f, key=key: self._finished(key, f))
 

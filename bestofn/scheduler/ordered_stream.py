@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from bestofn.config import SamplingConfig
-from bestofn.records import Question
 
-from .requests import Finished, SampleError, SampleKey, StepRequest
+from .requests import Finished, SampleError, SampleKey, SampleRequest, StepRequest
 
 
 class OrderedStream:
     def __init__(self, policy: Any) -> None:
         self.policy = policy
-        self.queue: list[tuple[Question, int, SamplingConfig]] = []
+        self.queue: list[tuple[SampleRequest, SamplingConfig]] = []
 
-    def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None:
-        self.queue += [(q, k, params) for q, k in requests]
+    def submit(self, requests: Sequence[SampleRequest], params: SamplingConfig) -> None:
+        self.queue += [(r, replace(params, seed=r.seed)) for r in requests]
 
     def submit_steps(self, requests: Sequence[StepRequest], params: SamplingConfig) -> None:
         raise NotImplementedError(f"{type(self).__name__} cannot continue from token ids: "
@@ -33,25 +33,27 @@ class OrderedStream:
         deadline = time.monotonic() + timeout
         out: list[Finished | SampleError] = []
         while self.queue and (not out or time.monotonic() < deadline):
-            q, first, params = self.queue[0]
+            head, params = self.queue[0]
             run = 1
-            while (run < len(self.queue) and self.queue[run][0].id == q.id
-                   and self.queue[run][1] == first + run and self.queue[run][2] == params):
+            while (run < len(self.queue) and self.queue[run][0].question.id == head.question.id
+                   and self.queue[run][0].k == head.k + run and self.queue[run][1] == params):
                 run += 1
+            keys = [r.key for r, _ in self.queue[:run]]
             del self.queue[:run]
             try:
-                sols = self.policy.sample([q], run, params, start=first)[0]
+                sols = self.policy.sample([head.question], run, params, start=head.k)[0]
             except Exception as e:  # noqa: BLE001 - the question's failure, not the stream's
-                out += [SampleError(SampleKey(q.id, first + j), e) for j in range(run)]
+                out += [SampleError(key, e) for key in keys]
                 continue
-            assert len(sols) <= run, f"question {q.id}: asked for {run} samples, got {len(sols)}"
-            out += [Finished(SampleKey(q.id, first + j), s, int(s.meta.get("tokens") or 0))
-                    for j, s in enumerate(sols)]
+            assert len(sols) <= run, (f"question {head.question.id}: asked for {run} samples, "
+                                      f"got {len(sols)}")
+            out += [Finished(key, s, int(s.meta.get("tokens") or 0))
+                    for key, s in zip(keys, sols, strict=False)]
         return out
 
     def abort(self, keys: Sequence[SampleKey]) -> int:
         drop = set(keys)
-        self.queue = [r for r in self.queue if SampleKey(r[0].id, r[1]) not in drop]
+        self.queue = [r for r in self.queue if r[0].key not in drop]
         return 0
 
     def pending(self) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestofn.records import Solution
+from bestofn.records import Question, Solution
 
 
 @dataclass(frozen=True, order=True)
@@ -13,6 +13,18 @@ class SampleKey:
 
     question: str
     index: int
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """Sample `k` of a question under run seed `seed` (vLLM's k-th child of an `n` request
+    seeded `question_seed(seed, question.id)`: seed + k). The key routes what comes back; it
+    differs from `k` where one job draws under several seeds (the validity filter's top-up)."""
+
+    key: SampleKey
+    question: Question
+    k: int
+    seed: int
 
 
 @dataclass

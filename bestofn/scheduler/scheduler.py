@@ -19,7 +19,7 @@ from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
 from .ledger import StageClock
-from .requests import Finished, SampleError, SampleKey, StepOutput, StepRequest
+from .requests import Finished, SampleError, SampleKey, SampleRequest, StepOutput, StepRequest
 from .streams import SampleStream
 
 
@@ -49,9 +49,10 @@ class Job(Protocol):
     def next_indices(self, room: int) -> list[int]:
         """Sample indices to start now, at most `room`."""
 
-    def request(self, index: int) -> StepRequest | None:
-        """What `index` runs: None for sample `index` of the question (seed + index), or a
-        continuation from token ids (a search step)."""
+    def request(self, index: int) -> SampleRequest | StepRequest | None:
+        """What `index` runs: None for sample `index` of the question under the run's seed,
+        a `SampleRequest` for a sample under another seed, or a continuation from token ids
+        (a search step)."""
 
     def finished(self, f: Finished | StepOutput) -> None: ...
 
@@ -119,7 +120,7 @@ class Scheduler:
         return sum(len(r) for r in running.values())
 
     def _start(self, open_: list[Job], running: dict[str, set[int]], fill: bool) -> None:
-        batch: list[tuple[Question, int]] = []
+        batch: list[SampleRequest] = []
         steps: list[StepRequest] = []
         free = self.budget.in_flight - self._total(running)
 
@@ -130,11 +131,11 @@ class Scheduler:
             assert len(got) <= room, f"question {job.question.id}: {len(got)} > room {room}"
             running[job.question.id].update(got)
             for k in got:
-                step = job.request(k)
-                if step is None:
-                    batch.append((job.question, k))
-                else:
-                    steps.append(step)
+                req = job.request(k)
+                if req is None:
+                    req = SampleRequest(SampleKey(job.question.id, k), job.question, k,
+                                        self.params.seed)
+                (steps if isinstance(req, StepRequest) else batch).append(req)
             return len(got)
 
         for job in open_:

@@ -6,22 +6,22 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from bestofn.config import SamplingConfig
-from bestofn.records import Question
 from bestofn.registry import Registry
 
-from .requests import Finished, SampleError, SampleKey, StepOutput, StepRequest
+from .requests import Finished, SampleError, SampleKey, SampleRequest, StepOutput, StepRequest
 
 
 class SampleStream(Protocol):
     """Requests of single samples that run concurrently and can be aborted.
 
-    `submit` starts sample k of each (question, k) with the question's seed + k; `poll` runs
+    `submit` starts each `SampleRequest` (sample k of a question: its seed + k); `poll` runs
     the engine until at least one request finished or `timeout` seconds passed, and returns
     the finished ones (a `Finished` sample, or a `StepOutput` of a step request; a
     `SampleError` for a request that failed on its own); `abort` stops running requests and
     returns the tokens they had generated (an aborted request never comes back from `poll`)."""
 
-    def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None: ...
+    def submit(self, requests: Sequence[SampleRequest], params: SamplingConfig) -> None:
+        """`params` gives everything but the seed, which each request carries."""
 
     def submit_steps(self, requests: Sequence[StepRequest], params: SamplingConfig) -> None:
         """Start continuations from token ids (search steps); `params` gives temperature,

@@ -2,7 +2,8 @@
 
 Requests are rendered by vLLM exactly as `LLM.chat` renders them (`enqueue_chat` returns the
 engine's internal request ids; outputs and aborts use the external id they were made from),
-so sample k (seed + k) is the text a fixed run's `n` request gives its k-th child.
+so sample k (seed + k) is the text a batched `n` request gives its k-th child, and its record
+(`meta.seed` the question's seed, `meta.index` k) is the one `VLLMPolicy.sample` writes.
 Step requests (search) continue from token ids through `LLM.enqueue` on the same engine.
 The engine steps only inside `poll`.
 The tokens an aborted request had generated are read from the engine's output processor
@@ -19,7 +20,7 @@ from typing import Any
 from bestofn.config import SamplingConfig
 from bestofn.records import Question
 
-from .requests import Finished, SampleKey, StepOutput, StepRequest
+from .requests import Finished, SampleKey, SampleRequest, StepOutput, StepRequest
 
 
 @dataclass
@@ -28,6 +29,9 @@ class _Running:
     """None: a step request (its output is the raw tokens, not a `Solution`)."""
     index: int
     seed: int
+    """The question's seed (a sample request) or the step's own seed (a step request)."""
+    k: int
+    """The sample number (its seed is `seed + k`)."""
 
 
 class VLLMStream:
@@ -38,19 +42,19 @@ class VLLMStream:
         self.ids: dict[SampleKey, str] = {}
         self.questions: dict[str, str] = {}
 
-    def submit(self, requests: Sequence[tuple[Question, int]], params: SamplingConfig) -> None:
+    def submit(self, requests: Sequence[SampleRequest], params: SamplingConfig) -> None:
         if not requests:
             return
         from policies import question_seed
 
-        seeds = [question_seed(params.seed, q.id) for q, _ in requests]
+        seeds = [question_seed(r.seed, r.question.id) for r in requests]
         ids = self.policy.llm.enqueue_chat(
-            [self.policy.preset.messages(q) for q, _ in requests],
-            [self.policy.sampling_params(1, params, s + k)
-             for (_, k), s in zip(requests, seeds, strict=True)],
+            [self.policy.preset.messages(r.question) for r in requests],
+            [self.policy.sampling_params(1, params, s + r.k)
+             for r, s in zip(requests, seeds, strict=True)],
             use_tqdm=False, lora_request=self.policy.lora_request)
-        self._track(ids, [(q, SampleKey(q.id, k), s)
-                          for (q, k), s in zip(requests, seeds, strict=True)])
+        self._track(ids, [(r.question, r.key, s, r.k)
+                          for r, s in zip(requests, seeds, strict=True)])
 
     def submit_steps(self, requests: Sequence[StepRequest], params: SamplingConfig) -> None:
         """Each request continues from its token ids (`{"prompt_token_ids": ...}`, never
@@ -67,13 +71,14 @@ class VLLMStream:
                             stop=list(r.stop), include_stop_str_in_output=False,
                             min_tokens=min(r.min_tokens, r.max_tokens)) for r in requests],
             use_tqdm=False, lora_request=self.policy.lora_request)
-        self._track(ids, [(None, r.key, r.seed) for r in requests])
+        self._track(ids, [(None, r.key, r.seed, r.key.index) for r in requests])
 
-    def _track(self, ids: list[str], what: list[tuple[Question | None, SampleKey, int]]) -> None:
+    def _track(self, ids: list[str],
+               what: list[tuple[Question | None, SampleKey, int, int]]) -> None:
         states = self.engine.output_processor.request_states
-        for rid, (q, key, seed) in zip(ids, what, strict=True):
+        for rid, (q, key, seed, k) in zip(ids, what, strict=True):
             rid = states[rid].external_req_id if rid in states else rid
-            self.running[rid] = _Running(q, key.index, seed)
+            self.running[rid] = _Running(q, key.index, seed, k)
             self.ids[key] = rid
             self.questions[rid] = key.question
 
@@ -96,7 +101,7 @@ class VLLMStream:
                               c.stop_reason if isinstance(c.stop_reason, str) else None,
                               c.finish_reason)
         sol = self.policy.preset.make_solution(
-            c.text, r.question, model=self.policy.model_name, seed=r.seed, index=r.index,
+            c.text, r.question, model=self.policy.model_name, seed=r.seed, index=r.k,
             tokens=len(c.token_ids), finish_reason=c.finish_reason)
         return Finished(key, sol, len(c.token_ids))
 

@@ -6,7 +6,8 @@
 question's search as a job of the streaming scheduler (`bestofn.scheduler`), and `loop` runs
 the jobs of many questions on one engine stream with scoring beside it.
 `search(questions, policy, prm, "beam:width=4", n=8)` is the library call; `run --search`
-is the command-line one (`run_search.search_execution`, under the run driver).
+is the command-line one (`run_search.check_search`; the jobs run on the one scheduler loop,
+in this process or on the Ray actors).
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from bestofn.config import SamplingConfig
 from bestofn.driver import Failed
 from bestofn.records import Item, Question
 
-from .loop import outcomes_in_order, search_items
-from .scoring import prm_documents
+from .loop import outcomes_in_order, search_items, with_documents
 from .stepwise import MEDPRM_STEPS, Candidate, StepFormat
 from .strategies import STRATEGIES, Live, Strategy, format_strategy, parse_strategy
 
@@ -33,8 +33,8 @@ def search(questions: Sequence[Question], policy: Any, prm: Any, strategy: str |
     `params` the sampling settings (default: the policy preset's)."""
     strat = parse_strategy(strategy) if isinstance(strategy, str) else strategy
     params = params or policy.preset.sampling
-    got = outcomes_in_order(policy, prm, questions, n, params, strat,
-                            docs=prm_documents(questions, use_docs), fmt=fmt)
+    got = outcomes_in_order(policy, prm, questions, n, params, strat, use_docs=use_docs,
+                            fmt=fmt)
     for it in got:
         if isinstance(it, Failed):
             raise RuntimeError(f"question {it.question_id}: {it.stage} failed: {it.error}")
@@ -42,4 +42,5 @@ def search(questions: Sequence[Question], policy: Any, prm: Any, strategy: str |
 
 
 __all__ = ["MEDPRM_STEPS", "STRATEGIES", "Candidate", "Live", "StepFormat", "Strategy",
-           "format_strategy", "outcomes_in_order", "parse_strategy", "search", "search_items"]
+           "format_strategy", "outcomes_in_order", "parse_strategy", "search", "search_items",
+           "with_documents"]

@@ -12,6 +12,7 @@ comes from its lineage and step only, so the result never depends on timing.
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,9 +21,10 @@ from bestofn.driver import Failed, failed
 from bestofn.records import Item, Question, StepScores
 from bestofn.scheduler.ledger import Compute
 from bestofn.scheduler.requests import SampleKey, StepOutput, StepRequest
+from bestofn.scheduler.scoring import Scores
 
-from .scoring import Probs, ScoreWork, to_score
-from .stepwise import Candidate, StepFormat
+from .scoring import ScoreWork, to_score
+from .stepwise import MEDPRM_STEPS, Candidate, StepFormat, prompt_ids
 from .strategies import Live, Strategy, format_strategy
 
 
@@ -36,9 +38,10 @@ class SearchJob:
     prompt: tuple[int, ...]
     tokenizer: Any
     scoring: Any
-    """The side (`scheduler.side.BatchSide`) that scores `(job, ScoreWork)` and calls the
-    job's `scored` with the result."""
-    docs: list[str] | None = None
+    """The `scheduler.scoring.ScoringSide` that scores its candidates and calls `scored`."""
+    model: str = ""
+    preset: Any = None
+    """The policy's name and preset (what its finished candidates' records carry)."""
     live: list[Candidate] = field(default_factory=list)
     ended: list[Candidate] = field(default_factory=list)
     waiting: list[int] = field(default_factory=list)
@@ -90,15 +93,16 @@ class SearchJob:
             todo = to_score(self.live)
             if todo:
                 self.in_scoring = True
-                self.scoring.submit((self, ScoreWork.of(self.question, self.docs, todo)))
+                work = ScoreWork.of(self.question, todo)
+                self.scoring.submit(self, work, work.solutions())
             else:
                 self._plan()
 
-    def scored(self, work: ScoreWork, probs: list[Probs], tokens: int) -> None:
+    def scored(self, work: ScoreWork, scores: list[Scores], tokens: int) -> None:
         self.in_scoring = False
         if self.error is not None:
             return
-        work.apply(probs)
+        work.apply([tuple(p.probs) if p is not None and p.probs else None for p, _ in scores])
         self.compute.prm_tokens_computed += tokens
         self._plan()
 
@@ -123,7 +127,7 @@ class SearchJob:
         self.step += 1
         self._queue(self.live)
 
-    def scoring_failed(self, error: Exception) -> None:
+    def score_failed(self, work: ScoreWork, error: Exception) -> None:
         """Its scoring raised (alone, after the batch it was in raised)."""
         self.in_scoring = False
         self.fail("verify", error)
@@ -140,20 +144,20 @@ class SearchJob:
     def aborted(self, keys: list[SampleKey], tokens: int) -> None:
         self.compute.tokens_aborted += tokens
 
-    def outcome(self, model: str, preset: Any) -> Item | Failed:
+    def outcome(self) -> Item | Failed:
         """The question's item, or its failure (`driver.Failed`) when a step or a scoring
         raised for it."""
         if self.error is not None:
             return failed(self.question, *self.error)
-        return self.item(model, preset)
+        return self.item()
 
-    def item(self, model: str, preset: Any) -> Item:
+    def item(self) -> Item:
         from policies import question_seed
 
         sols, prm = [], []
         for c in self.ended:
-            sols.append(preset.make_solution(
-                c.text, self.question, model=model,
+            sols.append(self.preset.make_solution(
+                c.text, self.question, model=self.model,
                 seed=question_seed(self.params.seed, self.question.id), index=len(sols),
                 tokens=len(c.ids), finish_reason=c.finish_reason, lineage=c.lineage,
                 steps_generated=c.steps))
@@ -164,3 +168,12 @@ class SearchJob:
                   "tokens_generated": self.compute.tokens_generated,
                   "prm_tokens_computed": self.compute.prm_tokens_computed}
         return Item(self.question, sols, prm=prm, compute=self.compute.to_dict(), search=search)
+
+
+def search_jobs(questions: Sequence[Question], strategy: Strategy, n: int,
+                params: SamplingConfig, tokenizer: Any, preset: Any, model: str, scoring: Any,
+                fmt: StepFormat = MEDPRM_STEPS) -> Iterator[SearchJob]:
+    """One job per question (made as the loop admits it: its prompt is tokenized then)."""
+    for q in questions:
+        yield SearchJob(q, strategy, n, params, fmt, prompt_ids(tokenizer, preset, q),
+                        tokenizer, scoring, model, preset)

@@ -1,73 +1,66 @@
-"""The search on the streaming scheduler: one `SearchJob` per question, one shared stream.
+"""Many questions' searches as jobs on the one scheduler loop (`scheduler.execution`).
 
-Every question's step requests go to the policy engine's one stream (`scheduler.VLLMStream`),
-so the engine batches the steps of all open questions, and a question that is being scored
-leaves the engine to the others; its scoring runs beside the engine in one worker thread
-(`scheduler.side.BatchSide`), which scores every question waiting in one PRM call. A question
-is handed back as soon as its search ends (questions finish independently), as an `Item`
-whose solutions are its finished candidates scored with the same PRM, so the run's usual
-selection methods (`bestofn.select`) pick the answer. `Item.search` records what the search
-did: per step the candidates live, kept, pruned and finished; tokens generated; PRM tokens
-computed.
+Every question's step requests go to the policy engine's one stream, so the engine batches
+the steps of all open questions, and a question that is being scored leaves the engine to the
+others; its scoring runs beside the engine (`scheduler.scoring.ScoringSide`), which scores
+every question waiting in one PRM call. A question is handed back as soon as its search ends
+(questions finish independently), as an `Item` whose solutions are its finished candidates
+scored with the same PRM, so the run's usual selection methods (`bestofn.select`) pick the
+answer. `Item.search` records what the search did: per step the candidates live, kept,
+pruned and finished; tokens generated; PRM tokens computed. The same jobs run on the Ray
+actors (`run --search` without `--no-ray`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
-from bestofn.config import SamplingConfig
-from bestofn.driver import Failed, one_by_one
+from bestofn.config import EngineOptions, SamplingConfig
+from bestofn.driver import Failed
 from bestofn.records import Item, Question
-from bestofn.scheduler import Budget, Scheduler, StageClock, make_stream
-from bestofn.scheduler.side import BatchSide
+from bestofn.scheduler.ledger import StageClock
 
-from .job import SearchJob
-from .scoring import Probs, ScoreWork, score_work
-from .stepwise import MEDPRM_STEPS, StepFormat, prompt_ids
+from .job import search_jobs
+from .stepwise import MEDPRM_STEPS, StepFormat
 from .strategies import Strategy
-
-DEFAULT_IN_FLIGHT = 64
 
 
 def search_items(policy: Any, prm: Any, questions: Sequence[Question], n: int,
-                 params: SamplingConfig, strategy: Strategy, *,
-                 docs: dict[str, list[str] | None] | None = None,
+                 params: SamplingConfig, strategy: Strategy, *, use_docs: bool = False,
                  fmt: StepFormat = MEDPRM_STEPS, clock: StageClock | None = None,
-                 in_flight: int = DEFAULT_IN_FLIGHT) -> Iterator[Item | Failed]:
-    """Search N candidates per question; items are yielded as their questions finish (a
-    question whose scoring raised on its own is a `driver.Failed`; the others go on).
+                 in_flight: int | None = None) -> Iterator[Item | Failed]:
+    """Search N candidates per question in this process; items are yielded as their
+    questions finish (a question whose scoring raised on its own is a `driver.Failed`; the
+    others go on). The PRM prompt carries each question's attached documents when
+    `use_docs`. At most `in_flight` step requests run at once (default:
+    `EngineOptions.samples_in_flight`), over `in_flight // n` open questions."""
+    from bestofn.scheduler.execution import budget, run_jobs
+    from bestofn.scheduler.scoring import ScoringSide, Verifiers
+    from bestofn.scheduler.workers import LocalWorkers
 
-    At most `in_flight` step requests run at once, and `in_flight // n` questions (at least
-    one) are open at once."""
-    if not hasattr(policy, "llm"):
-        raise ValueError("search needs the vllm policy backend (step-wise generation "
-                         f"continues from token ids); got {type(policy).__name__}")
     clock = clock or StageClock()
-    docs = docs or {}
-    tokenizer = policy.llm.get_tokenizer()
-    stream = make_stream(policy)
-    def deliver(it: tuple[SearchJob, ScoreWork],
-                result: tuple[list[Probs], int] | Exception) -> None:
-        if isinstance(result, Exception):
-            it[0].scoring_failed(result)
-        else:
-            it[0].scored(it[1], *result)
-
-    side: BatchSide[tuple[SearchJob, ScoreWork], tuple[list[Probs], int] | Exception] = (
-        BatchSide(lambda batch: one_by_one(lambda b: score_work(prm, [w for _, w in b]), batch),
-                  deliver, clock, name="bestofn-search-scoring"))
-    jobs = (SearchJob(q, strategy, n, params, fmt, prompt_ids(tokenizer, policy.preset, q),
-                      tokenizer, side, docs.get(q.id)) for q in questions)
-    budget = Budget(in_flight=max(in_flight, 1), per_question=max(in_flight, 1),
-                    open_questions=max(1, in_flight // n))
-    sched = Scheduler(stream, params, budget, side, clock=clock)
+    engine = EngineOptions() if in_flight is None else EngineOptions(samples_in_flight=in_flight)
+    workers = LocalWorkers(policy, Verifiers(prm), use_docs)
+    tokenizer, preset, model = workers.policy_info()
+    side = ScoringSide(lambda work: workers.score(work, prm_only=True), clock)
+    jobs = search_jobs(questions, strategy, n, params, tokenizer, preset, model, side, fmt)
     try:
-        for job in sched.run(jobs):
-            yield job.outcome(policy.model_name, policy.preset)  # type: ignore[attr-defined]
+        for job in run_jobs(workers.stream, params, jobs, budget(engine, "search", n), side,
+                            clock):
+            yield job.outcome()  # type: ignore[attr-defined]
     finally:
-        side.close()
-        stream.close()
+        workers.close()
+
+
+def with_documents(questions: Sequence[Question],
+                   texts: Sequence[list[str] | None]) -> list[Question]:
+    """Copies of `questions` carrying the given passages (None: left as they are)."""
+    from bestofn.records import Document
+
+    return [q if t is None else replace(q, documents=[Document(x) for x in t])
+            for q, t in zip(questions, texts, strict=True)]
 
 
 def outcomes_in_order(policy: Any, prm: Any, questions: Sequence[Question],

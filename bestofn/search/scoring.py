@@ -20,7 +20,6 @@ from typing import Any
 
 from bestofn.batch_scoring import Request, score_requests
 from bestofn.records import Question, Solution
-from bestofn.scheduler.ledger import split_by_size
 
 from .stepwise import Candidate
 
@@ -30,11 +29,6 @@ Probs = tuple[float, ...] | None
 def partial_solution(text: str) -> Solution:
     """The `Solution` a PRM scores for a partial (or finished) text (marked as any solution)."""
     return replace(Solution.from_text(text), answer=None)
-
-
-def prm_documents(questions: Sequence[Question], use_docs: bool) -> dict[str, list[str] | None]:
-    """Each question's attached passages, as its PRM prompt carries them (None: no documents)."""
-    return {q.id: [d.text for d in q.documents or []] if use_docs else None for q in questions}
 
 
 def to_score(cands: Sequence[Candidate]) -> list[Candidate]:
@@ -48,41 +42,33 @@ class ScoreWork:
     """One question's candidates to score (their texts taken when the work was made)."""
 
     question: Question
-    docs: list[str] | None
     cands: list[Candidate]
     texts: list[str]
 
     @classmethod
-    def of(cls, question: Question, docs: list[str] | None,
-           cands: Sequence[Candidate]) -> ScoreWork:
-        return cls(question, docs, list(cands), [c.scoring_text for c in cands])
+    def of(cls, question: Question, cands: Sequence[Candidate]) -> ScoreWork:
+        return cls(question, list(cands), [c.scoring_text for c in cands])
+
+    def solutions(self) -> list[Solution]:
+        return [partial_solution(t) for t in self.texts]
 
     def apply(self, probs: Sequence[Probs]) -> None:
         for c, t, p in zip(self.cands, self.texts, probs, strict=True):
             c.scored_text, c.probs = t, p
 
 
-def score_work(prm: Any, work: Sequence[ScoreWork]) -> list[tuple[list[Probs], int]]:
-    """Each work's P(+) lists and its share of the PRM tokens computed, in one PRM call."""
-    if not work:
-        return []
-    got = score_requests(prm, [Request(w.question, [partial_solution(t) for t in w.texts],
-                                       w.docs) for w in work])
-    shares = split_by_size(got.tokens.computed_tokens, [len(w.texts) for w in work])
-    return [([tuple(s.probs) if s.probs else None for s in scores], t)
-            for scores, t in zip(got.results, shares, strict=True)]
-
-
 def score_candidates(prm: Any, cands: Sequence[Candidate],
                      docs: dict[str, list[str] | None]) -> int:
-    """Score (in this thread) every candidate that needs it; returns the PRM tokens computed.
-    `docs` maps a question id to the documents its PRM prompt carries."""
+    """Score (in this thread, one PRM call) every candidate that needs it; returns the PRM
+    tokens computed. `docs` maps a question id to the documents its PRM prompt carries."""
     by: dict[str, list[Candidate]] = {}
     for c in to_score(cands):
         by.setdefault(c.question.id, []).append(c)
-    work = [ScoreWork.of(cs[0].question, docs.get(q), cs) for q, cs in by.items()]
-    spent = 0
-    for w, (probs, tokens) in zip(work, score_work(prm, work), strict=True):
-        w.apply(probs)
-        spent += tokens
-    return spent
+    work = [ScoreWork.of(cs[0].question, cs) for cs in by.values()]
+    if not work:
+        return 0
+    got = score_requests(prm, [Request(w.question, w.solutions(), docs.get(w.question.id))
+                               for w in work])
+    for w, scores in zip(work, got.results, strict=True):
+        w.apply([tuple(s.probs) if s.probs else None for s in scores])
+    return got.tokens.computed_tokens

@@ -23,8 +23,8 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response, Streami
 from starlette.exceptions import HTTPException
 
 from ..api import Reranker
+from ..config import EngineOptions
 from ..documents import Documents
-from ..scheduler import Budget
 from ..search import StepFormat
 from .batcher import Batcher, Job, QueueFull
 from .chat import completion, settings, stream_events
@@ -46,24 +46,24 @@ class ClientGone(Exception):
 
 
 def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
-               documents: Documents | None = None, budget: Budget | None = None,
-               step_format: StepFormat | None = None) -> Any:
+               documents: Documents | None = None, engine: EngineOptions | None = None,
+               step_format: StepFormat | None = None, validity: Any = None) -> Any:
     """The FastAPI app serving `policy` samples reranked by `reranker`'s verifiers.
 
     `reranker.method` and `reranker.seed` are the defaults of requests that set neither;
     `documents` (the documents stage over an index) supplies documents when a request
-    gives none; `budget` bounds the samples in flight of adaptive and search requests (the
-    streaming scheduler); `step_format` is where a search's steps end (default: `Step N:`
-    headers). A server-wide `cfg.search` needs a server that can search (ValueError
-    otherwise).
+    gives none; `engine` (`EngineOptions`) bounds the samples in flight (the scheduler's
+    budget); `step_format` is where a search's steps end (default: `Step N:` headers);
+    `validity` is Med-PRM's step filter of fixed-N requests (`policies.validity`). A
+    server-wide `cfg.search` needs a server that can search (ValueError otherwise).
     """
-    engine = Engine(policy, reranker, documents=documents, budget=budget,
-                    step_format=step_format)
-    problem = engine.search_problem() if cfg.search else None
+    server = Engine(policy, reranker, documents=documents, engine=engine,
+                    step_format=step_format, validity=validity)
+    problem = server.search_problem() if cfg.search else None
     if problem:
         raise ValueError(f"--search {cfg.search}: {problem}")
     metrics = Metrics()
-    batcher = Batcher(engine, cfg, metrics)
+    batcher = Batcher(server, cfg, metrics)
     started = int(time.time())
 
     @asynccontextmanager
@@ -74,7 +74,7 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
 
     app = FastAPI(title="bestofn", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
-    app.state.metrics, app.state.batcher, app.state.engine = metrics, batcher, engine
+    app.state.metrics, app.state.batcher, app.state.engine = metrics, batcher, server
 
     def error(e: APIError) -> Any:
         return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
@@ -135,7 +135,7 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
         if req.model is not None and req.model != cfg.model_id:
             raise APIError(404, f"model: this server serves {cfg.model_id!r}, not "
                            f"{req.model!r}", param="model", code="model_not_found")
-        s = settings(req, cfg, engine)
+        s = settings(req, cfg, server)
         question = request_question(req, cfg.max_messages)
         job = Job(question, s.samples, s.params, s.method, s.seed, s.documents,
                   asyncio.get_running_loop().create_future(), adaptive=s.adaptive,

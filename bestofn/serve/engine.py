@@ -13,10 +13,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..api import Reranker
+from ..config import EngineOptions
 from ..documents import Documents
 from ..records import Item, Question, Selection, Solution
-from ..scheduler import Budget, Compute
+from ..scheduler import Compute, make_stream
+from ..scheduler.execution import budget, run_jobs
+from ..scheduler.fixed import FixedJob
+from ..search.loop import with_documents
 from ..select import get_method
+
+
+def _error(job: FixedJob) -> Exception | None:
+    return None if job.error is None else job.error[1]
 
 
 @dataclass
@@ -75,16 +83,19 @@ class Engine:
     """The policy, the verifiers and an optional documents stage (`bestofn.documents`, no
     cache: a server has no run folder), loaded once.
 
-    Adaptive and search requests run on the streaming scheduler (`bestofn.scheduler`) over
-    the same policy, within `budget`; a search ends its steps where `step_format` says
-    (default: the Med-PRM `Step N:` headers)."""
+    Every request samples as jobs on the one scheduler loop (`scheduler.execution`) over the
+    policy's stream, within the budget `engine` (`EngineOptions`) gives: fixed N (with
+    Med-PRM's step filter `validity`, a `policies.validity.ValidityConfig`, when given),
+    adaptive and search; a search ends its steps where `step_format` says (default: the
+    Med-PRM `Step N:` headers)."""
 
     def __init__(self, policy: Any, reranker: Reranker, documents: Documents | None = None,
-                 budget: Budget | None = None, step_format: Any = None) -> None:
+                 engine: EngineOptions | None = None, step_format: Any = None,
+                 validity: Any = None) -> None:
         from ..search import MEDPRM_STEPS
 
-        self.policy, self.docs = policy, documents
-        self.budget = budget or Budget()
+        self.policy, self.docs, self.validity = policy, documents, validity
+        self.options = engine or EngineOptions()
         self.step_format = step_format or MEDPRM_STEPS
         self._stream: Any = None
         self.prm, self.orm = reranker.prm, reranker.orm
@@ -95,54 +106,46 @@ class Engine:
         not loaded."""
         return Reranker(self.prm, orm=self.orm, method=method, seed=seed)
 
+    def stream(self) -> Any:
+        if self._stream is None:
+            self._stream = make_stream(self.policy)
+        return self._stream
+
     def sample(self, questions: list[Question], n: int,
                params: Any) -> list[list[Solution] | Exception]:
-        """N solutions per question in one policy call; if that call fails, each question is
-        retried alone so one bad question does not fail the others."""
-        try:
-            out: list[list[Solution] | Exception] = list(self.policy.sample(questions, n, params))
-            assert len(out) == len(questions), f"{len(questions)} questions, {len(out)} lists"
-            return out
-        except Exception:
-            if len(questions) == 1:
-                raise
-        return [self._one(q, n, params) for q in questions]
-
-    def _one(self, q: Question, n: int, params: Any) -> list[Solution] | Exception:
-        try:
-            [sols] = self.policy.sample([q], n, params)
-            return sols
-        except Exception as e:
-            return e
+        """N solutions per question (fixed jobs on the loop: the engine batches across
+        questions); a question whose sample fails is that question's error alone."""
+        jobs = [FixedJob(q, n, params.seed, validity=self.validity) for q in questions]
+        done = {j.question.id: j for j in run_jobs(self.stream(), params, jobs,
+                                                   budget(self.options, "fixed", n))}
+        return [_error(done[q.id]) or done[q.id].kept for q in questions]  # type: ignore[misc]
 
     def sample_adaptive(self, questions: list[Question], documents: list[list[str] | None],
                         params: Any, rule: Any) -> list[Drawn]:
         """Each question sampled until `rule` settles it (at most `rule.max_n` samples), the
         questions streamed together; running samples of a settled question are aborted.
         A rule that reads scores gets them as samples finish (and they are kept)."""
-        from ..adaptive.stream import Scoring, StreamJob
-        from ..scheduler import Scheduler, StageClock, make_stream
+        from ..adaptive.stream import StreamJob
+        from ..scheduler import StageClock
+        from ..scheduler.scoring import ScoringSide, Verifiers, score_pairs
 
-        if self._stream is None:
-            self._stream = make_stream(self.policy)
         scoring = None
         if "scores" in rule.needs:
-            docs_of = {q.id: d for q, d in zip(questions, documents, strict=True)}
-            scoring = Scoring(lambda work: self._verify(work, docs_of), StageClock())
-        jobs = [StreamJob(q, rule, scoring, lambda line: None) for q in questions]
-        budget = Budget(self.budget.in_flight, min(self.budget.per_question, rule.max_n),
-                        poll_s=self.budget.poll_s)
-        try:
-            done = {j.question.id: j for j in Scheduler(self._stream, params, budget,
-                                                        scoring).run(jobs)}
-        finally:
-            if scoring is not None:
-                scoring.close()
+            assert self.prm is not None, "a rule that reads scores needs the PRM"
+            verifiers = Verifiers(self.prm)
+            scoring = ScoringSide(lambda work: score_pairs(verifiers, work, True, True),
+                                  StageClock())
+        qs = with_documents(questions, [d or [] for d in documents])
+        jobs = [StreamJob(q, rule, scoring, lambda line: None, scoring is not None)
+                for q in qs]
+        done = {j.question.id: j for j in run_jobs(
+            self.stream(), params, jobs, budget(self.options, "adaptive", rule.max_n), scoring)}
         out = []
         for q in questions:
-            if done[q.id].error is not None:
-                raise done[q.id].error[1]
-            item = done[q.id].item(scoring is not None, False)
+            job = done[q.id]
+            if job.error is not None:  # type: ignore[attr-defined]
+                raise job.error[1]  # type: ignore[attr-defined]
+            item = job.item()  # type: ignore[attr-defined]
             out.append(Drawn(item.solutions, item.prm, Compute.from_dict(item.compute)))
         return out
 
@@ -162,25 +165,12 @@ class Engine:
         from ..driver import Failed
         from ..search import outcomes_in_order
 
-        docs = {q.id: d for q, d in zip(questions, documents, strict=True)}
-        got = outcomes_in_order(self.policy, self.prm, questions, n, params, strategy,
-                                docs=docs, fmt=self.step_format,
-                                in_flight=self.budget.in_flight)
+        got = outcomes_in_order(self.policy, self.prm, with_documents(questions, documents),
+                                n, params, strategy, use_docs=True, fmt=self.step_format,
+                                in_flight=self.options.samples_in_flight)
         return [RuntimeError(f"{it.stage}: {it.error}") if isinstance(it, Failed) else
                 Drawn(it.solutions, it.prm, Compute.from_dict(it.compute), it.search)
                 for it in got]
-
-    def _verify(self, work: list[tuple[Question, list[Solution]]],
-                docs_of: dict[str, list[str] | None]) -> list[tuple[list[Any], int]]:
-        """PRM scores of finished samples (the `Scoring` side of `sample_adaptive`)."""
-        from ..batch_scoring import Request, score_requests
-
-        assert self.prm is not None, "a rule that reads scores needs the PRM"
-        out = []
-        for q, sols in work:
-            got = score_requests(self.prm, [Request(q, sols, docs_of[q.id] or [])])
-            out.append(([(p, None) for p in got.results[0]], got.tokens.computed_tokens))
-        return out
 
     def documents(self, questions: list[Question]) -> list[list[str]]:
         """Top-k passages per question from the index."""

@@ -1,0 +1,116 @@
+"""Every execution is jobs on one scheduler loop: fixed N, adaptive and search; in-process or
+on Ray; for `run`, `serve` and the library.
+
+- `budget` is the one place a `Budget` is made from `EngineOptions` (the defaults live there).
+- `run_jobs` is the one place the loop (`scheduler.Scheduler`) is built.
+- `run_jobs_for` turns a run's questions into jobs of its kind on `Workers` (the policy's
+  stream, the scoring function, the documents stage: `workers.LocalWorkers` in this process,
+  `pipeline.RayWorkers` on the actors) and yields each question's outcome as it settles.
+- `open_execution` picks the workers (the one "local or Ray?" branch) and hands the run
+  driver (`bestofn.driver`) its `Execution`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bestofn.config import EngineOptions, ExecConfig, RunConfig, SamplingConfig
+from bestofn.records import Question
+
+from .ledger import StageClock
+from .scheduler import Budget, Job, Scheduler, Side
+from .streams import SampleStream
+
+KINDS = ("fixed", "adaptive", "search")
+
+
+def budget(engine: EngineOptions, kind: str, n: int) -> Budget:
+    """What may run at once for jobs of `kind` with N samples (or candidates) per question:
+    `engine.samples_in_flight` over all questions; per question, a fixed question's N (they
+    run together, as one `n` request would), an adaptive question's
+    `engine.question_in_flight` (what it may draw past its stopping point), a search's whole
+    width, over `samples_in_flight // n` open questions."""
+    assert kind in KINDS, f"unknown job kind {kind!r}; known: {KINDS}"
+    total = engine.samples_in_flight
+    if kind == "fixed":
+        return Budget(total, min(n, total))
+    if kind == "adaptive":
+        return Budget(total, min(engine.question_in_flight, n))
+    return Budget(total, total, open_questions=max(1, total // n))
+
+
+def run_jobs(stream: SampleStream, params: SamplingConfig, jobs: Iterable[Job],
+             limits: Budget, side: Side | None = None,
+             clock: StageClock | None = None) -> Iterator[Job]:
+    """Settled jobs in the order they settle; the side is closed at the end."""
+    try:
+        yield from Scheduler(stream, params, limits, side, clock).run(jobs)
+    finally:
+        if side is not None:
+            side.close()  # type: ignore[attr-defined]
+
+
+def run_kind(cfg: RunConfig) -> str:
+    return "search" if cfg.search else "adaptive" if cfg.adaptive else "fixed"
+
+
+def run_jobs_for(cfg: RunConfig, workers: Any, todo: list[Question], out: Path,
+                 clock: StageClock, known: Collection[str] | None = None) -> Iterator[Any]:
+    """Each question of a run as the job of its kind on `workers`; its outcome (an `Item`,
+    or a `driver.Failed`) as soon as it settles."""
+    from .scoring import ScoringSide
+
+    kind = run_kind(cfg)
+    verified = bool(cfg.prm or cfg.orm)
+    side = (ScoringSide(lambda work: workers.score(work, prm_only=kind == "search"), clock)
+            if verified else None)
+    jobs = _jobs(kind, cfg, workers, todo, out, side, known)
+    for job in run_jobs(workers.stream, cfg.sampling(), jobs, budget(cfg.engine, kind, cfg.n),
+                        side, clock):
+        yield job.outcome()  # type: ignore[attr-defined]
+
+
+def _jobs(kind: str, cfg: RunConfig, workers: Any, todo: list[Question], out: Path,
+          side: Any, known: Collection[str] | None) -> Iterable[Any]:
+    if kind == "adaptive":
+        from bestofn.adaptive.stream import adaptive_jobs
+
+        return adaptive_jobs(cfg, todo, out, side, known)
+    if kind == "search":
+        from bestofn.search.job import search_jobs
+        from bestofn.search.strategies import parse_strategy
+
+        tokenizer, preset, model = workers.policy_info()
+        return search_jobs(todo, parse_strategy(cfg.search), cfg.n,  # type: ignore[arg-type]
+                           cfg.sampling(), tokenizer, preset, model, side)
+    from .fixed import FixedJob
+
+    validity = None
+    if cfg.max_steps:
+        from policies.validity import ValidityConfig
+
+        validity = ValidityConfig(min_steps=cfg.min_steps or 1, max_steps=cfg.max_steps,
+                                  fill_invalid=True)
+    return (FixedJob(q, cfg.n, cfg.seed, side, validity, bool(cfg.prm), bool(cfg.orm))
+            for q in todo)
+
+
+def open_execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
+                   known: Collection[str] | None = None, progress: bool = False) -> Any:
+    """The run's `driver.Execution`: its engines started once, in this process when `ex` is
+    None, else on the Ray actors; every pass of the driver (the first, and its retries of
+    failed questions) runs its questions as jobs on them."""
+    from bestofn.driver import Executor
+
+    if ex is None:
+        from .workers import LocalWorkers
+
+        workers: Any = LocalWorkers.for_run(cfg, out, clock, progress)
+    else:
+        from bestofn.pipeline import RayWorkers
+
+        workers = RayWorkers.for_run(cfg, ex, clock)
+    return Executor(lambda qs: run_jobs_for(cfg, workers, qs, out, clock, known),
+                    workers.documents, workers.close)

@@ -1,0 +1,60 @@
+"""The engines of a run in this process: the policy's stream, the verifiers, the documents.
+
+`pipeline.RayWorkers` is the same thing on the Ray actors; `execution.run_jobs_for` runs jobs
+on either.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bestofn.config import RunConfig
+from bestofn.records import Question, Solution
+
+from .ledger import StageClock
+from .scoring import Scored, Verifiers, score_pairs
+from .streams import SampleStream, make_stream
+
+
+class LocalWorkers:
+    """A policy (its `SampleStream`), the verifiers and the documents stage in this process;
+    the PRM prompt carries a question's documents when `use_docs`."""
+
+    def __init__(self, policy: Any, verifiers: Verifiers, use_docs: bool = False,
+                 documents: Any = None) -> None:
+        self.policy, self.verifiers, self.use_docs = policy, verifiers, use_docs
+        self.documents = documents
+        self.stream: SampleStream = make_stream(policy)
+
+    @classmethod
+    def for_run(cls, cfg: RunConfig, out: Path, clock: StageClock,
+                progress: bool = False) -> LocalWorkers:
+        from bestofn.documents import run_documents
+        from bestofn.stages import build_policy, build_scorer
+
+        with clock.stage("startup_s"):
+            policy, verifiers = build_policy(cfg), build_scorer(cfg)
+        return cls(policy, verifiers, cfg.use_docs,
+                   run_documents(cfg.index, cfg.k, out, progress))
+
+    def score(self, work: Sequence[tuple[Question, Sequence[Solution]]],
+              prm_only: bool = False) -> list[Scored]:
+        return score_pairs(self.verifiers, work, self.use_docs, prm_only)
+
+    def policy_info(self) -> tuple[Any, Any, str]:
+        """What a search needs of the policy: its tokenizer, preset and name."""
+        return search_tokenizer(self.policy), self.policy.preset, self.policy.model_name
+
+    def close(self) -> None:
+        self.stream.close()
+
+
+def search_tokenizer(policy: Any) -> Any:
+    """The tokenizer a search continues the policy's token ids with; a policy whose engine
+    cannot continue from token ids is refused."""
+    if getattr(policy, "backend", None) != "vllm":
+        raise ValueError("search needs the vllm policy backend (step-wise generation "
+                         f"continues from token ids); got {type(policy).__name__}")
+    return policy.llm.get_tokenizer()
