@@ -28,8 +28,9 @@ SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "max_tokens")
 
 @dataclass(frozen=True)
 class PolicySpec:
-    """Which policy and how it runs. `backend` and `preset` may be `auto` (resolved here);
-    `steps` are the validity filter's (min, max) step bounds, None for none."""
+    """Which policy and how it runs. `backend` and `preset` may be `auto` (resolved here).
+    Med-PRM's step filter is not the policy's: fixed-N jobs apply it
+    (`scheduler.fixed.FixedJob`)."""
 
     model: str
     backend: str = "auto"
@@ -37,9 +38,6 @@ class PolicySpec:
     device: str = "auto"
     lora: str | None = None
     engine: EngineOptions = field(default_factory=EngineOptions)
-    steps: tuple[int, int] | None = None
-    fill_invalid: bool = True
-    topup_rounds: int = 1
     extra: dict[str, Any] = field(default_factory=dict)
     """Backend keyword arguments beyond the engine options (e.g. `progress` for openai)."""
 
@@ -58,21 +56,13 @@ def resolve_preset_sampling(policy: str, preset: str, seed: int,
 
 
 def build_policy(spec: PolicySpec) -> Any:
-    """The registered policy backend, wrapped in Med-PRM's validity filter when `steps`."""
+    """The registered policy backend."""
     from policies import make_policy
 
     backend = resolve_backend(spec.backend)
     preset = resolve_preset(spec.preset, spec.model)
     kw = spec.engine.backend_kwargs(backend, preset=preset, device=spec.device, lora=spec.lora)
-    policy = make_policy(backend, model=spec.model, **kw, **spec.extra)
-    if spec.steps is None:
-        return policy
-    from policies.validity import ValidityConfig, ValidPolicy
-
-    lo, hi = spec.steps
-    return ValidPolicy(policy, ValidityConfig(min_steps=lo, max_steps=hi,
-                                              max_rounds=spec.topup_rounds,
-                                              fill_invalid=spec.fill_invalid))
+    return make_policy(backend, model=spec.model, **kw, **spec.extra)
 
 
 def build_prm(model: str | None, backend: str, opts: PRMOptions, use_docs: bool) -> Any:

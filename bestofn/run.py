@@ -2,7 +2,7 @@
 
 This module checks the inputs and the run folder, opens the execution for the config (jobs on
 the one scheduler loop, in this process or on Ray; fixed N, adaptive or search:
-`scheduler.execution.open_execution`) and writes the report; the run driver
+`scheduler.placement.open_execution`) and writes the report; the run driver
 (`bestofn.driver`) owns what happens in between, the same for every execution: resume from
 `results.jsonl` (each finished question appended, fsync'd, so a run that stops for any reason
 resumes where it stopped and, with the same config and seeds, ends with the same report),
@@ -24,8 +24,8 @@ from .driver import FAILURES_FILE, RESULTS_FILE, drive
 from .files import atomic_write_text, load_json
 from .records import Item, Question
 from .report import write_report
-from .scheduler.execution import open_execution
 from .scheduler.ledger import StageClock
+from .scheduler.placement import open_execution
 from .select import get_rules
 from .stages import resolve_config
 

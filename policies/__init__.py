@@ -1,13 +1,14 @@
 """Policies: where the N solutions per question come from.
 
 Add a backend by writing a class with `sample(questions, n, params, start=0)` and registering
-it in `POLICIES`. `start` serves rounds: `sample(qs, R, params, start=k)` returns samples
+it in `POLICIES`. `start` numbers the samples: `sample(qs, R, params, start=k)` returns samples
 k..k+R-1 of each question, equal to those of one `sample(qs, N, params)` call (seeds are per
-question and per sample index), so adaptive sampling can ask for more of a question later.
-Backends: `vllm` (offline engine), `openai` (any OpenAI-compatible server), `hf` (transformers
-`generate`), `replay` (solutions read from a file). `ValidPolicy`
-(`policies.validity`) adds Med-PRM's step-count filter and top-up to any of them, and
-`sample_to_file` writes a resumable solutions JSONL.
+question and per sample index), which is what the scheduler's ordered stream asks of a backend
+without a stream of its own (`bestofn.scheduler.STREAMS`). Backends: `vllm` (offline engine),
+`openai` (any OpenAI-compatible server), `hf` (transformers `generate`), `replay` (solutions
+read from a file). Med-PRM's step-count filter and top-up (`policies.validity`) is the
+fixed-N job's logic, over any of them (`bestofn.sample_file` writes a resumable solutions
+JSONL with it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from bestofn.config import SamplingConfig, default_policy_backend
 from bestofn.registry import Registry
 
 from .base import Policy, check_round, question_seed
-from .sample import SampleReport, sample_to_file
 
 POLICIES = Registry("policy")
 POLICIES.register("hf", "policies.hf:HFPolicy")
@@ -31,6 +31,6 @@ def make_policy(name: str, /, **kwargs: object) -> Policy:
 
 default_backend = default_policy_backend
 
-__all__ = ["POLICIES", "Policy", "SampleReport", "SamplingConfig", "check_round",
+__all__ = ["POLICIES", "Policy", "SamplingConfig", "check_round",
            "default_backend",
-           "make_policy", "question_seed", "sample_to_file"]
+           "make_policy", "question_seed"]

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import math
 import random
-from collections import defaultdict
 from dataclasses import replace
 
 import pytest
@@ -16,15 +15,16 @@ from bestofn.cli import main
 from bestofn.files import read_items
 from bestofn.prompts import MEDPRM_OPEN_POLICY_SYSTEM, MEDPRM_POLICY_SYSTEM
 from bestofn.records import Item, Question
+from bestofn.sample_file import sample_to_file
 from bestofn.steps import split_steps
 from bestofn.testing.lora import make_lora
 from bestofn.testing.openai_server import client
 from bestofn.testing.samples import HF_PARAMS, PARAMS, mcq, steps_text
-from policies import POLICIES, SamplingConfig, default_backend, question_seed, sample_to_file
+from policies import POLICIES, SamplingConfig, default_backend, question_seed
 from policies.openai import OpenAIPolicy, RetryConfig, ServerError, completions_url
 from policies.presets import ACR_LABELS, BOXED_INSTRUCTION, PRESETS, Preset, get_preset
 from policies.replay import MissingQuestion, ReplayPolicy
-from policies.validity import ValidityConfig, ValidPolicy, round_params
+from policies.validity import ValidityConfig, round_params
 
 MEDPRM = PRESETS["medprm"]
 
@@ -98,11 +98,27 @@ class StepCountPolicy:
     def steps_of(self, seed: int, qid: str, k: int) -> int:
         return random.Random(f"{question_seed(seed, qid)}:{k}").randint(self.low, self.high)
 
-    def sample(self, questions, n, params):
+    def sample(self, questions, n, params, start=0):
         self.calls.append((tuple(q.id for q in questions), n, params.seed))
         return [[self.preset.make_solution(steps_text(self.steps_of(params.seed, q.id, k)), q,
-                                           seed=params.seed, index=k) for k in range(n)]
-                for q in questions]
+                                           seed=params.seed, index=k)
+                 for k in range(start, start + n)] for q in questions]
+
+
+def filtered(fake, questions, n, cfg=None) -> list[list]:
+    """Each question's kept solutions: fixed jobs with the filter on the scheduler loop over
+    the fake backend (its ordered stream)."""
+    from bestofn.scheduler import make_stream
+    from bestofn.scheduler.execution import fixed_samples
+
+    done = {j.question.id: j for j in fixed_samples(make_stream(fake), questions, n, PARAMS,
+                                                    cfg or ValidityConfig())}
+    return [done[q.id].kept for q in questions]
+
+
+def calls_of(fake, qid: str) -> list[tuple[int, int]]:
+    """(count, seed) of each backend call for question `qid`."""
+    return [(n, seed) for ids, n, seed in fake.calls if ids == (qid,)]
 
 
 def medprm_reference(fake: StepCountPolicy, qid: str, n: int, seed: int) -> list[int]:
@@ -120,41 +136,42 @@ def medprm_reference(fake: StepCountPolicy, qid: str, n: int, seed: int) -> list
 def test_validity_filter_matches_medprm_reference(n):
     fake = StepCountPolicy()
     questions = [mcq(f"q{i}") for i in range(6)]
-    got = ValidPolicy(fake).sample(questions, n, PARAMS)
+    got = filtered(fake, questions, n)
     for q, sols in zip(questions, got, strict=True):
         assert [len(s.steps) for s in sols] == medprm_reference(fake, q.id, n, PARAMS.seed)
         assert all(3 <= len(s.steps) <= 9 for s in sols)
-    assert fake.calls[0] == (tuple(q.id for q in questions), math.ceil(1.25 * n), PARAMS.seed)
-    assert len({c[2] for c in fake.calls}) == min(len(fake.calls), 2)  # top-up: a new seed
+        calls = calls_of(fake, q.id)
+        assert sum(c for c, seed in calls if seed == PARAMS.seed) == math.ceil(1.25 * n)
+        assert len({seed for _, seed in calls}) == min(len(calls), 2)  # top-up: a new seed
 
 
 def test_top_up_draws_three_times_the_shortfall_per_question():
     fake = StepCountPolicy()
     questions = [mcq(f"q{i}") for i in range(10)]
     n = 8
-    ValidPolicy(fake, ValidityConfig(max_rounds=1)).sample(questions, n, PARAMS)
+    filtered(fake, questions, n, ValidityConfig(max_rounds=1))
     first = {q.id: sum(3 <= fake.steps_of(PARAMS.seed, q.id, k) <= 9 for k in range(10))
              for q in questions}
-    expected = defaultdict(set)
-    for qid, valid in first.items():
-        if valid < n:
-            expected[3 * (n - valid)].add(qid)
-    topups = {c[1]: set(c[0]) for c in fake.calls[1:]}
-    assert topups == dict(expected) and expected, "the draw should leave some question short"
+    expected = {qid: 3 * (n - valid) for qid, valid in first.items() if valid < n}
+    topups = {q.id: sum(c for c, seed in calls_of(fake, q.id) if seed != PARAMS.seed)
+              for q in questions}
+    assert {k: v for k, v in topups.items() if v} == expected and expected, (
+        "the draw should leave some question short")
 
 
 def test_rounds_are_capped_and_short_questions_are_reported(tmp_path):
     never = StepCountPolicy(low=1, high=2)  # never 3..9 steps
     cfg = ValidityConfig(max_rounds=3)
-    out = ValidPolicy(never, cfg).sample([mcq("a"), mcq("b")], 4, PARAMS)
-    assert out == [[], []] and len(never.calls) == 4
-    assert [c[1] for c in never.calls] == [5, 12, 12, 12]
-    assert len({c[2] for c in never.calls}) == 4
+    out = filtered(never, [mcq("a"), mcq("b")], 4, cfg)
+    assert out == [[], []] and len(never.calls) == 8
+    for qid in ("a", "b"):
+        assert [c for c, _ in calls_of(never, qid)] == [5, 12, 12, 12]
+        assert len({seed for _, seed in calls_of(never, qid)}) == 4
     rep = sample_to_file([mcq("a"), mcq("b")], StepCountPolicy(low=1, high=2),
                          tmp_path / "s.jsonl", 4, PARAMS, validity=cfg, progress=False)
     assert rep.short == {"a": 0, "b": 0}
-    filled = ValidPolicy(StepCountPolicy(low=1, high=2),
-                         replace(cfg, fill_invalid=True)).sample([mcq("a")], 4, PARAMS)[0]
+    [filled] = filtered(StepCountPolicy(low=1, high=2), [mcq("a")], 4,
+                        replace(cfg, fill_invalid=True))
     assert len(filled) == 4 and not any(s.meta["valid"] for s in filled)
     assert [s.meta["round"] for s in filled] == [0] * 4
 
@@ -162,7 +179,7 @@ def test_rounds_are_capped_and_short_questions_are_reported(tmp_path):
 def test_fill_invalid_puts_valid_solutions_first():
     fake = StepCountPolicy(low=1, high=4)
     cfg = ValidityConfig(max_rounds=0, fill_invalid=True)
-    sols = ValidPolicy(fake, cfg).sample([mcq()], 8, PARAMS)[0]
+    [sols] = filtered(fake, [mcq()], 8, cfg)
     flags = [s.meta["valid"] for s in sols]
     assert len(sols) == 8 and flags == sorted(flags, reverse=True) and any(flags)
     assert not all(flags), "the draw should leave the question short"
@@ -170,14 +187,14 @@ def test_fill_invalid_puts_valid_solutions_first():
 
 
 def test_a_questions_solutions_do_not_depend_on_its_batch():
-    alone = ValidPolicy(StepCountPolicy()).sample([mcq("q3")], 8, PARAMS)[0]
-    batch = ValidPolicy(StepCountPolicy()).sample([mcq(f"q{i}") for i in range(6)], 8, PARAMS)
+    [alone] = filtered(StepCountPolicy(), [mcq("q3")], 8)
+    batch = filtered(StepCountPolicy(), [mcq(f"q{i}") for i in range(6)], 8)
     assert [s.text for s in alone] == [s.text for s in batch[3]]
 
 
 def test_configurable_bounds():
     cfg = ValidityConfig(min_steps=5, max_steps=6, max_rounds=3)
-    sols = ValidPolicy(StepCountPolicy(), cfg).sample([mcq()], 6, PARAMS)[0]
+    [sols] = filtered(StepCountPolicy(), [mcq()], 6, cfg)
     assert len(sols) == 6 and {len(s.steps) for s in sols} <= {5, 6}
     with pytest.raises(ValueError, match="min_steps"):
         ValidityConfig(min_steps=4, max_steps=3)

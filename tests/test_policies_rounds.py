@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import pytest
 
+from bestofn.sample_file import sample_to_file
 from bestofn.testing.openai_server import client
 from bestofn.testing.samples import HF_PARAMS, PARAMS, mcq
-from policies import sample_to_file
 from policies.replay import ReplayPolicy
-from policies.validity import ValidPolicy
 
 ROUNDS = ((0, 2), (2, 3), (5, 1))
 """(start, size) of rounds covering samples 0..5."""
@@ -62,8 +61,3 @@ def test_replay_rounds_return_stored_samples(tmp_path, hf_policy):  # noqa: F811
     assert rp.sample(qs, 4, HF_PARAMS, start=4)[0] == full[0][4:]  # past the end: what is left
     with pytest.raises(ValueError, match="start >= 0"):
         rp.sample(qs, 2, HF_PARAMS, start=-1)
-
-
-def test_validity_filter_refuses_rounds(tmp_path, hf_policy):  # noqa: F811
-    with pytest.raises(ValueError, match="cannot serve rounds.*--no-filter"):
-        ValidPolicy(hf_policy).sample([mcq()], 2, HF_PARAMS, start=2)

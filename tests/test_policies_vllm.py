@@ -12,8 +12,9 @@ from dataclasses import replace
 import pytest
 
 from bestofn.records import Question
+from bestofn.sample_file import sample_to_file
 from bestofn.testing.vllm_server import free_port, wait_healthy
-from policies import SamplingConfig, sample_to_file
+from policies import SamplingConfig
 from policies.validity import ValidityConfig
 
 pytestmark = pytest.mark.slow

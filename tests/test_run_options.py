@@ -159,7 +159,7 @@ def _policy_of(command: str, *flags: str):
         return serve_cli.build_policy(a, preset), serve_cli.validity(a, preset)
     a = ap.parse_args(["sample", "--questions", "medqa", "--output", "x.jsonl", *base, *flags])
     preset, _ = sample_cli.preset_sampling(a)
-    return build(sample_cli.policy_spec(a, preset)), None
+    return build(sample_cli.policy_spec(a, preset)), sample_cli.validity(a, preset)
 
 
 @pytest.mark.parametrize("flags, steps", [((), (3, 9)), (("--valid-steps", "2-5"), (2, 5)),
@@ -176,8 +176,9 @@ def test_run_and_serve_build_the_same_policy(flags, steps):
         else:
             assert validity is None
     assert got[0][1] == got[1][1]  # run's filter: top-ups, then the best rejected
-    sampled, _ = _policy_of("sample", "--preset", "medprm")
-    assert (sampled.config.min_steps, sampled.config.max_steps) == (3, 9)
+    sampled, validity = _policy_of("sample", "--preset", "medprm")
+    assert type(sampled).__name__ == "OpenAIPolicy"
+    assert (validity.min_steps, validity.max_steps) == (3, 9)
 
 
 def test_prm_vllm_refuses_the_transformers_batching_flags():

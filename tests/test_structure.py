@@ -301,3 +301,32 @@ def test_one_documents_stage():
             if (mod, word) == ("bestofn.engines", "build_retriever("):
                 continue
             assert word not in text, f"{mod} uses {word}: go through bestofn.documents"
+
+
+STREAM_MODULES = {"bestofn.scheduler.vllm_stream", "bestofn.scheduler.openai_stream",
+                  "bestofn.scheduler.ordered_stream", "bestofn.scheduler.ray_stream",
+                  "bestofn.scheduler.scheduler", "bestofn.pipeline"}
+"""The streams (and the loop that submits to them, and the Ray actors hosting them): the only
+modules that put a request into a policy engine."""
+ENGINE_CALLS = ("enqueue", "enqueue_chat", "submit_steps", "stream_submit",
+                "stream_submit_steps", "abort_request")
+
+
+def test_one_engine_loop():
+    """One module builds the scheduler loop (`scheduler.execution`), and only stream modules
+    submit requests to a policy engine: every execution (fixed, adaptive, search; run, serve,
+    sample, the library) is jobs on that loop."""
+    for mod, p in project_modules().items():
+        for node in ast.walk(ast.parse(p.read_text())):
+            if not isinstance(node, ast.Call):
+                continue
+            name = ast.unparse(node.func)
+            if name.split(".")[-1] == "Scheduler":
+                assert mod == "bestofn.scheduler.execution", (
+                    f"{mod}:{node.lineno} builds a scheduler loop: use scheduler.execution")
+            if isinstance(node.func, ast.Attribute) and node.func.attr in ENGINE_CALLS:
+                assert mod in STREAM_MODULES, (
+                    f"{mod}:{node.lineno} calls {name}: only stream modules submit requests")
+            if name.endswith("policy.sample") and not mod.startswith("policies."):
+                assert mod in STREAM_MODULES, (
+                    f"{mod}:{node.lineno} calls {name}: sample through a stream's jobs")

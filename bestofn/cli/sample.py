@@ -65,17 +65,27 @@ def policy_spec(a: argparse.Namespace, preset: Any) -> Any:
     backend = resolve_backend(a.policy_backend)
     return PolicySpec(model=a.policy, backend=backend, preset=preset.name, device=a.device,
                       lora=a.lora, engine=engine_options(a),
-                      steps=step_bounds(a, preset, backend), fill_invalid=a.fill_invalid,
-                      topup_rounds=a.topup_rounds,
                       extra={"progress": True} if backend == "openai" else {})
 
 
-def cmd_sample(a: argparse.Namespace) -> int:
-    from policies import sample_to_file
+def validity(a: argparse.Namespace, preset: Any) -> Any:
+    """Med-PRM's step filter and top-up as the flags and the preset set it (None: off)."""
+    from policies.validity import ValidityConfig
 
+    from ..config import resolve_backend
+
+    steps = step_bounds(a, preset, resolve_backend(a.policy_backend))
+    if steps is None:
+        return None
+    return ValidityConfig(min_steps=steps[0], max_steps=steps[1], max_rounds=a.topup_rounds,
+                          fill_invalid=a.fill_invalid)
+
+
+def cmd_sample(a: argparse.Namespace) -> int:
     from ..console import LOG_NAME, process_owned, quiet
     from ..datasets import load_questions
     from ..engines import build_policy
+    from ..sample_file import sample_to_file
 
     preset, params = preset_sampling(a)
     spec = policy_spec(a, preset)
@@ -83,7 +93,8 @@ def cmd_sample(a: argparse.Namespace) -> int:
     with quiet(f"{a.output}.{LOG_NAME}", verbose=a.verbose,
                restore=not process_owned()) as con:
         rep = sample_to_file(questions, build_policy(spec), a.output, a.n, params,
-                             chunk_size=a.chunk)
+                             validity=validity(a, preset), chunk_size=a.chunk,
+                             engine=spec.engine)
         report(rep, a, con.err)
     return 0
 

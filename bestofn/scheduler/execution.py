@@ -6,8 +6,8 @@ on Ray; for `run`, `serve` and the library.
 - `run_jobs_for` turns a run's questions into jobs of its kind on `Workers` (the policy's
   stream, the scoring function, the documents stage: `workers.LocalWorkers` in this process,
   `pipeline.RayWorkers` on the actors) and yields each question's outcome as it settles.
-- `open_execution` picks the workers (the one "local or Ray?" branch) and hands the run
-  driver (`bestofn.driver`) its `Execution`.
+- `placement.open_execution` picks the workers (the one "local or Ray?" branch) and hands
+  the run driver (`bestofn.driver`) its `Execution`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from collections.abc import Collection, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from bestofn.config import EngineOptions, ExecConfig, RunConfig, SamplingConfig
+from bestofn.config import EngineOptions, RunConfig, SamplingConfig
 from bestofn.records import Question
 
 from .ledger import StageClock
@@ -28,14 +28,15 @@ KINDS = ("fixed", "adaptive", "search")
 
 def budget(engine: EngineOptions, kind: str, n: int) -> Budget:
     """What may run at once for jobs of `kind` with N samples (or candidates) per question:
-    `engine.samples_in_flight` over all questions; per question, a fixed question's N (they
-    run together, as one `n` request would), an adaptive question's
+    `engine.samples_in_flight` over all questions; per question, all of a fixed question's
+    draw (its samples run together, as one `n` request would: earlier questions first), an
+    adaptive question's
     `engine.question_in_flight` (what it may draw past its stopping point), a search's whole
     width, over `samples_in_flight // n` open questions."""
     assert kind in KINDS, f"unknown job kind {kind!r}; known: {KINDS}"
     total = engine.samples_in_flight
     if kind == "fixed":
-        return Budget(total, min(n, total))
+        return Budget(total, total)
     if kind == "adaptive":
         return Budget(total, min(engine.question_in_flight, n))
     return Budget(total, total, open_questions=max(1, total // n))
@@ -50,6 +51,17 @@ def run_jobs(stream: SampleStream, params: SamplingConfig, jobs: Iterable[Job],
     finally:
         if side is not None:
             side.close()  # type: ignore[attr-defined]
+
+
+def fixed_samples(stream: SampleStream, questions: Iterable[Question], n: int,
+                  params: SamplingConfig, validity: Any = None,
+                  engine: EngineOptions | None = None) -> Iterator[Any]:
+    """N samples of each question as fixed jobs (`fixed.FixedJob`, unscored; with Med-PRM's
+    step filter `validity` when given), each job as soon as its question settles."""
+    from .fixed import FixedJob
+
+    jobs = (FixedJob(q, n, params.seed, validity=validity) for q in questions)
+    yield from run_jobs(stream, params, jobs, budget(engine or EngineOptions(), "fixed", n))
 
 
 def run_kind(cfg: RunConfig) -> str:
@@ -95,22 +107,3 @@ def _jobs(kind: str, cfg: RunConfig, workers: Any, todo: list[Question], out: Pa
                                   fill_invalid=True)
     return (FixedJob(q, cfg.n, cfg.seed, side, validity, bool(cfg.prm), bool(cfg.orm))
             for q in todo)
-
-
-def open_execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
-                   known: Collection[str] | None = None, progress: bool = False) -> Any:
-    """The run's `driver.Execution`: its engines started once, in this process when `ex` is
-    None, else on the Ray actors; every pass of the driver (the first, and its retries of
-    failed questions) runs its questions as jobs on them."""
-    from bestofn.driver import Executor
-
-    if ex is None:
-        from .workers import LocalWorkers
-
-        workers: Any = LocalWorkers.for_run(cfg, out, clock, progress)
-    else:
-        from bestofn.pipeline import RayWorkers
-
-        workers = RayWorkers.for_run(cfg, ex, clock)
-    return Executor(lambda qs: run_jobs_for(cfg, workers, qs, out, clock, known),
-                    workers.documents, workers.close)

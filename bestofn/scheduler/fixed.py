@@ -6,7 +6,7 @@ as Med-PRM's sampler does: ceil(oversample x N) samples, the ones with min..max 
 while a question is short and top-up rounds are left, a round draws `topup_factor` times the
 shortfall under the round's own seed (`policies.validity.round_seed`); the first N valid ones
 are kept (filled up with rejected ones, in draw order, when `fill_invalid`). Each solution
-gets `meta["round"]` and `meta["valid"]`, as `policies.validity.ValidPolicy` gives them.
+gets `meta["round"]` and `meta["valid"]`.
 When its solutions are in, the job hands them to the scoring side (all N in one request) and
 settles when the scores are back.
 """

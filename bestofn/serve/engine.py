@@ -17,7 +17,7 @@ from ..config import EngineOptions
 from ..documents import Documents
 from ..records import Item, Question, Selection, Solution
 from ..scheduler import Compute, make_stream
-from ..scheduler.execution import budget, run_jobs
+from ..scheduler.execution import budget, fixed_samples, run_jobs
 from ..scheduler.fixed import FixedJob
 from ..search.loop import with_documents
 from ..select import get_method
@@ -115,9 +115,8 @@ class Engine:
                params: Any) -> list[list[Solution] | Exception]:
         """N solutions per question (fixed jobs on the loop: the engine batches across
         questions); a question whose sample fails is that question's error alone."""
-        jobs = [FixedJob(q, n, params.seed, validity=self.validity) for q in questions]
-        done = {j.question.id: j for j in run_jobs(self.stream(), params, jobs,
-                                                   budget(self.options, "fixed", n))}
+        done = {j.question.id: j for j in fixed_samples(self.stream(), questions, n, params,
+                                                        self.validity, self.options)}
         return [_error(done[q.id]) or done[q.id].kept for q in questions]  # type: ignore[misc]
 
     def sample_adaptive(self, questions: list[Question], documents: list[list[str] | None],

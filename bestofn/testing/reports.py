@@ -25,6 +25,10 @@ def strip_timing(data: dict, *, compute: bool = True) -> dict:
 
 
 def without_compute(record: dict) -> dict:
-    """A results.jsonl record without its `compute` (how a question's verifier tokens are
-    shared depends on which questions were scored together)."""
-    return {k: v for k, v in record.items() if k != "compute"}
+    """A results.jsonl record without its `compute` and its search log's PRM token count (how
+    a question's verifier tokens are shared depends on which questions were scored together
+    and on what a prefix cache held)."""
+    out = {k: v for k, v in record.items() if k != "compute"}
+    if isinstance(out.get("search"), dict):
+        out["search"] = {k: v for k, v in out["search"].items() if k != "prm_tokens_computed"}
+    return out

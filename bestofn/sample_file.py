@@ -1,8 +1,9 @@
 """Sampling a question set into a solutions JSONL, resumably (the `bestofn sample` command).
 
-Each question's `Item` line is appended and fsync'd as soon as its chunk is sampled; a restart
-skips the questions already in the file, and with the same seed produces the same solutions
-for the rest (seeds are per question, not per batch).
+The questions are fixed-N jobs on the one scheduler loop (`bestofn.scheduler.execution`), the
+validity filter included; each question's `Item` line is appended and fsync'd as soon as it
+settles; a restart skips the questions already in the file, and with the same seed produces
+the same solutions for the rest (seeds are per question and per sample index).
 """
 
 from __future__ import annotations
@@ -15,13 +16,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bestofn.config import SampleOptions, SamplingConfig, default_of
+from bestofn.config import EngineOptions, SampleOptions, SamplingConfig, default_of
 from bestofn.console import progress_file
 from bestofn.files import InputError, append_line, resume_lines
 from bestofn.records import Item, Question
-
-from .base import Policy
-from .validity import ValidityConfig, ValidPolicy
+from policies.base import Policy
+from policies.validity import ValidityConfig
 
 
 @dataclass
@@ -54,12 +54,12 @@ def done_ids(path: Path) -> dict[str, int]:
 def sample_to_file(questions: Sequence[Question], policy: Policy, output: str | os.PathLike[str],
                    n: int, params: SamplingConfig, *, validity: ValidityConfig | None = None,
                    chunk_size: int = default_of(SampleOptions, "chunk"),
-                   progress: bool = True) -> SampleReport:
+                   engine: EngineOptions | None = None, progress: bool = True) -> SampleReport:
     """Sample `n` solutions for every question not yet in `output` (JSONL of `Item`s).
 
-    `validity` wraps the policy in Med-PRM's step-count filter and
-    top-up. Questions are sampled `chunk_size` at a time: larger chunks batch better, smaller
-    ones lose less work to a crash.
+    `validity` is Med-PRM's step-count filter and top-up. The questions go to the loop
+    `chunk_size` at a time (each chunk's jobs share the engine, within `engine`'s budget);
+    a question is written as soon as it settles.
     """
     path = Path(output)
     if path.suffix == ".json":
@@ -71,8 +71,10 @@ def sample_to_file(questions: Sequence[Question], policy: Policy, output: str | 
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"question id {dup!r} appears more than once in the question set")
-    if validity is not None:
-        policy = ValidPolicy(policy, validity)
+    from bestofn.scheduler import make_stream
+    from bestofn.scheduler.execution import fixed_samples
+
+    stream = make_stream(policy)
     path.parent.mkdir(parents=True, exist_ok=True)
     counts = done_ids(path)
     todo = [q for q in questions if q.id not in counts]
@@ -81,12 +83,15 @@ def sample_to_file(questions: Sequence[Question], policy: Policy, output: str | 
               file=progress_file()) as bar:
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start:start + chunk_size]
-            for q, sols in zip(chunk, policy.sample(chunk, n, params), strict=True):
-                append_line(path, Item(q, sols).to_dict())
-                counts[q.id] = len(sols)
+            for job in fixed_samples(stream, chunk, n, params, validity, engine):
+                if job.error is not None:
+                    raise job.error[1]
+                sols = job.kept
+                append_line(path, Item(job.question, sols).to_dict())
+                counts[job.question.id] = len(sols)
                 n_sols += len(sols)
                 n_tokens += sum(int(s.meta.get("tokens") or 0) for s in sols)
-            bar.update(len(chunk))
+                bar.update(1)
     short = {q.id: counts[q.id] for q in questions if counts[q.id] < n}
     return SampleReport(output=str(path), n_questions=len(questions),
                         resumed=len(questions) - len(todo), written=len(todo), solutions=n_sols,

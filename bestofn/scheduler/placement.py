@@ -1,0 +1,36 @@
+"""Where a run's jobs run: the one "in this process or on Ray?" branch.
+
+The engines start once (`workers.LocalWorkers` or `pipeline.RayWorkers`); every pass of the
+run driver (the first, and its retries of failed questions) runs its questions as jobs on
+them (`execution.run_jobs_for`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from pathlib import Path
+from typing import Any
+
+from bestofn.config import ExecConfig, RunConfig
+
+from .execution import run_jobs_for
+from .ledger import StageClock
+
+
+def open_execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
+                   known: Collection[str] | None = None, progress: bool = False) -> Any:
+    """The run's `driver.Execution`: its engines started once, in this process when `ex` is
+    None, else on the Ray actors; every pass of the driver (the first, and its retries of
+    failed questions) runs its questions as jobs on them."""
+    from bestofn.driver import Executor
+
+    if ex is None:
+        from .workers import LocalWorkers
+
+        workers: Any = LocalWorkers.for_run(cfg, out, clock, progress)
+    else:
+        from bestofn.pipeline import RayWorkers
+
+        workers = RayWorkers.for_run(cfg, ex, clock)
+    return Executor(lambda qs: run_jobs_for(cfg, workers, qs, out, clock, known),
+                    workers.documents, workers.close)
