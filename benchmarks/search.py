@@ -75,8 +75,6 @@ def picks(items: list[Item]) -> tuple[str, float]:
     return "".join(a[:1] for a in answers), right / max(len(items), 1)
 
 
-def docs_of(qs: list, rag: bool) -> dict[str, list[str] | None]:
-    return {q.id: [d.text for d in q.documents or []] if rag else None for q in qs}
 
 
 def best_of(policy: VLLMPolicy, prm: NewSteps, qs: list, n: int, params: SamplingConfig,
@@ -85,9 +83,8 @@ def best_of(policy: VLLMPolicy, prm: NewSteps, qs: list, n: int, params: Samplin
     t0 = time.perf_counter()
     out = policy.sample(qs, n, params)
     t1 = time.perf_counter()
-    docs = docs_of(qs, rag)
-    got = score_requests(prm, [Request(q, sols, docs[q.id]) for q, sols in zip(qs, out,
-                                                                                 strict=True)])
+    got = score_requests(prm, [Request(q, sols, q.document_texts(rag))
+                               for q, sols in zip(qs, out, strict=True)])
     t2 = time.perf_counter()
     items = [Item(q, sols, prm=list(s)) for q, sols, s in zip(qs, out, got.results, strict=True)]
     return {"sample_s": t1 - t0, "score_s": t2 - t1, "items": items,
@@ -100,7 +97,7 @@ def searched(policy: VLLMPolicy, prm: NewSteps, qs: list, n: int, params: Sampli
     policy.llm.reset_prefix_cache()
     clock = StageClock()
     items = list(search_items(policy, prm, qs, n, params, parse_strategy(spec),
-                              docs=docs_of(qs, rag), clock=clock, fmt=fmt))
+                              use_docs=rag, clock=clock, fmt=fmt))
     items.sort(key=lambda it: [q.id for q in qs].index(it.question.id))
     return {"sample_s": clock.seconds["sample_s"], "score_s": clock.seconds["score_s"],
             "items": items, "tokens": sum(it.compute["tokens_generated"] for it in items),

@@ -115,8 +115,7 @@ def _request(question: Question, solutions: Sequence[SolutionLike],
         raise TypeError(f"question: expected a bestofn.Question, got {type(question).__name__}")
     sols = [s if isinstance(s, Solution) else Solution.from_text(s, question.options or None)
             for s in solutions]
-    docs = list(documents) if documents is not None else [
-        d.text for d in question.documents or []]
+    docs = list(documents) if documents is not None else question.document_texts()
     return Request(question, sols, docs)
 
 

@@ -89,7 +89,7 @@ class Documents:
 
     def texts(self, questions: list[Question]) -> list[list[str]]:
         """Each question's passages as plain text (what a PRM prompt takes)."""
-        return [[d.text for d in q.documents or []] for q in self.attach(questions)]
+        return [q.document_texts() or [] for q in self.attach(questions)]
 
 
 def run_documents(index: str | None, k: int, out: Path | None,

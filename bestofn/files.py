@@ -283,7 +283,7 @@ def _medprm_skeleton(item: Item) -> dict[str, Any]:
     q = item.question
     return {"question_id": q.id, "data_source": q.source, "question": q.text(),
             "correct_answer": q.answer,
-            "related_docs": [d.text for d in q.documents or []], "solutions": []}
+            "related_docs": q.document_texts(), "solutions": []}
 
 
 def write_medprm(path: str | os.PathLike[str], items: Iterable[Item]) -> None:

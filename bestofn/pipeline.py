@@ -95,6 +95,9 @@ class _PolicyWorker(_Worker):
         self.live.difference_update(f.key for f in done)
         return self.incarnation, done
 
+    def where(self) -> dict[str, Any]:
+        return {**super().where(), "incarnation": self.incarnation}
+
     def stream_abort(self, keys: list[SampleKey]) -> int:
         self.live.difference_update(keys)
         return self.samples.abort(keys)
@@ -208,9 +211,12 @@ class RayWorkers:
                                       cpus=self.ex.retriever_cpus)
         actors = self.policies + self.scorers + self.retrievers
         self.workers = ray.get([a.where.remote() for a in actors])
-        atomic_write_text(Path(self.cfg.out) / WORKERS_FILE,
-                          json.dumps(self.workers, indent=2) + "\n")
-        self.stream = RayStream(ray, self.policies, restarts=self.ex.actor_restarts)
+        atomic_write_text(Path(self.cfg.out) / WORKERS_FILE, json.dumps(
+            [{k: v for k, v in w.items() if k != "incarnation"} for w in self.workers],
+            indent=2) + "\n")
+        self.stream = RayStream(ray, self.policies, restarts=self.ex.actor_restarts,
+                                incarnations=[w["incarnation"] for w in
+                                              self.workers[:len(self.policies)]])
         if self.retrievers:
             self.documents = Documents(ActorSearch(ray, self.retrievers[0]), self.cfg.k,
                                        Path(self.cfg.out) / CACHE_DIR)

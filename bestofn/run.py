@@ -26,6 +26,7 @@ from .records import Item, Question
 from .report import write_report
 from .scheduler.ledger import StageClock
 from .scheduler.placement import open_execution
+from .scheduler.scheduler import EngineFailure
 from .select import get_rules
 from .stages import resolve_config
 
@@ -143,8 +144,11 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     t0 = time.perf_counter()
     clock = StageClock()
     known = {q.id for q in questions}
-    got = drive(questions, out, lambda: open_execution(cfg, ex, out, clock, known, progress),
-                max_attempts, console, progress)
+    try:
+        got = drive(questions, out, lambda: open_execution(cfg, ex, out, clock, known, progress),
+                    max_attempts, console, progress)
+    except EngineFailure as e:
+        raise EngineFailure(e.engine, e.error, resume=str(out)) from e
     items = [got.done[q.id] for q in questions if q.id in got.done]
     failures = [asdict(f) for f in got.failures]
     report = write_report(out, items, cfg.identity(), seed=cfg.seed, failures=failures,

@@ -82,7 +82,7 @@ def score_items(items: Sequence[Item], scorer: Scorer, *, use_docs: bool = True,
         sols = it.solutions[:solutions] if solutions else it.solutions
         key = (i, it.question.id)
         if key not in done:
-            docs = [d.text for d in it.question.documents or []] if use_docs else None
+            docs = it.question.document_texts(use_docs)
             [done[key]] = score_requests(scorer, [Request(it.question, sols, docs)],
                                          tokens).results
             if partial:

@@ -2,7 +2,8 @@
 mid-write (the machine lost power) resumes, dropping and redoing only that question; a line
 that is not the run's own (edited by hand, or another run's) is refused with its line number
 and the file is left as it was. A question whose engine call fails is recorded and the run
-goes on; a resume once the input is fixed completes it. Stored samples (the replay backend)
+goes on; a resume once the input is fixed completes it. An engine that dies as a whole stops
+the run in one line, and the same command resumes it. Stored samples (the replay backend)
 and majority vote keep it fast: no model is loaded."""
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from bestofn.cli import main
 from bestofn.datasets import load_questions
 from bestofn.fuzzing import assert_one_line_error
 from bestofn.records import Item, Solution
+from bestofn.scheduler import STREAMS
+from bestofn.scheduler.ordered_stream import OrderedStream
 from bestofn.testing.reports import strip_timing, without_compute
+from bestofn.testing.seeds import seeded_rng
+from policies import POLICIES
+from policies.replay import ReplayPolicy
 
 Q, N = 4, 6
 
@@ -207,3 +213,50 @@ def test_a_question_that_fails_is_recorded_and_a_resume_after_the_fix_completes(
     assert strip_timing(json.loads((run / "report.json").read_text()),
                         compute=kind != "streamed") == strip_timing(
         json.loads((whole / "report.json").read_text()), compute=kind != "streamed")
+
+
+class _DyingStream(OrderedStream):
+    """The replay policy's ordered stream, whose engine dies on a chosen poll (not one
+    question's error: the whole stream raises)."""
+
+    die_at = 0
+    polls = 0
+
+    def poll(self, timeout: float):
+        type(self).polls += 1
+        if type(self).polls == type(self).die_at:
+            raise OSError("engine process gone")
+        return super().poll(timeout)
+
+
+class _DyingReplay(ReplayPolicy):
+    backend = "dying-replay"
+
+
+@pytest.fixture
+def dying():
+    POLICIES.register("dying-replay", _DyingReplay)
+    STREAMS.register("dying-replay", _DyingStream)
+    yield _DyingStream
+    POLICIES._entries.pop("dying-replay", None)
+    STREAMS._entries.pop("dying-replay", None)
+
+
+@pytest.mark.parametrize("kind", ["fixed", "streamed"])
+def test_an_engine_that_dies_stops_the_run_in_one_line_and_the_same_command_resumes(
+        tmp_path, stored, reference, capsys, dying, kind):
+    _, extra, results, report = reference[kind]
+    dying.polls, dying.die_at = 0, 1 + seeded_rng("engine death").randrange(Q)
+    out = tmp_path / "run"
+    args = [a if a != "replay" else "dying-replay" for a in argv(out, stored, *extra)]
+    capsys.readouterr()
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert_one_line_error(err, "policy engine (_DyingStream) failed: OSError: engine process "
+                          "gone", f"kept in {out}: the same command resumes the run")
+    dying.die_at = 0
+    assert main(args) == 0
+    assert {q: without_compute(d) for q, d in by_id(out / "results.jsonl").items()} == {
+        q: without_compute(d) for q, d in results.items()}
+    assert strip_timing(json.loads((out / "report.json").read_text()), compute=False) == \
+        strip_timing(report, compute=False)

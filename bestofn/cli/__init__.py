@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 
 from ..files import InputError
 from ..run import ConfigMismatch
+from ..scheduler.scheduler import EngineFailure
 from ..score import StaleProgress
 
 Handler = Callable[[argparse.Namespace], int]
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     try:
         return commands[args.command](args)
+    except EngineFailure as e:
+        print(f"bestofn {args.command}: error: {e}", file=sys.stderr)
+        return 1
     except USER_ERRORS as e:
         text = e.args[0] if isinstance(e, KeyError) and e.args else e
         print(f"bestofn {args.command}: error: {text}", file=sys.stderr)

@@ -30,12 +30,14 @@ Done = Finished | StepOutput | SampleError
 
 class RayStream:
     def __init__(self, ray: Any, actors: list[Any], poll_s: float = 0.25,
-                 restarts: int = 3) -> None:
+                 restarts: int = 3, incarnations: list[str] | None = None) -> None:
+        """`incarnations`: each actor's when it was last seen (its `where()`), so that a
+        restart before its first poll is seen too."""
         assert actors, "a Ray stream needs at least one policy actor"
         self.ray, self.actors, self.poll_s, self.restarts = ray, actors, poll_s, restarts
         self.home: dict[str, int] = {}
         self.running: list[dict[SampleKey, Request]] = [{} for _ in actors]
-        self.incarnation: list[str | None] = [None for _ in actors]
+        self.incarnation: list[str | None] = list(incarnations or [None] * len(actors))
         self.lost: list[int] = [0 for _ in actors]
         self.polls: dict[Any, int] = {}
         self.early: list[Done] = []

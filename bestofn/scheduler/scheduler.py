@@ -12,6 +12,7 @@ it after every poll, so a job can wait for scores without holding the engine.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -41,6 +42,19 @@ class Budget:
     def __post_init__(self) -> None:
         if min(self.in_flight, self.per_question, self.open_questions or 1) < 1:
             raise ValueError(f"a scheduler budget needs counts >= 1, got {self}")
+
+
+class EngineFailure(RuntimeError):
+    """An engine failed as a whole (not one question's request): the policy's stream or the
+    scoring beside it raised. `engine` names it."""
+
+    def __init__(self, engine: str, error: BaseException, resume: str | None = None) -> None:
+        text = str(error).strip().splitlines()
+        hint = (f"; the finished questions are kept in {resume}: the same command resumes the "
+                "run" if resume else "")
+        super().__init__(f"the {engine} failed: {type(error).__name__}: "
+                         f"{text[-1] if text else ''}{hint}")
+        self.engine, self.error = engine, error
 
 
 class Job(Protocol):
@@ -103,17 +117,22 @@ class Scheduler:
             self._start(open_, running, fill=self.budget.fill and (
                 exhausted or len(open_) >= limit))
             if self._total(running):
-                with self.clock.stage("sample_s"):
+                with self.clock.stage("sample_s"), _failing(f"policy engine ({self._name()})"):
                     done = self.stream.poll(self.budget.poll_s)
                 self._route(done, open_, running)
                 if self.side is not None:
-                    self.side.pump(0.0)
+                    with _failing("scoring"):
+                        self.side.pump(0.0)
             elif self.side is not None and self.side.busy():
-                self.side.pump(self.budget.poll_s)
+                with _failing("scoring"):
+                    self.side.pump(self.budget.poll_s)
             elif not any(j.settled() for j in open_) and (exhausted or len(open_) >= limit):
                 ids = ", ".join(j.question.id for j in open_[:5])
                 raise RuntimeError(f"scheduler stalled: questions {ids} are open with nothing "
                                    "running and nothing to start")
+
+    def _name(self) -> str:
+        return type(self.stream).__name__
 
     @staticmethod
     def _total(running: dict[str, set[int]]) -> int:
@@ -152,7 +171,7 @@ class Scheduler:
             if not more:
                 break
             free -= more
-        with self.clock.stage("sample_s"):
+        with self.clock.stage("sample_s"), _failing(f"policy engine ({self._name()})"):
             self.stream.submit(batch, self.params)
             if steps:
                 self.stream.submit_steps(steps, self.params)
@@ -174,3 +193,17 @@ class Scheduler:
             job.aborted(keys, self.stream.abort(keys) if keys else 0)
             open_.remove(job)
             yield job
+
+
+@contextmanager
+def _failing(engine: str) -> Iterator[None]:
+    """An error out of an engine call is the engine's (`EngineFailure`), not a question's:
+    those come back as `SampleError`s and scoring failures, routed to their jobs."""
+    try:
+        yield
+    except EngineFailure:
+        raise
+    except NotImplementedError:
+        raise
+    except Exception as e:
+        raise EngineFailure(engine, e) from e
