@@ -358,9 +358,9 @@
     for (const lin of byLin.keys()) {
       const parts = lin.split(".");
       let child = node(lin);
-      for (let k = parts.length - 2; k > 0; k -= 2) {
-        const parent = node(parts.slice(0, k - 1).join("."));
-        child.branch = parts[k];
+      for (let end = parts.length; end > 1; end -= 2) {
+        const parent = node(parts.slice(0, end - 2).join("."));
+        child.branch = parts[end - 2];
         if (!parent.kids.includes(child)) parent.kids.push(child);
         child = parent;
       }
