@@ -120,6 +120,13 @@ def pick_min_score(rec: dict) -> float:
                if s["answer"] is not None and p["probs"])
 
 
+def picked_by_prm(rec: dict) -> int:
+    """The solution PRM best-of-N (min) picks."""
+    return max((min(p["probs"]), j) for j, (s, p) in enumerate(zip(rec["solutions"], rec["prm"],
+                                                                  strict=True))
+               if s["answer"] is not None and p["probs"])[1]
+
+
 def reference_counts(recs: list[dict], below: float = 0.5) -> dict[str, int]:
     out = Counter()
     for rec in recs:
@@ -343,7 +350,9 @@ def test_a_question_shows_its_steps_with_the_stored_scores(browser, run_dir):
     for m in HEADLINE:
         assert pg.text_content(f"#picks tr[data-method='{m}'] td.pick") == picks[m]
     assert pg.text_content("#documents") and "passage 7" in pg.text_content("#documents")
-    pg.click("details.sol[data-index='0'] summary")
+    pg.click("text=collapse all")
+    pg.click(f"details.sol[data-index='{picked_by_prm(rec)}'] summary")
+    pg.eval_on_selector("#solutions", "e => e.scrollIntoView()")
     shots(pg, "report_question.png")
     assert p.errors == []
     p.close()
@@ -451,6 +460,7 @@ def test_search_tree_and_adaptive_stop_point_appear(browser, tmp_path):
         for s in items[0].search["steps"]]
     assert pg.query_selector("#search-tree li[data-lineage='0'] > ul > "
                              "li[data-lineage='0.1.1'] > ul > li[data-lineage='0.1.1.2.1']")
+    pg.eval_on_selector("#adaptive", "e => e.scrollIntoView()")
     shots(pg, "report_search.png")
     p.open(1)
     assert "max_n reached" in pg.text_content("#adaptive")

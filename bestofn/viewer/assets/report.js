@@ -45,7 +45,7 @@
     : h("span", { class: "p", "data-p": String(p), title: "P(+) = " + p,
                   style: { background: colour(p) }, ...(extra || {}) }, fix(p));
   const table = (head, rows, attrs) => h("table", attrs || {},
-    h("thead", {}, h("tr", {}, head.map((c) => (c instanceof Node ? c : h("th", {}, c))))),
+    head ? h("thead", {}, h("tr", {}, head.map((c) => (c instanceof Node ? c : h("th", {}, c))))) : null,
     h("tbody", {}, rows));
   const num = (x, attrs) => h("td", { class: "num", ...(attrs || {}) }, x);
 
@@ -320,15 +320,21 @@
   }
 
   function picks(d) {
-    return h("div", {}, h("h2", {}, "Each method's pick"),
-      table(["method", "pick", "", "score or vote weight"], Object.entries(d.picks).map(([m, p]) => {
+    const head = Object.entries(d.picks).filter(([m]) => S.idx.headline.includes(m));
+    const more = Object.entries(d.picks).filter(([m]) => !S.idx.headline.includes(m));
+    return h("div", {}, h("h2", {}, "Each method's pick"), pickTable(head, "picks"),
+      more.length ? h("details", {}, h("summary", {}, `other methods (${more.length})`), pickTable(more, "picks-more")) : null);
+  }
+
+  function pickTable(entries, id) {
+    return table(["method", "pick", "", "score or vote weight"], entries.map(([m, p]) => {
         const w = p.weights.find(([a]) => a === p.answer);
         return h("tr", { "data-method": m }, h("td", {}, label(m)), h("td", { class: "pick" }, ans(p.answer)),
           h("td", { class: p.ok === true ? "ok" : p.ok === false ? "bad" : "muted" }, p.ok === true ? "✓" : p.ok === false ? "✗" : ""),
           h("td", {}, p.index !== null && p.index !== undefined ? `solution #${p.index}, ` : "",
             w ? fix(w[1]) : "", p.tied && p.tied.length > 1 ? ` (tie among ${p.tied.map(ans).join(", ")})` : "",
             p.reason ? " " + p.reason : ""));
-      }), { id: "picks" }));
+      }), { id });
   }
 
   function adaptive(a) {
@@ -342,7 +348,7 @@
     if (a.bar !== undefined) rows.push(["confidence bar / leader share", `${fix(a.bar)} / ${fix(a.share)}`]);
     if (a.error) rows.push(["error", a.error]);
     return h("div", { class: "box", id: "adaptive" }, h("h2", {}, "Adaptive stop point"),
-      table(["", ""], rows.map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, v)))));
+      table(null, rows.map(([k, v]) => h("tr", {}, h("th", {}, k), h("td", {}, v)))));
   }
 
   function searchTree(d) {
