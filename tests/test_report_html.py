@@ -471,6 +471,23 @@ def test_search_tree_and_adaptive_stop_point_appear(browser, tmp_path):
     p.close()
 
 
+@pytest.mark.slow
+def test_a_run_without_verifiers_or_gold_answers_loads(browser, tmp_path):
+    from bestofn.testing.items import random_items
+
+    items = random_items(1, 5, (1, 4), prm=False, none_rate=0.3)
+    for it in items:
+        it.question.answer = None
+    write_report(tmp_path, items, {}, bootstrap=20, draws=2, plot=False)
+    p = Page(browser, (tmp_path / HTML_FILE).as_uri())
+    assert p.page.text_content("#n-graded") == "0"
+    assert p.page.query_selector("#f-prmMaj") is None
+    p.open(2)
+    assert p.page.text_content("#gold") == "(none)"
+    assert p.errors == []
+    p.close()
+
+
 def shots(page, name: str) -> None:
     """A screenshot of the view; with BESTOFN_SCREENSHOTS=1 it is written into docs/."""
     png = page.screenshot()
