@@ -226,8 +226,8 @@ def adaptive_and_search_items() -> list[Item]:
     carry a search log and solution lineages (as a search run writes them)."""
     def sols(answers: str, lineages: list[str]) -> list[Solution]:
         return [Solution(f"Step 1: x.\nStep 2: ({a}).", "", a, [f"Step 1: {k}.", f"Step 2: ({a})."],
-                         meta={"lineage": lin}) for k, (a, lin) in enumerate(zip(answers, lineages,
-                                                                                  strict=True))]
+                         meta={"lineage": lin, "tokens": 30}) for k, (a, lin) in
+                enumerate(zip(answers, lineages, strict=True))]
     lin0 = ["0", "0.1.1", "0.1.1.2.1"]
     lin1 = ["0", "1", "2", "2.0.1", "3", "3.1.1", "3.1.2", "1.2.1"]
     log = [{"step": 0, "live": 4, "finished": 0, "kept": 3, "pruned": 1, "next": 4},
@@ -308,7 +308,13 @@ def test_the_overview_shows_report_json(browser, run_dir):
     assert len(pg.query_selector_all("#list li")) == report["counts"]["questions"]
     for m, v in report["accuracy"].items():
         assert pg.text_content(f"#accuracy tr[data-method='{m}'] td.acc") == f"{100 * v:.2f}%"
-    assert pg.query_selector_all("#curves polyline[data-method='prm_min']")
+    (line,) = pg.query_selector_all("#curves polyline[data-method='prm_min']")
+    assert len(line.get_attribute("points").split()) == len(report["curves"]["ns"])
+    compute = [[c.text_content() for c in r.query_selector_all("td")]
+               for r in pg.query_selector_all("#compute tbody tr")]
+    assert compute[0][1:] == [f"{report['compute']['samples_drawn']:,}",
+                              f"{report['compute']['samples_drawn'] / 30:.1f}"]
+    assert compute[2][1] == f"{report['compute']['tokens_generated']:,}"
     assert len(pg.query_selector_all("#by-source tbody tr")) == len(SOURCES)
     shots(pg, "report_overview.png")
     assert p.errors == []
@@ -438,9 +444,15 @@ def test_untrusted_text_shows_as_text_and_runs_nothing(browser, run_dir, bypass_
 
 @pytest.mark.slow
 def test_search_tree_and_adaptive_stop_point_appear(browser, tmp_path):
+    from bestofn.testing.items import random_items
+    from bestofn.token_budget import Run, compare
+
     items = adaptive_and_search_items()
-    write_report(tmp_path, items, {"adaptive": ADAPTIVE_RULE}, bootstrap=20, draws=2,
-                 plot=False, extra={"adaptive": {"rule": ADAPTIVE_RULE, "round_size": 1,
+    bon = random_items(3, 2, 8, tokens=True, unscored_rate=0.0)
+    vs = compare(Run("bon", bon), [Run("beam", items)], b=20)
+    write_report(tmp_path, items, {"adaptive": ADAPTIVE_RULE, "dataset": "a search test run"},
+                 bootstrap=20, draws=2, plot=False, extra={"search_vs_best_of_n": vs,
+                                    "adaptive": {"rule": ADAPTIVE_RULE, "round_size": 1,
                                                  "n_max": 8, "samples": 11, "budget": 16,
                                                  "mean_samples": 5.5},
                                     "search": {"strategy": "beam:width=2", "n": 8,
@@ -451,6 +463,13 @@ def test_search_tree_and_adaptive_stop_point_appear(browser, tmp_path):
     pg = p.page
     assert "11 samples drawn of the fixed-N budget 16" in pg.text_content("#adaptive-summary")
     assert "beam:width=2" in pg.text_content("#search-summary")
+    cells = [c.text_content()
+             for c in pg.query_selector_all("#search-vs-bon tr[data-run='beam'] td")]
+    (run,) = vs["runs"]
+    assert cells[2] == f"{run['mean_tokens']:.1f}" == f"{(3 * 30 + 8 * 30) / 2:.1f}"
+    assert cells[3].startswith(f"{100 * run['prm_min']['accuracy']:.2f}%")
+    assert cells[5] == f"{run['best_of_n_at_budget']['k']} " \
+                       f"({run['best_of_n_at_budget']['mean_tokens']:.0f})"
     p.open(0)
     box = pg.text_content("#adaptive")
     assert "3 (min 1, max 8)" in box and "the rule settled" in box and "0.9375" in box

@@ -257,9 +257,19 @@
     const out = [h("h2", {}, "Search")];
     if (se) out.push(h("p", { id: "search-summary" }, "Strategy ", h("code", {}, se.strategy),
       `, N = ${se.n}: ${se.finished} finished candidates, ${se.pruned} pruned; ${se.tokens_generated} tokens generated, ${se.prm_tokens_computed} PRM tokens computed.`));
-    if (vs) out.push(table(["run", "strategy", h("th", { class: "num" }, "mean tokens"), ...vs.methods.map((m) => h("th", { class: "num" }, label(m)))],
-      vs.runs.map((x) => h("tr", {}, h("td", {}, x.run), h("td", {}, x.strategy || "—"), num(Number(x.mean_tokens).toFixed(0)),
-        vs.methods.map((m) => num(x[m] ? pct(x[m].accuracy) : "—"))))));
+    if (vs) {
+      const th = (t) => h("th", { class: "num" }, t);
+      out.push(h("p", { class: "note" }, `Against the best-of-N run ${vs.best_of_n.run} (its first k of ${vs.best_of_n.n} samples per question) at the same mean generated tokens; ${Math.round(100 * vs.level)}% intervals.`),
+        table(["run", "strategy", th("mean tokens"), ...vs.methods.map((m) => th(label(m))), th("best-of-N k (tokens)"),
+               ...vs.methods.map((m) => th("best-of-N at budget: " + label(m)))],
+          vs.runs.map((x) => {
+            const at = x.best_of_n_at_budget || {};
+            return h("tr", { "data-run": x.run }, h("td", {}, x.run), h("td", {}, x.strategy || "—"), num(Number(x.mean_tokens).toFixed(1)),
+              vs.methods.map((m) => num(x[m] ? `${pct(x[m].accuracy)} [${pct(x[m].lo)}, ${pct(x[m].hi)}]` : "—")),
+              num(at.k === null || at.k === undefined ? "—" : `${at.k} (${Number(at.mean_tokens).toFixed(0)})`),
+              vs.methods.map((m) => num(at[m] && at[m].accuracy !== null ? pct(at[m].accuracy) : "—")));
+          }), { id: "search-vs-bon" }));
+    }
     return h("div", {}, out);
   }
 
