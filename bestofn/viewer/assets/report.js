@@ -189,14 +189,16 @@
     const W = 720, H = 320, L = 48, R = 200, T = 14, B = 36;
     const xs = c.ns.map((n) => Math.log2(n)), x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1);
     const vals = ms.flatMap((m) => [...c.methods[m].mean, ...c.methods[m].lo, ...c.methods[m].hi]).filter((v) => v !== null);
-    const y0 = Math.max(0, Math.floor(20 * Math.min(...vals)) / 20), y1 = Math.min(1, Math.ceil(20 * Math.max(...vals)) / 20 || 1);
+    let y0 = Math.max(0, Math.floor(10 * Math.min(...vals)) / 10), y1 = Math.min(1, Math.ceil(10 * Math.max(...vals)) / 10);
+    if (!(y1 > y0)) { y0 = Math.max(0, y0 - 0.1); y1 = Math.min(1, y0 + 0.2); }
+    const ticks = Math.round(10 * (y1 - y0));
     const X = (n) => L + (W - L - R) * (Math.log2(n) - x0) / (x1 - x0);
     const Y = (v) => T + (H - T - B) * (1 - (v - y0) / Math.max(y1 - y0, 1e-9));
     const g = [s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B, stroke: "#889" }),
                s("line", { x1: L, y1: T, x2: L, y2: H - B, stroke: "#889" })];
     for (const n of c.ns) g.push(s("text", { x: X(n), y: H - B + 14, "text-anchor": "middle" }, String(n)));
-    for (let k = 0; k <= 4; k++) {
-      const v = y0 + (y1 - y0) * k / 4;
+    for (let k = 0; k <= ticks; k++) {
+      const v = y0 + (y1 - y0) * k / ticks;
       g.push(s("line", { x1: L, x2: W - R, y1: Y(v), y2: Y(v), stroke: "#eee" }),
              s("text", { x: L - 4, y: Y(v) + 4, "text-anchor": "end" }, (100 * v).toFixed(0)));
     }
