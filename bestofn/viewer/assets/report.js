@@ -129,7 +129,7 @@
   }
 
   // ---- routing and keys -----------------------------------------------------------------
-  const go = (i) => { location.hash = "q=" + encodeURIComponent(S.idx.questions[i].id); };
+  const go = (i) => { S.current = i; location.hash = "q=" + encodeURIComponent(S.idx.questions[i].id); };
   function route() {
     const m = location.hash.match(/^#q=(.*)$/);
     const i = m ? S.byId.get(decodeURIComponent(m[1])) : undefined;
