@@ -325,6 +325,7 @@
       Object.keys(d.options).length ? h("ul", { class: "options" }, Object.entries(d.options).map(([k, v]) =>
         h("li", { class: k === d.gold ? "gold" : null }, h("b", {}, k, ") "), v, k === d.gold ? h("span", { class: "badge gold" }, "gold") : null))) : null,
       h("p", {}, "Gold answer: ", h("b", { id: "gold" }, ans(d.gold))),
+      d.compute ? h("p", { class: "note", id: "qcompute" }, "Compute: ", Object.entries(d.compute).map(([k, v]) => `${k.replace(/_/g, " ")} ${v}`).join(", ")) : null,
       picks(d), d.adaptive ? adaptive(d.adaptive) : null, d.search ? searchTree(d) : null,
       solutions(d, picked), documents(d.documents));
     $("main").replaceChildren(view);
