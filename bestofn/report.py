@@ -1,9 +1,7 @@
-"""The benchmark report of a run or a scored file.
-
-`report.json` (numbers under stable keys; the same items and seed give the same bytes),
-`report.md` (tables in percent), `accuracy_vs_n.csv` and `accuracy_vs_n.png` (when matplotlib
-is installed). What the intervals mean is in `bestofn.bootstrap` and `bestofn.curves`.
-"""
+"""The benchmark report of a run or a scored file: `report.json` (numbers under stable keys;
+the same items and seed give the same bytes), `report.md` (tables in percent), `report.html`
+(`bestofn.viewer`), `accuracy_vs_n.csv` and `.png` (with matplotlib). What the intervals mean
+is in `bestofn.bootstrap` and `bestofn.curves`."""
 
 from __future__ import annotations
 
@@ -19,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import token_budget
+from . import token_budget, viewer
 from .bootstrap import CI_LEVEL, Estimate, intervals, matrix_from_rows
 from .columns import benchmark_markdown, benchmark_table
 from .config import ReportOptions
@@ -82,6 +80,7 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
         text += "\n" + _adaptive_curves(out_dir, data["adaptive_curves"], drawn,
                                          adaptive_x) + "\n"
     atomic_write_text(out_dir / "report.md", text)
+    viewer.write_html(out_dir, items, data, seed=seed, rules=rules)
     return data
 
 

@@ -85,7 +85,8 @@ def cmd_report(a: argparse.Namespace) -> int:
     for m, v in rep["accuracy"].items():
         lo, hi = rep["ci"][m]
         print(f"{label(m):<28} {100 * v:6.2f}%  [{100 * lo:6.2f}, {100 * hi:6.2f}]")
-    print(f"report: {out}/report.md ({rep['n_questions']} questions)", file=sys.stderr)
+    print(f"report: {out}/report.md, {out}/report.html ({rep['n_questions']} questions)",
+          file=sys.stderr)
     return 0
 
 
