@@ -24,7 +24,7 @@ driver tries it again (from the samples it logged) and records it if it still fa
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,15 @@ def run_rule(cfg: RunConfig) -> Bounds:
                          "pass --valid-steps off")
     return rule
 
+
+
+def drawn_of(solutions: Sequence[Solution], prm: Sequence[StepScores | None] | None) -> Drawn:
+    """What a stopping rule reads of a question's first samples: answers, PRM aggregates
+    (None without a PRM), confidences."""
+    scores = (None if not prm or all(p is None for p in prm) else
+              [None if p is None else p.aggregate(SCORE_AGGREGATE) for p in prm])
+    return Drawn([s.answer for s in solutions], scores,
+                 [solution_confidence(s) for s in solutions])
 
 
 @dataclass
@@ -131,11 +140,8 @@ class StreamJob:
                 self.stop_at = self.checked
 
     def _drawn(self, k: int) -> Drawn:
-        prm = [self.scores[i][0] for i in range(k)]
-        scores = (None if all(p is None for p in prm) else
-                  [None if p is None else p.aggregate(SCORE_AGGREGATE) for p in prm])
-        return Drawn([self.samples[i].answer for i in range(k)], scores,
-                     [solution_confidence(self.samples[i]) for i in range(k)])
+        return drawn_of([self.samples[i] for i in range(k)],
+                        [self.scores[i][0] for i in range(k)])
 
     def settled(self) -> bool:
         return self.stop_at is not None or self.error is not None

@@ -2,7 +2,7 @@
 
 The rule is the run's (`report.json` `adaptive.rule`, or `config.json` `adaptive`); its state
 is recomputed from the question's samples in draw order exactly as the rule reads them
-(`adaptive.online.Partial.drawn`): the answer counts, and the figure the rule compares with its
+(`adaptive.stream.drawn_of`): the answer counts, and the figure the rule compares with its
 threshold (the posterior probability that the leader stays ahead, the PRM-weighted margin, the
 last window, the confidence share).
 """
@@ -13,9 +13,9 @@ import math
 from collections import Counter
 from typing import Any
 
-from ..adaptive.online import Partial
 from ..adaptive.posterior import beta_leader_prob, beta_upper_tail, dirichlet_leader_prob, top_two
 from ..adaptive.rules import Bounds, Drawn, parse_rule
+from ..adaptive.stream import drawn_of
 from ..records import Item
 
 
@@ -32,7 +32,7 @@ def run_rule(data: dict[str, Any]) -> Bounds | None:
 
 def stop_point(item: Item, rule: Bounds) -> dict[str, Any]:
     """Samples drawn, `stopped_by` (rule | max_n | unsettled) and the rule's `state`."""
-    drawn = Partial(item.question, list(item.solutions), list(item.prm or [])).drawn()
+    drawn = drawn_of(item.solutions, item.prm)
     k = len(drawn)
     try:
         settled = k >= rule.min_n and rule.settled(drawn)
