@@ -23,6 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 CRITIC_TEMPLATE = """The following is a math problem and a solution (split into paragraphs, \
 enclosed with tags and indexed from 0):
@@ -114,3 +115,13 @@ def verdict(replies: Sequence[str]) -> CriticVerdict:
             counts[a] = counts.get(a, 0) + 1
     top = max(counts, key=lambda a: counts[a]) if counts else None  # first seen on a tie
     return CriticVerdict(tuple(replies), as_index(top))
+
+
+def critic_verdicts(engine: Any, prompt: CriticPrompt,
+                    solutions: Sequence[tuple[str, Sequence[str]]],
+                    sampling: Any) -> list[CriticVerdict]:
+    """Each (problem, steps) judged by `engine` (`scorers.critic_engines.CriticEngine`), all
+    prompts in one call; `sampling` says how many replies and how long."""
+    replies = engine.generate([prompt.messages(p, steps) for p, steps in solutions], sampling)
+    assert len(replies) == len(solutions), (len(replies), len(solutions))
+    return [verdict(r) for r in replies]

@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .config import default_of
 from .files import InputError
+from .verifier_options import VerifierEvalOptions
 
 FIELDS = {"gemini": "prm_gemini_label", "llama": "prm_llama_label", "hard": "prm_hard_label",
           "soft": "prm_soft_label"}
@@ -38,8 +40,8 @@ StepLabels = tuple[list[int | None] | None, int | None, str | None]
 class LabelChoice:
     """Which source to read (`auto`, or a key of `FIELDS`) and the soft labels' cut."""
 
-    source: str = "auto"
-    soft_cut: float = 0.5
+    source: str = default_of(VerifierEvalOptions, "labels")
+    soft_cut: float = default_of(VerifierEvalOptions, "soft_cut")
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:

@@ -12,8 +12,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from ..config import default_of
 from ..critic import GREEDY_TEMPERATURE, SEED, VOTING_TEMPERATURE, VOTING_TOP_P
 from ..registry import require
+from ..verifier_options import VerifierEvalOptions
 
 Messages = list[dict[str, str]]
 
@@ -22,8 +24,8 @@ Messages = list[dict[str, str]]
 class CriticSampling:
     """`n` replies per prompt, at most `max_tokens` each."""
 
-    n: int = 1
-    max_tokens: int = 8192
+    n: int = default_of(VerifierEvalOptions, "critic_samples")
+    max_tokens: int = default_of(VerifierEvalOptions, "critic_max_tokens")
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.max_tokens < 1:
