@@ -176,6 +176,29 @@ def test_critic_metrics_against_the_reference(tmp_path: Path) -> None:
     assert ev.values["processbench_f1"] == pytest.approx(2 * acc1 * acc2 / (acc1 + acc2))
     assert ev.critic["unparsed"] == sum(v.prediction is None for v in verdicts) > 0
     assert ev.values["step_auroc"] is None and ev.threshold is None
+    boot = evaluate_critic(sols, verdicts, b=200, seed=1)
+    lo, hi = boot.intervals["processbench_f1"]
+    assert lo <= ev.values["processbench_f1"] <= hi and lo < hi
+    assert boot.intervals["step_auroc"] is None and boot.values == ev.values
+
+
+@pytest.mark.slow
+def test_critic_on_the_embedded_model_with_vllm(tmp_path: Path, capsys) -> None:
+    """The real offline engine: every solution gets a verdict (or is counted unparsable)."""
+    recs = [{"problem": "What is 2 + 3?", "steps": ["2 + 3 = 5.", "So the answer is 5."],
+             "label": -1},
+            {"problem": "What is 4 * 3?", "steps": ["4 * 3 = 7.", "So the answer is 7."],
+             "label": 0}]
+    f = tmp_path / "pb.json"
+    f.write_text(json.dumps(recs))
+    assert main(["verifier-eval", "--input", str(f), "--critic", "smollm2",
+                 "--critic-max-tokens", "48", "--critic-samples", "2", "--bootstrap", "0",
+                 "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert got["n"] == 2 and got["critic"]["samples"] == 2
+    assert 0 <= got["critic"]["unparsed"] <= 2
+    assert got["critic"]["unparsed_replies"] >= got["critic"]["unparsed"]
+    assert got["acc_erroneous"] in (0.0, 100.0) and got["acc_correct"] in (0.0, 100.0)
 
 
 def test_critic_command_over_a_server(tmp_path: Path, capsys) -> None:

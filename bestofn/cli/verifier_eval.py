@@ -164,9 +164,13 @@ def _table(a: argparse.Namespace, o: VerifierEvalOptions, files: list[Path], set
                 for f, s in zip(files, sets, strict=True)]
         return EvalTable(rows)
     scored = [verify(s) for s in sets]
-    rows = [InputEval(str(f), evaluate_steps(s, threshold=o.threshold,
-                                             aggregation=o.aggregation, **kw))
-            for f, s in zip(files, scored, strict=True)]
+    rows = []
+    for f, s in zip(files, scored, strict=True):
+        try:
+            ev = evaluate_steps(s, threshold=o.threshold, aggregation=o.aggregation, **kw)
+        except ValueError as e:
+            raise ValueError(f"{f}: {e}") from None
+        rows.append(InputEval(str(f), ev))
     table = EvalTable(rows)
     if calib:
         i, path = calib
