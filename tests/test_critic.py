@@ -21,7 +21,6 @@ from bestofn.critic import (
     verdict,
 )
 from bestofn.labels import read_labelled
-from bestofn.testing.openai_server import FakeServer
 from bestofn.verifier_eval import evaluate_critic
 
 # ---- the independent transcription -------------------------------------------------------
@@ -201,7 +200,7 @@ def test_critic_on_the_embedded_model_with_vllm(tmp_path: Path, capsys) -> None:
     assert got["acc_erroneous"] in (0.0, 100.0) and got["acc_correct"] in (0.0, 100.0)
 
 
-def test_critic_command_over_a_server(tmp_path: Path, capsys) -> None:
+def test_critic_command_over_a_server(tmp_path: Path, capsys, serve) -> None:
     """`--critic NAME --critic-base-url URL --critic-samples 3`: the requests carry the
     protocol's prompt and sampling, and the reported numbers are those of the replies."""
     rng = random.Random(3)
@@ -221,13 +220,10 @@ def test_critic_command_over_a_server(tmp_path: Path, capsys) -> None:
         options = ["\\boxed{" + str(r["label"]) + "}", "\\boxed{-1}", "garbled", "\\boxed{0}"]
         return options[(k + i) % 4]
 
-    server = FakeServer(reply=reply)
-    try:
-        assert main(["verifier-eval", "--input", str(f), "--critic", "served",
-                     "--critic-base-url", server.url, "--critic-samples", "3",
-                     "--bootstrap", "0", "--json"]) == 0
-    finally:
-        server.close()
+    server = serve(reply=reply)
+    assert main(["verifier-eval", "--input", str(f), "--critic", "served",
+                 "--critic-base-url", server.url, "--critic-samples", "3",
+                 "--bootstrap", "0", "--json"]) == 0
     got = json.loads(capsys.readouterr().out)
     assert len(server.requests) == len(recs)
     body = server.requests[0]
@@ -248,16 +244,13 @@ def test_critic_command_over_a_server(tmp_path: Path, capsys) -> None:
     assert got["labels"] == {"label": len(recs)} and got["threshold"] is None
 
 
-def test_greedy_request_settings(tmp_path: Path, capsys) -> None:
+def test_greedy_request_settings(tmp_path: Path, capsys, serve) -> None:
     f = tmp_path / "pb.jsonl"
     f.write_text(json.dumps({"problem": "p", "steps": ["a", "b"], "label": 1}) + "\n"
                  + json.dumps({"problem": "q", "steps": ["a"], "label": -1}) + "\n")
-    server = FakeServer(reply=lambda body, i: "I think \\boxed{1}")
-    try:
-        assert main(["verifier-eval", "--input", str(f), "--critic", "m", "--critic-base-url",
-                     server.url, "--critic-max-tokens", "64", "--bootstrap", "0"]) == 0
-    finally:
-        server.close()
+    server = serve(reply=lambda body, i: "I think \\boxed{1}")
+    assert main(["verifier-eval", "--input", str(f), "--critic", "m", "--critic-base-url",
+                 server.url, "--critic-max-tokens", "64", "--bootstrap", "0"]) == 0
     out = capsys.readouterr().out
     b = server.requests[0]
     assert (b["n"], b["temperature"], b["seed"], b["max_tokens"]) == (1, 0.0, 42, 64)

@@ -108,3 +108,20 @@ def test_converter_keeps_the_source_field(tmp_path: Path, capsys) -> None:
     assert rec["label"] == 4 and rec["prm_llama_label"] == [1, 1, 1, 1, 0]
     (back,) = read_labelled(out, LabelChoice("llama"))
     assert back.first_error == 4 and back.hard == [1, 1, 1, 1, 0]
+
+
+def test_labels_survive_the_project_jsonl(tmp_path: Path) -> None:
+    """Med-PRM's published JSON -> the project's JSONL (labels in solution meta) -> the same
+    sources."""
+    from bestofn.files import read_items, write_items
+
+    sol = {"solution": "Step 1: a. Step 2: b. Step 3: c. Step 4: d. Step 5: the answer is A",
+           "answer": "A", **{k: v for k, v in RECORD.items() if k.startswith("prm_")}}
+    src = tmp_path / "in.json"
+    src.write_text(json.dumps([{"question_id": "1", "question": "Q?", "correct_answer": "A",
+                                "solutions": [sol]}]))
+    out = tmp_path / "out.jsonl"
+    write_items(out, read_items(src))
+    for source in sorted(EXPECTED):
+        (s,) = read_labelled(out, LabelChoice(source))
+        assert (s.hard, s.first_error) == EXPECTED[source], source
