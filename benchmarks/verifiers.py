@@ -131,7 +131,8 @@ def rows_of(name: str, t: EvalTable, seconds: float) -> list[str]:
     out = []
     for r in t.rows:
         v = r.ev.values
-        extra = f", {r.ev.critic['unparsed']} unparsable" if r.ev.critic else ""
+        extra = (f", {r.ev.critic['unparsed']} unparsable" if r.ev.critic
+                 else f"; {r.ev.n_unscored} unscored" if r.ev.n_unscored else "")
         out.append(f"| {name} | {r.input} | {r.ev.n} ({r.ev.n_erroneous}/{r.ev.n_correct}"
                    f"{extra}) | {f(v['acc_erroneous'])} / {f(v['acc_correct'])} | "
                    f"{f(v['processbench_f1'])}{ci(r.ev, 'processbench_f1')} | "
