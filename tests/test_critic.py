@@ -193,7 +193,7 @@ def test_critic_on_the_embedded_model_with_vllm(tmp_path: Path, capsys) -> None:
     assert main(["verifier-eval", "--input", str(f), "--critic", "smollm2",
                  "--critic-max-tokens", "48", "--critic-samples", "2", "--bootstrap", "0",
                  "--json"]) == 0
-    got = json.loads(capsys.readouterr().out)
+    got = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # after vLLM's lines
     assert got["n"] == 2 and got["critic"]["samples"] == 2
     assert 0 <= got["critic"]["unparsed"] <= 2
     assert got["critic"]["unparsed_replies"] >= got["critic"]["unparsed"]
