@@ -10,6 +10,10 @@ Over the solutions of a labelled file (`bestofn.labels`) that the verifier score
   (`final_answer_correct` / `orm_label` / `score`, else "no wrong step").
 Intervals: percentile bootstrap over solutions (`bestofn.bootstrap.draws`, the draw every table
 of the project uses); the best threshold is chosen on the whole file, without an interval.
+A critic (`bestofn.critic`) predicts each solution's first error directly: `evaluate_critic`
+gives the same ProcessBench numbers from its predictions (no prediction is a miss) and None for
+the metrics that need step scores. Every accuracy and F1 is in percent. Several files in one
+table, with a calibrated threshold and the unweighted mean: `bestofn.verifier_table`.
 """
 
 from __future__ import annotations
