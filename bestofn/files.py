@@ -40,7 +40,8 @@ from .shapes import (
     utf8_text,
 )
 
-STEP_LABELS = ("prm_hard_label", "prm_soft_label", "orm_label")
+STEP_LABELS = ("prm_gemini_label", "prm_llama_label", "prm_hard_label", "prm_soft_label",
+               "orm_label")
 """Med-PRM training-set labels a solution keeps in `meta` (for `bestofn verifier-eval`)."""
 
 

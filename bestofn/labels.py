@@ -4,9 +4,10 @@ Formats read (JSONL one record a line, or a `.json` list):
 - ProcessBench: `steps` (list of strings), `label` (index of the first wrong step, -1 when
   every step is right), optional `problem`, `id`, `final_answer_correct`. Steps after the
   first error carry no label.
-- Med-PRM training set, flat: `steps`, `prm_hard_label` (0/1 per step), optional
-  `prm_soft_label` (a number in [0, 1] per step), `question`, `orm_label`. The first error is
-  the first step labelled 0 (Med-PRM's Monte-Carlo labels need not stay 0 after it).
+- Med-PRM training set, flat: `steps`, step labels `prm_gemini_label`, `prm_llama_label`,
+  `prm_hard_label` (0/1 per step), `prm_soft_label` (a number in [0, 1] per step), `question`,
+  `orm_label`. Which of them label the steps: `bestofn.label_sources` (default Gemini's where
+  present, else the hard ones; the first error is the first step labelled 0).
 - Med-PRM training set as published (question records with `solutions`, each solution with
   `solution` / `prm_processed_solution` and the labels above), and `bestofn score` output
   (Med-PRM JSON, or the project's JSONL whose solutions keep their labels in `meta`): the
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from .files import InputError, json_line, json_objects, load_json
+from .label_sources import FIELDS, LabelChoice, short, step_labels
 from .steps import STEP_TAG, split_steps
 
 OUTCOME_FIELDS = ("final_answer_correct", "orm_label", "score")
@@ -47,6 +49,9 @@ class LabelledSolution:
     scores: list[float] | None = None
     unscored: str | None = None
     where: str = ""
+    label_source: str | None = None
+    """Where the step labels came from: `label` (ProcessBench) or a key of
+    `label_sources.FIELDS` (Med-PRM); None without step labels."""
 
     @property
     def outcome_label(self) -> bool | None:
@@ -61,8 +66,9 @@ class LabelledSolution:
         d: dict[str, Any] = {"id": self.id, "question": self.question, "steps": self.steps}
         if self.first_error is not None:
             d["label"] = self.first_error
-        if self.hard is not None and all(h is not None for h in self.hard):
-            d["prm_hard_label"] = self.hard
+        field = FIELDS.get(self.label_source or "")
+        if field and self.label_source != "soft" and self.hard is not None:
+            d[field] = self.hard
         if self.soft is not None:
             d["prm_soft_label"] = self.soft
         if self.outcome is not None:
@@ -74,7 +80,11 @@ class LabelledSolution:
         return d
 
 
-def read_labelled(path: str | os.PathLike[str]) -> list[LabelledSolution]:
+def read_labelled(path: str | os.PathLike[str],
+                  labels: LabelChoice | None = None) -> list[LabelledSolution]:
+    """Every solution of a labelled file, its step labels taken as `labels` says (default:
+    `LabelChoice()`, Med-PRM's Gemini labels where present, else the hard ones)."""
+    choice = labels or LabelChoice()
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"{p}: no such file")
@@ -85,7 +95,7 @@ def read_labelled(path: str | os.PathLike[str]) -> list[LabelledSolution]:
         records = ((f"line {n}", d) for n, d in json_objects(p))
     out: list[LabelledSolution] = []
     for where, d in records:
-        out.extend(_parse(d, p, where))
+        out.extend(_parse(d, p, where, choice))
     if not out:
         raise InputError(p, "whole file", "(file)", "no records")
     return out
@@ -97,64 +107,43 @@ def write_labelled(path: str | os.PathLike[str], sols: list[LabelledSolution]) -
     atomic_write_text(path, "".join(json_line(s.to_dict()) for s in sols))
 
 
-def _parse(d: Any, path: Path, where: str) -> list[LabelledSolution]:
+def _parse(d: Any, path: Path, where: str, choice: LabelChoice) -> list[LabelledSolution]:
     if not isinstance(d, dict):
         raise InputError(path, where, "(record)", f"expected an object, got {type(d).__name__}")
     if "steps" in d:
-        return [_flat(d, path, where)]
+        return [_flat(d, path, where, choice)]
     if isinstance(d.get("question"), dict):
-        return _item(d, path, where)
+        return _item(d, path, where, choice)
     if isinstance(d.get("solutions"), list):
-        return _nested(d, path, where)
+        return _nested(d, path, where, choice)
     raise InputError(path, where, "steps", "missing: a record needs 'steps' (ProcessBench or "
                      "flat Med-PRM) or 'solutions' (Med-PRM question record)")
 
 
-def _flat(d: dict[str, Any], path: Path, where: str) -> LabelledSolution:
+def _flat(d: dict[str, Any], path: Path, where: str, choice: LabelChoice) -> LabelledSolution:
     steps = d["steps"]
     if not isinstance(steps, list) or not steps or not all(isinstance(s, str) for s in steps):
         raise InputError(path, where, "steps", f"expected a non-empty list of strings, got "
-                         f"{_short(steps)}")
+                         f"{short(steps)}")
     sid = str(d.get("id", d.get("question_id", where)))
     question = d.get("problem", d.get("question", ""))
-    return _build(d, path, where, sid, str(question), steps, "")
+    return _build(d, path, where, sid, str(question), steps, "", choice)
 
 
 def _build(d: dict[str, Any], path: Path, where: str, sid: str, question: str,
-           steps: list[str], prefix: str) -> LabelledSolution:
+           steps: list[str], prefix: str, choice: LabelChoice) -> LabelledSolution:
     n = len(steps)
-    hard, first = _step_labels(d, n, path, where, prefix)
+    hard, first, source = step_labels(d, n, path, where, prefix, choice)
     soft = _numbers(d, "prm_soft_label", n, path, where, prefix, unit=True)
     outcome = _outcome(d, path, where, prefix)
     if hard is None and outcome is None:
         raise InputError(path, where, f"{prefix}label",
-                         "missing: needs step labels ('label' or 'prm_hard_label') or an "
-                         "outcome label (" + ", ".join(OUTCOME_FIELDS) + ")")
+                         "missing: needs step labels ('label' or one of "
+                         + ", ".join(FIELDS.values()) + ") or an outcome label ("
+                         + ", ".join(OUTCOME_FIELDS) + ")")
     scores, reason = _scores(d, n, path, where, prefix)
     return LabelledSolution(sid, question, steps, hard, first, soft, outcome, scores, reason,
-                            where)
-
-
-def _step_labels(d: dict[str, Any], n: int, path: Path, where: str,
-                 prefix: str) -> tuple[list[int | None] | None, int | None]:
-    if d.get("prm_hard_label") is not None:
-        raw = d["prm_hard_label"]
-        field = f"{prefix}prm_hard_label"
-        if not isinstance(raw, list) or len(raw) != n or not all(
-                v in (0, 1) and not isinstance(v, str) for v in raw):
-            raise InputError(path, where, field, f"expected a list of {n} labels 0/1 (one per "
-                             f"step), got {_short(raw)}")
-        hard: list[int | None] = [int(v) for v in raw]
-        return hard, next((i for i, v in enumerate(hard) if v == 0), -1)
-    if "label" in d:
-        lab = d["label"]
-        if isinstance(lab, bool) or not isinstance(lab, int) or not -1 <= lab < n:
-            raise InputError(path, where, f"{prefix}label", f"expected the index of the first "
-                             f"wrong step (0..{n - 1}) or -1, got {lab!r}")
-        if lab == -1:
-            return [1] * n, -1
-        return [1] * lab + [0] + [None] * (n - lab - 1), lab
-    return None, None
+                            where, source)
 
 
 def _numbers(d: dict[str, Any], key: str, n: int, path: Path, where: str, prefix: str, *,
@@ -169,7 +158,7 @@ def _numbers(d: dict[str, Any], key: str, n: int, path: Path, where: str, prefix
     if not ok:
         rng = " in [0, 1]" if unit else ""
         raise InputError(path, where, f"{prefix}{key}",
-                         f"expected a list of {n} numbers{rng} (one per step), got {_short(raw)}")
+                         f"expected a list of {n} numbers{rng} (one per step), got {short(raw)}")
     return [float(v) for v in raw]
 
 
@@ -195,7 +184,8 @@ def _outcome(d: dict[str, Any], path: Path, where: str, prefix: str) -> bool | N
     return None
 
 
-def _nested(d: dict[str, Any], path: Path, where: str) -> list[LabelledSolution]:
+def _nested(d: dict[str, Any], path: Path, where: str,
+            choice: LabelChoice) -> list[LabelledSolution]:
     qid = str(d.get("question_id", d.get("id", where)))
     question = str(d.get("question", ""))
     out = []
@@ -208,11 +198,12 @@ def _nested(d: dict[str, Any], path: Path, where: str) -> list[LabelledSolution]
         if not steps:
             raise InputError(path, where, f"{prefix}solution", "missing or empty: needs "
                              "'solution' or 'prm_processed_solution' text")
-        out.append(_build(s, path, where, f"{qid}/{k}", question, steps, prefix))
+        out.append(_build(s, path, where, f"{qid}/{k}", question, steps, prefix, choice))
     return out
 
 
-def _item(d: dict[str, Any], path: Path, where: str) -> list[LabelledSolution]:
+def _item(d: dict[str, Any], path: Path, where: str,
+          choice: LabelChoice) -> list[LabelledSolution]:
     """A line of the project's JSONL (`Item.to_dict()`): labels in each solution's `meta`,
     scores in `prm`."""
     q = d["question"]
@@ -229,7 +220,7 @@ def _item(d: dict[str, Any], path: Path, where: str) -> list[LabelledSolution]:
         if rec.get("score") is None and q.get("answer") is not None:
             rec["score"] = int(str(s.get("answer")).casefold() == str(q["answer"]).casefold())
         out.append(_build(rec, path, where, f"{q.get('id', where)}/{k}", str(q.get("stem", "")),
-                          steps, f"solutions[{k}].meta."))
+                          steps, f"solutions[{k}].meta.", choice))
     return out
 
 
@@ -239,8 +230,3 @@ def _solution_steps(marked: Any, text: Any) -> list[str]:
     if isinstance(marked, str) and STEP_TAG in marked:
         return [p.strip() for p in marked.split(STEP_TAG)[:-1]]
     return split_steps(text) if isinstance(text, str) else []
-
-
-def _short(v: Any) -> str:
-    r = repr(v)
-    return r if len(r) <= 80 else r[:77] + "..."

@@ -54,17 +54,21 @@ class ProcessBench:
 
 def processbench(match: np.ndarray, erroneous: np.ndarray,
                  weights: np.ndarray | None = None) -> ProcessBench:
-    """acc1 (erroneous), acc2 (correct) and their harmonic mean, all x100."""
+    """acc1 (erroneous), acc2 (correct) and their harmonic mean, all x100 (each accuracy in
+    percent also when the other class is empty and the F1 is undefined)."""
     w = np.ones(len(match)) if weights is None else np.asarray(weights, dtype=np.float64)
     m = np.asarray(match, dtype=np.float64)
     e = np.asarray(erroneous, dtype=bool)
-    acc1 = _wmean(m[e], w[e])
-    acc2 = _wmean(m[~e], w[~e])
+    acc1 = _percent(_wmean(m[e], w[e]))
+    acc2 = _percent(_wmean(m[~e], w[~e]))
     if acc1 is None or acc2 is None:
         return ProcessBench(acc1, acc2, None)
-    acc1, acc2 = 100 * acc1, 100 * acc2
     f1 = 0.0 if acc1 + acc2 == 0 else 2 * acc1 * acc2 / (acc1 + acc2)
     return ProcessBench(acc1, acc2, f1)
+
+
+def _percent(x: float | None) -> float | None:
+    return None if x is None else 100 * x
 
 
 def _wmean(v: np.ndarray, w: np.ndarray) -> float | None:

@@ -10,6 +10,10 @@ Over the solutions of a labelled file (`bestofn.labels`) that the verifier score
   (`final_answer_correct` / `orm_label` / `score`, else "no wrong step").
 Intervals: percentile bootstrap over solutions (`bestofn.bootstrap.draws`, the draw every table
 of the project uses); the best threshold is chosen on the whole file, without an interval.
+A critic (`bestofn.critic`) predicts each solution's first error directly: `evaluate_critic`
+gives the same ProcessBench numbers from its predictions (no prediction is a miss) and None for
+the metrics that need step scores. Every accuracy and F1 is in percent. Several files in one
+table, with a calibrated threshold and the unweighted mean: `bestofn.verifier_table`.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from .bootstrap import CI_LEVEL, draws
+from .critic import CriticVerdict
 from .labels import LabelledSolution
 from .records import StepScores
 from .step_metrics import (
@@ -47,13 +52,19 @@ class VerifierEval:
     n_correct: int
     n_steps: int
     n_unscored: int
-    threshold: float
+    threshold: float | None
+    """None for a critic (its predictions need none)."""
     aggregation: str
     calibration_target: str | None
     values: dict[str, float | None]
     best_threshold: float | None
     best_f1: float | None
     intervals: dict[str, tuple[float, float] | None] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
+    """Solutions per step-label source (`bestofn.label_sources`: `label`, gemini, ...)."""
+    critic: dict[str, Any] | None = None
+    """A critic's counts: samples per solution, unparsable solutions (each a miss) and
+    replies; None for step scores."""
 
     def to_json(self) -> dict[str, Any]:
         return {"n": self.n, "n_erroneous": self.n_erroneous, "n_correct": self.n_correct,
@@ -61,6 +72,7 @@ class VerifierEval:
                 "threshold": self.threshold, **self.values,
                 "best_threshold": self.best_threshold, "best_f1": self.best_f1,
                 "aggregation": self.aggregation, "calibration_target": self.calibration_target,
+                "labels": self.labels, "critic": self.critic,
                 "intervals": {k: None if v is None else list(v)
                               for k, v in self.intervals.items()}}
 
@@ -101,9 +113,51 @@ def evaluate_steps(sols: Sequence[LabelledSolution], *, threshold: float = 0.5,
         n=len(scored), n_erroneous=int((arr.erroneous & lab).sum()),
         n_correct=int((~arr.erroneous & lab).sum()), n_steps=len(arr.step_scores),
         n_unscored=len(sols) - len(scored), threshold=threshold, aggregation=aggregation,
-        calibration_target=target, values=values, best_threshold=bt, best_f1=bf)
+        calibration_target=target, values=values, best_threshold=bt, best_f1=bf,
+        labels=label_counts(scored))
     if b > 0:
         ev.intervals = _intervals(arr, threshold, len(scored), b, seed, level)
+    return ev
+
+
+def label_counts(sols: Sequence[LabelledSolution]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for s in sols:
+        if s.label_source:
+            out[s.label_source] = out.get(s.label_source, 0) + 1
+    return out
+
+
+def evaluate_critic(sols: Sequence[LabelledSolution], verdicts: Sequence[CriticVerdict], *,
+                    b: int = 1000, seed: int = 0, level: float = CI_LEVEL) -> VerifierEval:
+    """ProcessBench's accuracies and F1 of a critic's predicted first errors (an unparsable
+    reply is a miss); the metrics that need step scores are None. Solutions without step
+    labels are left out."""
+    assert len(sols) == len(verdicts), (len(sols), len(verdicts))
+    pairs = [(s, v) for s, v in zip(sols, verdicts, strict=True) if s.first_error is not None]
+    if not pairs:
+        raise ValueError("no solution with step labels for the critic")
+    n = len(pairs)
+    hit = np.array([v.prediction is not None and v.prediction == s.first_error
+                    for s, v in pairs])
+    # a match is the interval (-inf, inf] (it matches at any threshold), a miss an empty one
+    lo = np.where(hit, -np.inf, 0.0)
+    hi = np.where(hit, np.inf, 0.0)
+    err = np.array([s.first_error != -1 for s, _ in pairs])
+    empty_i, empty_f = np.zeros(0, int), np.zeros(0)
+    arr = _Arrays(lo, hi, err, np.ones(n, bool), empty_i, empty_f, np.zeros(0, bool), empty_i,
+                  empty_f, empty_f, empty_i, empty_f, np.zeros(0, bool))
+    replies = [v for _, v in pairs]
+    ev = VerifierEval(
+        n=n, n_erroneous=int(err.sum()), n_correct=int((~err).sum()), n_steps=0,
+        n_unscored=len(sols) - n, threshold=None, aggregation="critic",
+        calibration_target=None, values=_metrics(arr, 0.5, None), best_threshold=None,
+        best_f1=None, labels=label_counts([s for s, _ in pairs]),
+        critic={"samples": max(len(v.replies) for v in replies),
+                "unparsed": sum(v.prediction is None for v in replies),
+                "unparsed_replies": sum(v.unparsed_replies for v in replies)})
+    if b > 0:
+        ev.intervals = _intervals(arr, 0.5, n, b, seed, level)
     return ev
 
 
@@ -222,10 +276,20 @@ def format_report(ev: VerifierEval) -> str:
 
     lines = [f"{ev.n} scored solutions ({ev.n_erroneous} erroneous, {ev.n_correct} correct by "
              f"step labels; {ev.n_steps} labelled steps; {ev.n_unscored} unscored)",
-             f"ProcessBench at threshold {ev.threshold:g} (percent, 95% bootstrap CI):",
-             f"  accuracy on erroneous  {fmt('acc_erroneous', True)}",
-             f"  accuracy on correct    {fmt('acc_correct', True)}",
-             f"  F1                     {fmt('processbench_f1', True)}"]
+             f"step labels: {label_summary(ev.labels)}"]
+    if ev.critic is not None:
+        c = ev.critic
+        lines += [f"critic: {c['samples']} sample(s) per solution; {c['unparsed']} solutions "
+                  f"without a parsable answer (counted as misses), {c['unparsed_replies']} "
+                  "unparsable replies",
+                  "ProcessBench, critic protocol (percent, 95% bootstrap CI):"]
+    else:
+        lines.append(f"ProcessBench at threshold {ev.threshold:g} (percent, 95% bootstrap CI):")
+    lines += [f"  accuracy on erroneous  {fmt('acc_erroneous', True)}",
+              f"  accuracy on correct    {fmt('acc_correct', True)}",
+              f"  F1                     {fmt('processbench_f1', True)}"]
+    if ev.critic is not None:
+        return "\n".join(lines)
     if ev.best_threshold is not None:
         lines.append(f"  best threshold {ev.best_threshold:.4g}: F1 {ev.best_f1:.1f} "
                      "(chosen on this file: optimistic)")
@@ -234,3 +298,8 @@ def format_report(ev: VerifierEval) -> str:
               f"ECE ({ev.calibration_target} labels, 10 bins) {fmt('ece', False)}",
               f"outcome AUROC ({ev.aggregation})     {fmt('outcome_auroc', False)}"]
     return "\n".join(lines)
+
+
+def label_summary(labels: dict[str, int]) -> str:
+    """`gemini (60)`, `label (40), hard (20)`: which step labels were read, and how often."""
+    return ", ".join(f"{k} ({v})" for k, v in labels.items()) or "none"

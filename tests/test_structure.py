@@ -20,6 +20,7 @@ from bestofn.config import (
     default_of,
 )
 from bestofn.serve import ServeConfig
+from bestofn.verifier_options import VerifierEvalOptions
 from retrieval.faiss_index import IndexConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -154,7 +155,8 @@ CONFIGS = {"run": (RunConfig, PRMOptions, ExecConfig), "score": (PRMOptions,),
            "prefs": (PRMOptions,), "sample": (SampleOptions, RunConfig),
            "serve": (ServeConfig, RunConfig, PRMOptions), "report": (ReportOptions,),
            "evaluate": (RunConfig,), "index build": (IndexConfig, RunConfig),
-           "index search": (RunConfig,)}
+           "index search": (RunConfig,),
+           "verifier-eval": (VerifierEvalOptions, PRMOptions)}
 """Each command's flags against these configs: a flag is checked against the first one that
 has a field of its name."""
 FIELD_OF = {("score", "backend"): (RunConfig, "prm_backend"),

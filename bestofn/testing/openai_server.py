@@ -1,5 +1,6 @@
 """A local OpenAI-compatible chat server that plays a script of error statuses, for the
-`openai` policy's tests (retries, `n`, timeouts), and a client with fast retries."""
+`openai` policy's tests (retries, `n`, timeouts) and the critic's (scripted replies), and a
+client with fast retries."""
 
 from __future__ import annotations
 
@@ -17,8 +18,10 @@ class FakeServer:
     answers. Each answer's text is a function of the request's seed and the choice index.
     `honour_n=False` answers one choice whatever `n` asks (like servers without `n`)."""
 
-    def __init__(self, script=(), honour_n=True, delay_first=0.0):
+    def __init__(self, script=(), honour_n=True, delay_first=0.0, reply=None):
+        """`reply(body, i)`: the text of choice i (default: a solution chosen by the seed)."""
         self.script, self.honour_n, self.delay_first = list(script), honour_n, delay_first
+        self.reply = reply
         self.requests: list[dict] = []
         self.lock = threading.Lock()
         server = self
@@ -40,9 +43,7 @@ class FakeServer:
                     return
                 k = body["n"] if server.honour_n else 1
                 choices = [{"index": i, "finish_reason": "stop", "message": {
-                    "role": "assistant",
-                    "content": steps_text(3, "ABCD"[(body["seed"] + i) % 4],
-                                          tag=f" s{body['seed'] + i}")}} for i in range(k)]
+                    "role": "assistant", "content": server.text(body, i)}} for i in range(k)]
                 self._send(200, {"choices": choices})
 
             def _send(self, status, payload, headers=None):
@@ -59,6 +60,11 @@ class FakeServer:
         self.httpd.handle_error = lambda *a: None  # the timed-out request's late reply
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    def text(self, body, i):
+        if self.reply is not None:
+            return self.reply(body, i)
+        return steps_text(3, "ABCD"[(body["seed"] + i) % 4], tag=f" s{body['seed'] + i}")
 
     def close(self):
         self.httpd.shutdown()
