@@ -216,8 +216,8 @@ def test_a_question_that_fails_is_recorded_and_a_resume_after_the_fix_completes(
 
 
 class _DyingStream(OrderedStream):
-    """The replay policy's ordered stream, whose engine dies on a chosen poll (not one
-    question's error: the whole stream raises)."""
+    """The replay policy's ordered stream, one question's samples per poll, whose engine dies
+    on a chosen poll (not one question's error: the whole stream raises)."""
 
     die_at = 0
     polls = 0
@@ -226,7 +226,7 @@ class _DyingStream(OrderedStream):
         type(self).polls += 1
         if type(self).polls == type(self).die_at:
             raise OSError("engine process gone")
-        return super().poll(timeout)
+        return super().poll(0.0)
 
 
 class _DyingReplay(ReplayPolicy):
@@ -248,7 +248,8 @@ def test_an_engine_that_dies_stops_the_run_in_one_line_and_the_same_command_resu
     _, extra, results, report = reference[kind]
     dying.polls, dying.die_at = 0, 1 + seeded_rng("engine death").randrange(Q)
     out = tmp_path / "run"
-    args = [a if a != "replay" else "dying-replay" for a in argv(out, stored, *extra)]
+    args = [a if a != "replay" else "dying-replay"
+            for a in argv(out, stored, *extra, "--valid-steps", "off")]
     capsys.readouterr()
     assert main(args) == 1
     err = capsys.readouterr().err
@@ -258,5 +259,7 @@ def test_an_engine_that_dies_stops_the_run_in_one_line_and_the_same_command_resu
     assert main(args) == 0
     assert {q: without_compute(d) for q, d in by_id(out / "results.jsonl").items()} == {
         q: without_compute(d) for q, d in results.items()}
-    assert strip_timing(json.loads((out / "report.json").read_text()), compute=False) == \
-        strip_timing(report, compute=False)
+    got = strip_timing(json.loads((out / "report.json").read_text()), compute=False)
+    want = strip_timing(report, compute=False)
+    assert {k: v for k, v in got.items() if k != "config"} == {
+        k: v for k, v in want.items() if k != "config"}  # the backend's name differs

@@ -119,6 +119,9 @@ class Scheduler:
             if self._total(running):
                 with self.clock.stage("sample_s"), _failing(f"policy engine ({self._name()})"):
                     done = self.stream.poll(self.budget.poll_s)
+                    if not done and not self.stream.pending():
+                        raise RuntimeError(f"{self._total(running)} requests are running and "
+                                           "the stream holds none of them")
                 self._route(done, open_, running)
                 if self.side is not None:
                     with _failing("scoring"):
