@@ -31,7 +31,7 @@ from typing import Any
 from bestofn.adaptive import parse_rule
 from bestofn.adaptive.stream import StreamJob
 from bestofn.datasets import load_questions
-from bestofn.scheduler import Budget, Compute, Scheduler, make_stream
+from bestofn.execution import Budget, Compute, Scheduler, make_stream
 from policies import SamplingConfig
 from policies.vllm import VLLMPolicy
 

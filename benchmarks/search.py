@@ -34,8 +34,8 @@ from bestofn.batch_scoring import Request, score_requests
 from bestofn.config import PRMOptions
 from bestofn.datasets import load_questions
 from bestofn.engines import build_prm
+from bestofn.execution import StageClock
 from bestofn.records import Item
-from bestofn.scheduler import StageClock
 from bestofn.scorers.protocol import ScoredBatch
 from bestofn.search import MEDPRM_STEPS, StepFormat, parse_strategy, search_items
 from bestofn.select import best_of_n, is_correct

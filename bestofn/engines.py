@@ -30,7 +30,7 @@ SAMPLING_FIELDS = ("temperature", "top_k", "top_p", "max_tokens")
 class PolicySpec:
     """Which policy and how it runs. `backend` and `preset` may be `auto` (resolved here).
     Med-PRM's step filter is not the policy's: fixed-N jobs apply it
-    (`scheduler.fixed.FixedJob`)."""
+    (`execution.fixed.FixedJob`)."""
 
     model: str
     backend: str = "auto"

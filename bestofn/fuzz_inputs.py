@@ -170,8 +170,8 @@ def read_run_config(path: Path) -> None:
 def read_results(path: Path) -> None:
     """A resumed run: the results so far (a cut last line is dropped), then the report's
     evaluation. A refused file is left as it was."""
-    from .driver import own_lines
     from .evaluate import evaluate
+    from .execution.driver import own_lines
     from .files import resume_lines
 
     questions = [Question(id=q, stem="Which?", options=dict(OPTIONS)) for q in RUN_IDS]

@@ -226,7 +226,7 @@ class Item:
     orm: list[float | None] | None = None
     raw: dict[str, Any] | None = field(default=None, repr=False, compare=False)
     compute: dict[str, int] | None = field(default=None, compare=False)
-    """What the question cost (`scheduler.ledger.Compute`), when a run recorded it."""
+    """What the question cost (`execution.ledger.Compute`), when a run recorded it."""
     search: dict[str, Any] | None = field(default=None, compare=False)
     """What a search run did for the question (`bestofn.search`: candidates per step)."""
 

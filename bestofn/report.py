@@ -23,9 +23,9 @@ from .columns import benchmark_markdown, benchmark_table
 from .config import ReportOptions
 from .curves import Curves, accuracy_curves
 from .evaluate import evaluate, graded
+from .execution.ledger import compute_json
 from .files import atomic_write_text
 from .records import Item
-from .scheduler.ledger import compute_json
 from .select import STRICT, SelectionRules, get_rules, label, labels, table_keys
 
 PLOT_FILE, CSV_FILE = "accuracy_vs_n.png", "accuracy_vs_n.csv"
@@ -54,7 +54,7 @@ def write_report(out_dir: Path, items: Sequence[Item], config: dict[str, Any], *
     attempts}`). `plot`: None draws the PNG when matplotlib is installed, True requires it.
     `extra` keys are added to report.json; `search_vs_best_of_n` (`token_budget.compare`)
     also gets its section and plot. `stage_seconds`: a run's measured stage seconds
-    (`scheduler.ledger.StageClock`); the time spent here on selection and evaluation is
+    (`execution.ledger.StageClock`); the time spent here on selection and evaluation is
     `select_s`. Without them the stage keys of `compute` are null and the report is
     deterministic.
     """

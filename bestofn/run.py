@@ -2,8 +2,8 @@
 
 This module checks the inputs and the run folder, opens the execution for the config (jobs on
 the one scheduler loop, in this process or on Ray; fixed N, adaptive or search:
-`scheduler.placement.open_execution`) and writes the report; the run driver
-(`bestofn.driver`) owns what happens in between, the same for every execution: resume from
+`execution.placement.open_execution`) and writes the report; the run driver
+(`bestofn.execution.driver`) owns what happens in between, the same for every execution: resume from
 `results.jsonl` (each finished question appended, fsync'd, so a run that stops for any reason
 resumes where it stopped and, with the same config and seeds, ends with the same report),
 retries, `failures.jsonl` and progress.
@@ -20,13 +20,13 @@ from typing import Any
 from .config import ExecConfig, RunConfig
 from .console import LOG_NAME, Console, quiet
 from .datasets import load_questions
-from .driver import FAILURES_FILE, RESULTS_FILE, drive
+from .execution.driver import FAILURES_FILE, RESULTS_FILE, drive
+from .execution.ledger import StageClock
+from .execution.placement import open_execution
+from .execution.scheduler import EngineFailure
 from .files import atomic_write_text, load_json
 from .records import Item, Question
 from .report import write_report
-from .scheduler.ledger import StageClock
-from .scheduler.placement import open_execution
-from .scheduler.scheduler import EngineFailure
 from .select import get_rules
 from .stages import resolve_config
 

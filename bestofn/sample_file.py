@@ -1,6 +1,6 @@
 """Sampling a question set into a solutions JSONL, resumably (the `bestofn sample` command).
 
-The questions are fixed-N jobs on the one scheduler loop (`bestofn.scheduler.execution`), the
+The questions are fixed-N jobs on the one scheduler loop (`bestofn.execution.jobs`), the
 validity filter included; each question's `Item` line is appended and fsync'd as soon as it
 settles; a restart skips the questions already in the file, and with the same seed produces
 the same solutions for the rest (seeds are per question and per sample index).
@@ -71,8 +71,8 @@ def sample_to_file(questions: Sequence[Question], policy: Policy, output: str | 
     if len(set(ids)) != len(ids):
         dup = next(i for i in ids if ids.count(i) > 1)
         raise ValueError(f"question id {dup!r} appears more than once in the question set")
-    from bestofn.scheduler import make_stream
-    from bestofn.scheduler.execution import fixed_samples
+    from bestofn.execution import make_stream
+    from bestofn.execution.jobs import fixed_samples
 
     stream = make_stream(policy)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -2,8 +2,8 @@
 
 `resolve_config` fills the sampling settings a run left open from its policy's preset;
 `build_policy` and `build_scorer` go through the one engine factory (`bestofn.engines`). What
-the engines then do is jobs on the scheduler (`bestofn.scheduler.execution`); the validity
-filter is job logic there (`scheduler.fixed.FixedJob`), so a run's policy is never wrapped.
+the engines then do is jobs on the scheduler (`bestofn.execution.jobs`); the validity
+filter is job logic there (`execution.fixed.FixedJob`), so a run's policy is never wrapped.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from .config import RunConfig
 from .engines import PolicySpec
-from .scheduler.scoring import Verifiers
+from .execution.scoring import Verifiers
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:

@@ -27,8 +27,8 @@ from .bootstrap import CI_LEVEL, Estimate, intervals, outcome_matrix
 from .config import ReportOptions
 from .curves import curve_ns, prefix_outcomes
 from .evaluate import graded
+from .execution.ledger import Compute
 from .records import Item
-from .scheduler.ledger import Compute
 from .select import BUDGET_METHODS, get_method, label
 
 PLOT_FILE = "accuracy_vs_tokens.png"

@@ -4,7 +4,7 @@ Add a backend by writing a class with `sample(questions, n, params, start=0)` an
 it in `POLICIES`. `start` numbers the samples: `sample(qs, R, params, start=k)` returns samples
 k..k+R-1 of each question, equal to those of one `sample(qs, N, params)` call (seeds are per
 question and per sample index), which is what the scheduler's ordered stream asks of a backend
-without a stream of its own (`bestofn.scheduler.STREAMS`). Backends: `vllm` (offline engine),
+without a stream of its own (`bestofn.execution.STREAMS`). Backends: `vllm` (offline engine),
 `openai` (any OpenAI-compatible server), `hf` (transformers `generate`), `replay` (solutions
 read from a file). Med-PRM's step-count filter and top-up (`policies.validity`) is the
 fixed-N job's logic, over any of them (`bestofn.sample_file` writes a resumable solutions

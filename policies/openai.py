@@ -84,7 +84,7 @@ class OpenAIPolicy:
     """N solutions per question from a served model (`model` is the name the server serves)."""
 
     backend = "openai"
-    """Its streaming scheduler backend (`bestofn.scheduler.STREAMS`)."""
+    """Its streaming scheduler backend (`bestofn.execution.STREAMS`)."""
 
     def __init__(self, model: str, *, base_url: str = "http://127.0.0.1:8000/v1",
                  api_key: str | None = None, preset: str | Preset = "medprm",

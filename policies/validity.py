@@ -3,7 +3,7 @@
 Med-PRM's published sampler draws ceil(1.25 N) solutions per question, keeps those with 3 to 9
 steps, draws 3x the shortfall once more for questions still short of N, and keeps the first N
 valid ones. `ValidityConfig` holds the bounds, the oversampling, the top-up factor and the
-number of top-up rounds; the fixed-N job (`bestofn.scheduler.fixed.FixedJob`) does the
+number of top-up rounds; the fixed-N job (`bestofn.execution.fixed.FixedJob`) does the
 drawing on the scheduler loop, over any policy backend. After the last round a question may
 be left with fewer than N solutions (never a loop without end), unless `fill_invalid` fills
 it up with rejected ones.

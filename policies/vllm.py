@@ -88,7 +88,7 @@ class VLLMPolicy:
     """N solutions per question from a `vllm.LLM` (built here, or passed in as `llm`)."""
 
     backend = "vllm"
-    """Its streaming scheduler backend (`bestofn.scheduler.STREAMS`)."""
+    """Its streaming scheduler backend (`bestofn.execution.STREAMS`)."""
 
     def __init__(self, model: str, *, preset: str | Preset = "medprm", device: str = "auto",
                  dtype: str = "auto", tensor_parallel_size: int = 1,

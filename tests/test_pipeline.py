@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from bestofn.execution.ray_workers import ExecConfig
 from bestofn.files import write_jsonl
-from bestofn.pipeline import ExecConfig
 from bestofn.records import Item
 from bestofn.run import RunConfig, run
 from bestofn.testing.reports import report_without_timing, without_compute

@@ -108,8 +108,8 @@ class StepCountPolicy:
 def filtered(fake, questions, n, cfg=None) -> list[list]:
     """Each question's kept solutions: fixed jobs with the filter on the scheduler loop over
     the fake backend (its ordered stream)."""
-    from bestofn.scheduler import make_stream
-    from bestofn.scheduler.execution import fixed_samples
+    from bestofn.execution import make_stream
+    from bestofn.execution.jobs import fixed_samples
 
     done = {j.question.id: j for j in fixed_samples(make_stream(fake), questions, n, PARAMS,
                                                     cfg or ValidityConfig())}

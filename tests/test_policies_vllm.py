@@ -164,7 +164,7 @@ def test_openai_backend_against_vllm_serve(server, policy):
 def test_openai_stream_gives_the_fixed_samples_and_aborts(server, policy):
     """The streaming scheduler's OpenAI backend: single-sample requests (seed + k) give a fixed
     run's sample k; an aborted request never comes back."""
-    from bestofn.scheduler import SampleKey, make_stream
+    from bestofn.execution import SampleKey, make_stream
     from policies.openai import OpenAIPolicy
 
     stream = make_stream(OpenAIPolicy("tiny", base_url=server, concurrency=4))

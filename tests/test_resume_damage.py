@@ -16,10 +16,10 @@ import pytest
 
 from bestofn.cli import main
 from bestofn.datasets import load_questions
+from bestofn.execution import STREAMS
+from bestofn.execution.ordered_stream import OrderedStream
 from bestofn.fuzzing import assert_one_line_error
 from bestofn.records import Item, Solution
-from bestofn.scheduler import STREAMS
-from bestofn.scheduler.ordered_stream import OrderedStream
 from bestofn.testing.reports import strip_timing, without_compute
 from bestofn.testing.seeds import seeded_rng
 from policies import POLICIES

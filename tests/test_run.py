@@ -81,7 +81,7 @@ def test_run_with_an_index_puts_retrieved_documents_in_the_prm_prompt(tmp_path,
 
 
 def test_exec_config_refuses_counts_below_one():
-    from bestofn.pipeline import ExecConfig
+    from bestofn.execution.ray_workers import ExecConfig
 
     with pytest.raises(ValueError, match="policy_actors=0, max_attempts=0"):
         ExecConfig(policy_actors=0, max_attempts=0)

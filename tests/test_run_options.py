@@ -166,7 +166,7 @@ def _policy_of(command: str, *flags: str):
                                           (("--valid-steps", "off"), None)])
 def test_run_and_serve_build_the_same_policy(flags, steps):
     """One engine factory: the same flags give the same policy and the same step filter
-    (job logic in both: `scheduler.fixed.FixedJob`)."""
+    (job logic in both: `execution.fixed.FixedJob`)."""
     got = [_policy_of(c, "--preset", "medprm", *flags) for c in ("run", "serve")]
     for policy, validity in got:
         assert type(policy).__name__ == "OpenAIPolicy" and policy.concurrency == 3

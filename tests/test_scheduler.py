@@ -27,12 +27,12 @@ from bestofn.adaptive.stream import StreamJob
 from bestofn.cli import main
 from bestofn.config import RunConfig, SamplingConfig
 from bestofn.datasets import load_questions
+from bestofn.execution import Budget, Compute, Scheduler
+from bestofn.execution.ledger import COUNT_KEYS, STAGE_KEYS, compute_json, split_by_size
+from bestofn.execution.ordered_stream import OrderedStream
 from bestofn.files import read_items
 from bestofn.records import Item, Solution
 from bestofn.run import run
-from bestofn.scheduler import Budget, Compute, Scheduler
-from bestofn.scheduler.ledger import COUNT_KEYS, STAGE_KEYS, compute_json, split_by_size
-from bestofn.scheduler.ordered_stream import OrderedStream
 from bestofn.testing.kill import reference_and_resumed
 from bestofn.testing.reports import report_without_timing
 from bestofn.testing.seeds import seeded_rng
@@ -256,7 +256,7 @@ def test_streamed_adaptive_run_keeps_the_fixed_runs_first_k(tmp_path, tiny_llama
 @pytest.mark.slow
 def test_vllm_stream_equals_fixed_sampling_and_counts_aborted_tokens(tiny_llama_split):
     pytest.importorskip("vllm")
-    from bestofn.scheduler import SampleKey, make_stream
+    from bestofn.execution import SampleKey, make_stream
     from policies.vllm import VLLMPolicy
 
     policy = VLLMPolicy(str(tiny_llama_split), preset="smollm2", max_model_len=1024,

@@ -173,7 +173,7 @@ def test_beam_drops_finished_candidates_from_the_pool():
 
 
 def test_a_failed_question_settles_as_a_failure_and_ignores_late_scores():
-    from bestofn.driver import Failed
+    from bestofn.execution.driver import Failed
     from bestofn.search.scoring import ScoreWork
 
     job = _job(Beam(width=2), 2)

@@ -109,8 +109,8 @@ def run_search(policy, prm, spec, in_flight=64):
 def test_a_step_request_continues_from_token_ids(policy, plain):
     """The stream's step request for a candidate's second step, sent with the prompt's and
     the first step's token ids, generates exactly the reference's second step."""
-    from bestofn.scheduler import SampleKey, make_stream
-    from bestofn.scheduler.requests import StepRequest
+    from bestofn.execution import SampleKey, make_stream
+    from bestofn.execution.requests import StepRequest
     from bestofn.search.stepwise import prompt_ids
     from policies import question_seed
 

@@ -263,13 +263,13 @@ def test_random_choices_in_tests_are_seeded():
                 assert node.args or node.keywords, f"{p.name}:{node.lineno}: unseeded Random()"
 
 
-RUN_FILE_READERS = {"bestofn.driver", "bestofn.cli.report", "bestofn.fuzz_inputs"}
+RUN_FILE_READERS = {"bestofn.execution.driver", "bestofn.cli.report", "bestofn.fuzz_inputs"}
 """The driver writes a run's results and failure records; these modules only read them."""
 
 
 def test_one_run_driver():
     """Resume, results, retries, failure records and progress of a run live in
-    `bestofn.driver`: no other module names the results or failures file (but to read it),
+    `bestofn.execution.driver`: no other module names the results or failures file (but to read it),
     builds a failure record or the run's progress bar, or counts a question's attempts."""
     for mod, p in project_modules().items():
         tree = ast.parse(p.read_text())
@@ -277,14 +277,14 @@ def test_one_run_driver():
             if isinstance(node, ast.Constant) and node.value in ("results.jsonl",
                                                                   "failures.jsonl"):
                 assert mod in RUN_FILE_READERS, f"{mod}:{node.lineno} names {node.value}"
-            if mod != "bestofn.driver" and isinstance(node, ast.Call):
+            if mod != "bestofn.execution.driver" and isinstance(node, ast.Call):
                 name = ast.unparse(node.func)
                 assert name not in ("Failure", "Progress"), (
                     f"{mod}:{node.lineno} calls {name}: that is the run driver's")
                 assert name != "drive" or mod == "bestofn.run", (
                     f"{mod}:{node.lineno} drives a run itself: `bestofn run` is the one caller")
             if isinstance(node, ast.Attribute) and node.attr == "max_attempts":
-                assert mod in ("bestofn.run", "bestofn.cli.run", "bestofn.driver"), (
+                assert mod in ("bestofn.run", "bestofn.cli.run", "bestofn.execution.driver"), (
                     f"{mod}:{node.lineno} reads max_attempts: retries are the driver's")
 
 
@@ -305,9 +305,9 @@ def test_one_documents_stage():
             assert word not in text, f"{mod} uses {word}: go through bestofn.documents"
 
 
-STREAM_MODULES = {"bestofn.scheduler.vllm_stream", "bestofn.scheduler.openai_stream",
-                  "bestofn.scheduler.ordered_stream", "bestofn.scheduler.ray_stream",
-                  "bestofn.scheduler.scheduler", "bestofn.pipeline"}
+STREAM_MODULES = {"bestofn.execution.vllm_stream", "bestofn.execution.openai_stream",
+                  "bestofn.execution.ordered_stream", "bestofn.execution.ray_stream",
+                  "bestofn.execution.scheduler", "bestofn.execution.ray_workers"}
 """The streams (and the loop that submits to them, and the Ray actors hosting them): the only
 modules that put a request into a policy engine."""
 ENGINE_CALLS = ("enqueue", "enqueue_chat", "submit_steps", "stream_submit",
@@ -315,7 +315,7 @@ ENGINE_CALLS = ("enqueue", "enqueue_chat", "submit_steps", "stream_submit",
 
 
 def test_one_engine_loop():
-    """One module builds the scheduler loop (`scheduler.execution`), and only stream modules
+    """One module builds the scheduler loop (`execution.jobs`), and only stream modules
     submit requests to a policy engine: every execution (fixed, adaptive, search; run, serve,
     sample, the library) is jobs on that loop."""
     for mod, p in project_modules().items():
@@ -324,8 +324,8 @@ def test_one_engine_loop():
                 continue
             name = ast.unparse(node.func)
             if name.split(".")[-1] == "Scheduler":
-                assert mod == "bestofn.scheduler.execution", (
-                    f"{mod}:{node.lineno} builds a scheduler loop: use scheduler.execution")
+                assert mod == "bestofn.execution.jobs", (
+                    f"{mod}:{node.lineno} builds a scheduler loop: use execution.jobs")
             if isinstance(node.func, ast.Attribute) and node.func.attr in ENGINE_CALLS:
                 assert mod in STREAM_MODULES, (
                     f"{mod}:{node.lineno} calls {name}: only stream modules submit requests")

@@ -1,9 +1,9 @@
 """`bestofn run --adaptive RULE`: barrier-free adaptive sampling.
 
-Each question is a `StreamJob` on the streaming scheduler (`bestofn.scheduler`): its samples
+Each question is a `StreamJob` on the streaming scheduler (`bestofn.execution`): its samples
 run as single requests (sample k with the question's seed + k, the fixed run's sample k), at
 most `EngineOptions.question_in_flight` at once, while other questions fill the engine. A
-finished sample is scored as soon as it arrives (`scheduler.scoring.ScoringSide`: a thread
+finished sample is scored as soon as it arrives (`execution.scoring.ScoringSide`: a thread
 beside the engine calling the verifiers or the scorer actors), and the rule is asked on the
 samples in index order: once samples 0..j are all finished and scored, it sees the prefixes
 1..j+1 in turn, exactly as the offline replay does, so where a question stops never depends
@@ -31,11 +31,11 @@ from typing import Any
 
 from ..confidence import solution_confidence
 from ..config import RunConfig
-from ..driver import Failed, failed
+from ..execution import Compute, Finished, SampleKey
+from ..execution.driver import Failed, failed
+from ..execution.scoring import Scores
 from ..files import InputError, LineCheck, append_line, resume_lines
 from ..records import Item, Question, Solution, StepScores
-from ..scheduler import Compute, Finished, SampleKey
-from ..scheduler.scoring import Scores
 from ..shapes import check_orm_list, check_prm_dicts, check_solution_dicts
 from .rules import Bounds, Drawn, parse_rule
 
@@ -72,12 +72,12 @@ def drawn_of(solutions: Sequence[Solution], prm: Sequence[StepScores | None] | N
 
 @dataclass
 class StreamJob:
-    """One question of a barrier-free adaptive run (a `scheduler.Job`)."""
+    """One question of a barrier-free adaptive run (a `execution.Job`)."""
 
     question: Question
     rule: Bounds
     scoring: Any
-    """The `scheduler.scoring.ScoringSide` its finished samples go to (None: no verifier)."""
+    """The `execution.scoring.ScoringSide` its finished samples go to (None: no verifier)."""
     log: Callable[[dict[str, Any]], None]
     has_prm: bool = False
     has_orm: bool = False

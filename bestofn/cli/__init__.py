@@ -12,9 +12,9 @@ import importlib
 import sys
 from collections.abc import Callable, Sequence
 
+from ..execution.scheduler import EngineFailure
 from ..files import InputError
 from ..run import ConfigMismatch
-from ..scheduler.scheduler import EngineFailure
 from ..score import StaleProgress
 
 Handler = Callable[[argparse.Namespace], int]

@@ -3,7 +3,7 @@
 `stepwise` is a candidate's state (one `Step N:` step per request, continued from token ids),
 `scoring` scores partial solutions with the run's PRM, `strategies` decides which continue
 (`beam`, `dvts`, `reject`, `particles`; `parse_strategy("beam:width=4")`), `job` is one
-question's search as a job of the streaming scheduler (`bestofn.scheduler`), and `loop` runs
+question's search as a job of the streaming scheduler (`bestofn.execution`), and `loop` runs
 the jobs of many questions on one engine stream with scoring beside it.
 `search(questions, policy, prm, "beam:width=4", n=8)` is the library call; `run --search`
 is the command-line one (`run_search.check_search`; the jobs run on the one scheduler loop,
@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from bestofn.config import SamplingConfig
-from bestofn.driver import Failed
+from bestofn.execution.driver import Failed
 from bestofn.records import Item, Question
 
 from .loop import outcomes_in_order, search_items, with_documents

@@ -1,4 +1,4 @@
-"""One question's search as a `scheduler.Job`: steps run as requests on the shared stream.
+"""One question's search as a `execution.Job`: steps run as requests on the shared stream.
 
 A question alternates between generating (each live candidate's next step is one
 `StepRequest`, started when the scheduler has room) and scoring (when all its step requests
@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bestofn.config import SamplingConfig
-from bestofn.driver import Failed, failed
+from bestofn.execution.driver import Failed, failed
+from bestofn.execution.ledger import Compute
+from bestofn.execution.requests import SampleKey, StepOutput, StepRequest
+from bestofn.execution.scoring import Scores
 from bestofn.records import Item, Question, StepScores
-from bestofn.scheduler.ledger import Compute
-from bestofn.scheduler.requests import SampleKey, StepOutput, StepRequest
-from bestofn.scheduler.scoring import Scores
 
 from .scoring import ScoreWork, to_score
 from .stepwise import MEDPRM_STEPS, Candidate, StepFormat, prompt_ids
@@ -38,7 +38,7 @@ class SearchJob:
     prompt: tuple[int, ...]
     tokenizer: Any
     scoring: Any
-    """The `scheduler.scoring.ScoringSide` that scores its candidates and calls `scored`."""
+    """The `execution.scoring.ScoringSide` that scores its candidates and calls `scored`."""
     model: str = ""
     preset: Any = None
     """The policy's name and preset (what its finished candidates' records carry)."""

@@ -1,8 +1,8 @@
-"""Many questions' searches as jobs on the one scheduler loop (`scheduler.execution`).
+"""Many questions' searches as jobs on the one scheduler loop (`execution.jobs`).
 
 Every question's step requests go to the policy engine's one stream, so the engine batches
 the steps of all open questions, and a question that is being scored leaves the engine to the
-others; its scoring runs beside the engine (`scheduler.scoring.ScoringSide`), which scores
+others; its scoring runs beside the engine (`execution.scoring.ScoringSide`), which scores
 every question waiting in one PRM call. A question is handed back as soon as its search ends
 (questions finish independently), as an `Item` whose solutions are its finished candidates
 scored with the same PRM, so the run's usual selection methods (`bestofn.select`) pick the
@@ -18,9 +18,9 @@ from dataclasses import replace
 from typing import Any
 
 from bestofn.config import EngineOptions, SamplingConfig
-from bestofn.driver import Failed
+from bestofn.execution.driver import Failed
+from bestofn.execution.ledger import StageClock
 from bestofn.records import Item, Question
-from bestofn.scheduler.ledger import StageClock
 
 from .job import search_jobs
 from .stepwise import MEDPRM_STEPS, StepFormat
@@ -36,9 +36,9 @@ def search_items(policy: Any, prm: Any, questions: Sequence[Question], n: int,
     others go on). The PRM prompt carries each question's attached documents when
     `use_docs`. At most `in_flight` step requests run at once (default:
     `EngineOptions.samples_in_flight`), over `in_flight // n` open questions."""
-    from bestofn.scheduler.execution import budget, run_jobs
-    from bestofn.scheduler.scoring import ScoringSide, Verifiers
-    from bestofn.scheduler.workers import LocalWorkers
+    from bestofn.execution.jobs import budget, run_jobs
+    from bestofn.execution.scoring import ScoringSide, Verifiers
+    from bestofn.execution.workers import LocalWorkers
 
     clock = clock or StageClock()
     engine = EngineOptions() if in_flight is None else EngineOptions(samples_in_flight=in_flight)

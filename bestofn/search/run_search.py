@@ -1,6 +1,6 @@
 """`bestofn run --search STRATEGY`: the checks a search run passes before anything is written.
 
-The questions then go to the one scheduler loop as search jobs (`scheduler.execution`), in
+The questions then go to the one scheduler loop as search jobs (`execution.jobs`), in
 this process or on the Ray actors: at most `EngineOptions.samples_in_flight` step requests
 run at once, over `samples_in_flight // n` open questions (at least one); every finished
 question is written at once, so a killed run resumes with the questions not yet written

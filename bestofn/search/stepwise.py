@@ -6,7 +6,7 @@ tokens, the step's own, is not a stop) or at the end of the answer. vLLM stops o
 string with `include_stop_str_in_output=False`, but its `token_ids` hold every token it
 generated, the header's included, so a candidate's accepted tokens are exactly what the
 engine produced and its final text is the decoding of their concatenation. The next step
-continues from `prompt ids + accepted ids` (a `scheduler.StepRequest`, sent as
+continues from `prompt ids + accepted ids` (a `execution.StepRequest`, sent as
 `{"prompt_token_ids": ...}`), never from re-templated text, so the engine's prefix cache and
 the tokenization stay exact. Seeds: `question_seed(run seed, question id, lineage, step)`.
 """

@@ -17,8 +17,8 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from ..adaptive.rules import format_rule
+from ..execution import Compute
 from ..records import Question
-from ..scheduler import Compute
 from .config import ServeConfig
 from .engine import Drawn, Engine, Reranked
 from .metrics import Metrics
@@ -55,7 +55,7 @@ class Outcome:
     batch_size: int
     """Questions in the policy call that sampled this one."""
     compute: dict[str, int] = field(default_factory=dict)
-    """What the answer cost (`scheduler.Compute`)."""
+    """What the answer cost (`execution.Compute`)."""
     adaptive: str | None = None
     """The stopping rule it ran under."""
     search: dict[str, Any] | None = None

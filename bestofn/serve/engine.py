@@ -15,10 +15,10 @@ from typing import Any
 from ..api import Reranker
 from ..config import EngineOptions
 from ..documents import Documents
+from ..execution import Compute, make_stream
+from ..execution.fixed import FixedJob
+from ..execution.jobs import budget, fixed_samples, run_jobs
 from ..records import Item, Question, Selection, Solution
-from ..scheduler import Compute, make_stream
-from ..scheduler.execution import budget, fixed_samples, run_jobs
-from ..scheduler.fixed import FixedJob
 from ..search.loop import with_documents
 from ..select import get_method
 
@@ -83,7 +83,7 @@ class Engine:
     """The policy, the verifiers and an optional documents stage (`bestofn.documents`, no
     cache: a server has no run folder), loaded once.
 
-    Every request samples as jobs on the one scheduler loop (`scheduler.execution`) over the
+    Every request samples as jobs on the one scheduler loop (`execution.jobs`) over the
     policy's stream, within the budget `engine` (`EngineOptions`) gives: fixed N (with
     Med-PRM's step filter `validity`, a `policies.validity.ValidityConfig`, when given),
     adaptive and search; a search ends its steps where `step_format` says (default: the
@@ -125,8 +125,8 @@ class Engine:
         questions streamed together; running samples of a settled question are aborted.
         A rule that reads scores gets them as samples finish (and they are kept)."""
         from ..adaptive.stream import StreamJob
-        from ..scheduler import StageClock
-        from ..scheduler.scoring import ScoringSide, Verifiers, score_pairs
+        from ..execution import StageClock
+        from ..execution.scoring import ScoringSide, Verifiers, score_pairs
 
         scoring = None
         if "scores" in rule.needs:
@@ -161,7 +161,7 @@ class Engine:
                       n: int, params: Any, strategy: Any) -> list[Drawn | Exception]:
         """Each question searched with N candidates (`bestofn.search`), the questions on one
         engine stream; the finished candidates come back with their PRM scores."""
-        from ..driver import Failed
+        from ..execution.driver import Failed
         from ..search import outcomes_in_order
 
         got = outcomes_in_order(self.policy, self.prm, with_documents(questions, documents),

@@ -36,7 +36,7 @@ class Metrics:
         self.policy_batch_max = max(self.policy_batch_max, questions)
 
     def drawn(self, c: Any) -> None:
-        """A question's samples (`scheduler.Compute`): kept, thrown away, their tokens, and
+        """A question's samples (`execution.Compute`): kept, thrown away, their tokens, and
         the PRM tokens computed while sampling (an adaptive rule's or a search's scoring)."""
         self.samples += c.samples_drawn
         self.samples_aborted += c.samples_aborted

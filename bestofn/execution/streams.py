@@ -39,9 +39,9 @@ class SampleStream(Protocol):
 
 
 STREAMS = Registry("sample stream")
-STREAMS.register("vllm", "bestofn.scheduler.vllm_stream:VLLMStream")
-STREAMS.register("openai", "bestofn.scheduler.openai_stream:OpenAIStream")
-STREAMS.register("ordered", "bestofn.scheduler.ordered_stream:OrderedStream")
+STREAMS.register("vllm", "bestofn.execution.vllm_stream:VLLMStream")
+STREAMS.register("openai", "bestofn.execution.openai_stream:OpenAIStream")
+STREAMS.register("ordered", "bestofn.execution.ordered_stream:OrderedStream")
 
 
 def make_stream(policy: Any) -> SampleStream:

@@ -1,6 +1,12 @@
-"""The streaming sample scheduler: one request per sample, the engine kept full, abort on demand.
+"""Execution: every run, request and search is jobs on one scheduler loop (docs/scheduler.md).
 
-A fixed or adaptive run hands the scheduler *jobs* (one per question: which sample to start
+The loop (`scheduler.py`), its jobs (`fixed.FixedJob`; the adaptive and search jobs live with
+their kind), the streams that reach a policy engine (`streams.py` and one module each), the
+scoring side beside it (`scoring.py`), the one place the loop is built (`jobs.py`), the
+engines in this process or on Ray (`workers.py`, `ray_workers.py`, chosen in
+`placement.py`) and the run driver (`driver.py`: resume, results, retries, failures).
+
+A run hands the scheduler *jobs* (one per question: which sample to start
 next, what to do with a finished one, when the question is settled). The scheduler keeps up
 to `Budget.in_flight` samples running over all questions (at most `Budget.per_question` of
 one question), refills as samples finish, and aborts a question's running requests the moment

@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from .console import Console, Progress
-from .files import InputError, LineCheck, append_line, atomic_write_text, json_line, resume_lines
-from .records import Item, Question
-from .shapes import check_item_dict
+from ..console import Console, Progress
+from ..files import InputError, LineCheck, append_line, atomic_write_text, json_line, resume_lines
+from ..records import Item, Question
+from ..shapes import check_item_dict
 
 RESULTS_FILE = "results.jsonl"
 FAILURES_FILE = "failures.jsonl"

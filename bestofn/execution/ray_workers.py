@@ -3,10 +3,10 @@
 Why actors rather than Ray Data: the unit of work that must be exactly-once is one question
 (resume, failure records, per-question seeds), each engine is expensive to start and must
 stay resident, and results must land in the run folder as each question finishes. The driver
-runs the same scheduler loop as an in-process run (`scheduler.execution`): each policy actor
-hosts a `SampleStream` that the driver's `scheduler.ray_stream.RayStream` submits to and
+runs the same scheduler loop as an in-process run (`execution.jobs`): each policy actor
+hosts a `SampleStream` that the driver's `execution.ray_stream.RayStream` submits to and
 polls (so fixed, adaptive and search jobs all run here, step requests included), the scoring
-side calls the scorer actors (`scheduler.scoring.score_pairs`, the in-process function), and
+side calls the scorer actors (`execution.scoring.score_pairs`, the in-process function), and
 the documents stage (`bestofn.documents`) searches on the retrieval actor, which holds the
 FAISS index and the query embedder, while the driver writes the search cache. Only the driver
 writes the run folder, so there is one writer and no duplicate.
@@ -27,15 +27,15 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .config import ExecConfig, RunConfig
-from .console import log_file_for_workers, to_log_file
-from .documents import CACHE_DIR, Documents, IndexSearch
-from .files import atomic_write_text
-from .records import Document, Question, Solution
-from .registry import require
-from .scheduler.ledger import StageClock
-from .scheduler.requests import SampleKey, SampleRequest, StepRequest
-from .scheduler.scoring import Scored, score_pairs
+from ..config import ExecConfig, RunConfig
+from ..console import log_file_for_workers, to_log_file
+from ..documents import CACHE_DIR, Documents, IndexSearch
+from ..files import atomic_write_text
+from ..records import Document, Question, Solution
+from ..registry import require
+from .ledger import StageClock
+from .requests import SampleKey, SampleRequest, StepRequest
+from .scoring import Scored, score_pairs
 
 WORKERS_FILE = "workers.json"
 """Where each actor of a Ray run runs (stage, node, pid), written when they are up."""
@@ -58,7 +58,7 @@ class _Worker:
 
 
 class _PolicyWorker(_Worker):
-    """The policy's `SampleStream` on an actor (`scheduler.ray_stream.RayStream` drives it).
+    """The policy's `SampleStream` on an actor (`execution.ray_stream.RayStream` drives it).
 
     `incarnation` is new each time the actor starts, so the driver sees a restart (its
     running requests were lost with the process) and sends them again; a request whose key
@@ -67,8 +67,8 @@ class _PolicyWorker(_Worker):
     stage = "policy"
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        from .scheduler import make_stream
-        from .stages import build_policy
+        from ..stages import build_policy
+        from .streams import make_stream
 
         super().__init__(cfg)
         self.policy = build_policy(self.cfg)
@@ -141,14 +141,14 @@ class _ScorerWorker(_Worker):
     stage = "scorer"
 
     def __init__(self, cfg: dict[str, Any]) -> None:
-        from .stages import build_scorer
+        from ..stages import build_scorer
 
         super().__init__(cfg)
         self.verifiers = build_scorer(self.cfg)
 
     def score(self, work: list[tuple[Question, list[Solution]]],
               prm_only: bool = False) -> list[Scored]:
-        """Several questions' scores in one call (`scheduler.scoring.score_pairs`)."""
+        """Several questions' scores in one call (`execution.scoring.score_pairs`)."""
         return score_pairs(self.verifiers, work, self.cfg.use_docs, prm_only)
 
 
@@ -188,7 +188,7 @@ class RayWorkers:
         return workers
 
     def start(self) -> None:
-        from .scheduler.ray_stream import RayStream
+        from .ray_stream import RayStream
 
         ray = self.ray
         if not ray.is_initialized():
@@ -239,7 +239,7 @@ class RayWorkers:
         the model folder: the actors' engines tokenize with the same files."""
         from policies.presets import get_preset
 
-        from .embedded import resolve_model
+        from ..embedded import resolve_model
 
         tokenizers = require("transformers", "transformers")
         tok = tokenizers.AutoTokenizer.from_pretrained(resolve_model(self.cfg.policy))

@@ -1,8 +1,8 @@
 """Where a run's jobs run: the one "in this process or on Ray?" branch.
 
-The engines start once (`workers.LocalWorkers` or `pipeline.RayWorkers`); every pass of the
-run driver (the first, and its retries of failed questions) runs its questions as jobs on
-them (`execution.run_jobs_for`).
+The engines start once (`workers.LocalWorkers` or `ray_workers.RayWorkers`); every pass of
+the run driver (the first, and its retries of failed questions) runs its questions as jobs
+on them (`jobs.run_jobs_for`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 from bestofn.config import ExecConfig, RunConfig
 
-from .execution import run_jobs_for
+from .jobs import run_jobs_for
 from .ledger import StageClock
 
 
@@ -22,14 +22,14 @@ def open_execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: Stag
     """The run's `driver.Execution`: its engines started once, in this process when `ex` is
     None, else on the Ray actors; every pass of the driver (the first, and its retries of
     failed questions) runs its questions as jobs on them."""
-    from bestofn.driver import Executor
+    from bestofn.execution.driver import Executor
 
     if ex is None:
         from .workers import LocalWorkers
 
         workers: Any = LocalWorkers.for_run(cfg, out, clock, progress)
     else:
-        from bestofn.pipeline import RayWorkers
+        from bestofn.execution.ray_workers import RayWorkers
 
         workers = RayWorkers.for_run(cfg, ex, clock)
     return Executor(lambda qs: run_jobs_for(cfg, workers, qs, out, clock, known),

@@ -5,9 +5,9 @@ on Ray; for `run`, `serve` and the library.
 - `run_jobs` is the one place the loop (`scheduler.Scheduler`) is built.
 - `run_jobs_for` turns a run's questions into jobs of its kind on `Workers` (the policy's
   stream, the scoring function, the documents stage: `workers.LocalWorkers` in this process,
-  `pipeline.RayWorkers` on the actors) and yields each question's outcome as it settles.
+  `ray_workers.RayWorkers` on the actors) and yields each question's outcome as it settles.
 - `placement.open_execution` picks the workers (the one "local or Ray?" branch) and hands
-  the run driver (`bestofn.driver`) its `Execution`.
+  the run driver (`bestofn.execution.driver`) its `Execution`.
 """
 
 from __future__ import annotations

@@ -111,7 +111,7 @@ class ScoringSide:
             job.scored(tag, *got)
 
     def _work(self, batch: list[Item]) -> list[tuple[list[Scores], int] | Exception]:
-        from bestofn.driver import one_by_one
+        from bestofn.execution.driver import one_by_one
 
         groups: dict[int, list[int]] = {}
         for i, (job, _, _) in enumerate(batch):

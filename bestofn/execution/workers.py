@@ -1,7 +1,7 @@
 """The engines of a run in this process: the policy's stream, the verifiers, the documents.
 
-`pipeline.RayWorkers` is the same thing on the Ray actors; `execution.run_jobs_for` runs jobs
-on either.
+`ray_workers.RayWorkers` is the same thing on the Ray actors; `jobs.run_jobs_for` runs jobs on
+either.
 """
 
 from __future__ import annotations

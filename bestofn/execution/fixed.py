@@ -126,7 +126,7 @@ class FixedJob:
         self.compute.tokens_aborted += tokens
 
     def outcome(self) -> Item | Any:
-        from bestofn.driver import failed
+        from bestofn.execution.driver import failed
 
         if self.error is not None:
             return failed(self.question, *self.error)
