@@ -23,6 +23,7 @@ from bestofn.execution.ray_workers import ExecConfig
 from bestofn.files import write_jsonl
 from bestofn.records import Item
 from bestofn.run import RunConfig, run
+from bestofn.testing.kill import wait_for
 from bestofn.testing.reports import report_without_timing, without_compute
 from bestofn.testing.seeds import seeded_rng
 
@@ -148,16 +149,6 @@ def test_an_index_that_cannot_be_opened_stops_the_run(local_ray, tmp_path, tiny_
             progress=False, ex=ExecConfig())
 
 
-def _wait_for(pred, timeout: float, proc: subprocess.Popen | None = None) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if proc is not None and proc.poll() is not None:
-            raise AssertionError(f"process exited early: {proc.returncode}")
-        if time.monotonic() > end:
-            raise AssertionError("timed out")
-        time.sleep(0.2)
-
-
 def _lines(out: Path) -> int:
     p = out / "results.jsonl"
     return len(p.read_text().splitlines()) if p.exists() else 0
@@ -176,7 +167,7 @@ def test_driver_killed_at_random_point_resumes_identically(reference, tmp_path,
     stop_after = rng.randint(0, Q - 1)
     proc = subprocess.Popen(cli(out, tiny_llama_special), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _wait_for(lambda: _lines(out) >= stop_after, 600, proc)
+    wait_for(lambda: _lines(out) >= stop_after, 600, proc)
     time.sleep(rng.random())
     _kill_group(proc)
     done = subprocess.run(cli(out, tiny_llama_special), capture_output=True, text=True,
@@ -192,7 +183,7 @@ def test_killed_worker_is_restarted_and_the_run_completes(reference, tmp_path,
     out = tmp_path / "run"
     proc = subprocess.Popen(cli(out, tiny_llama_special), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _wait_for(lambda: (out / "workers.json").exists(), 600, proc)
+    wait_for(lambda: (out / "workers.json").exists(), 600, proc)
     policy_pid = json.loads((out / "workers.json").read_text())[0]["pid"]
     os.kill(policy_pid, signal.SIGKILL)
     try:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from bestofn.testing.kill import wait_for
 from bestofn.testing.reports import without_compute
 from bestofn.testing.seeds import seeded_rng
 
@@ -60,16 +61,6 @@ def in_process(tmp_path_factory, tiny_llama_special) -> dict[str, Path]:
     return out
 
 
-def _wait_for(pred, timeout: float, proc: subprocess.Popen) -> None:
-    end = time.monotonic() + timeout
-    while not pred():
-        if proc.poll() is not None:
-            raise AssertionError(f"run exited early: {proc.returncode}")
-        if time.monotonic() > end:
-            raise AssertionError("timed out")
-        time.sleep(0.1)
-
-
 def _lines(out: Path) -> int:
     p = out / "results.jsonl"
     return len(p.read_text().splitlines()) if p.exists() else 0
@@ -83,7 +74,7 @@ def test_killed_actors_are_restarted_and_the_run_equals_an_uninterrupted_one(
     proc = subprocess.Popen(cli(out, tiny_llama_special, kind), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: (out / "workers.json").exists(), 600, proc)
+        wait_for(lambda: (out / "workers.json").exists(), 600, proc)
         pids = {w["stage"]: w["pid"] for w in json.loads((out / "workers.json").read_text())}
         killed = []
         for stage in rng.sample(["policy", "scorer"], 2):

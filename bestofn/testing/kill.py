@@ -43,3 +43,15 @@ def reference_and_resumed(argv_of: Callable[[Path], list[str]], tmp: Path, most_
         done = subprocess.run(argv_of(folder), capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-2000:]
     return ref, out
+
+
+def wait_for(pred: Callable[[], bool], timeout: float,
+             proc: subprocess.Popen | None = None) -> None:
+    """Wait until `pred()` holds; fail if `proc` exits first or `timeout` seconds pass."""
+    end = time.monotonic() + timeout
+    while not pred():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"process exited early: {proc.returncode}")
+        if time.monotonic() > end:
+            raise AssertionError("timed out")
+        time.sleep(0.2)
