@@ -463,9 +463,13 @@ def test_search_requests_answer_what_the_library_search_does(tiny_llama_split,
         for k in ("tokens_generated", "prm_tokens_computed"):
             assert counted[k] == sum(g["bestofn"]["compute"][k] for g in got) > 0, k
         assert counted["samples"] == sum(g["bestofn"]["samples"] for g in got)
-        # the server-wide default: a plain request searches, one asking adaptive does not
+        # the server-wide default: a plain request searches, one asking adaptive does not;
+        # with Med-PRM's step filter on (the medprm preset's default) it still searches: the
+        # filter is the fixed-N jobs', not a wrapper around the policy
+        from policies.validity import ValidityConfig
+
         app = create_app(replace(cfg, search=specs[0]), Reranker(prm, method="prm_min"),
-                         policy, step_format=fmt)
+                         policy, step_format=fmt, validity=ValidityConfig())
         with serve_in_thread(app) as url:
             plain = chat(url, 0, bestofn={"samples": 4}).json()["bestofn"]
             rule = chat(url, 0, bestofn={"samples": 4, "adaptive": "esc:w=2"}).json()["bestofn"]
