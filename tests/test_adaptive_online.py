@@ -133,6 +133,7 @@ def _cli(out: Path, model: Path) -> list[str]:
 @pytest.mark.slow
 def test_adaptive_run_killed_at_random_point_resumes_identically(tmp_path, tiny_llama_special):
     ref, out = reference_and_resumed(lambda o: _cli(o, tiny_llama_special), tmp_path, 3)
-    assert report_without_timing(out / "report.json") == report_without_timing(
-        ref / "report.json")
+    # compute aside: a resumed streamed run has thrown away other work than an uninterrupted one
+    assert report_without_timing(out / "report.json", compute=False) == report_without_timing(
+        ref / "report.json", compute=False)
     assert (out / "results.jsonl").read_text().count("\n") == Q
