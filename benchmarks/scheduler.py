@@ -31,7 +31,8 @@ from typing import Any
 from bestofn.adaptive import parse_rule
 from bestofn.adaptive.stream import StreamJob
 from bestofn.datasets import load_questions
-from bestofn.execution import Budget, Compute, Scheduler, make_stream
+from bestofn.execution import Budget, Compute, make_stream
+from bestofn.execution.jobs import run_jobs
 from policies import SamplingConfig
 from policies.vllm import VLLMPolicy
 
@@ -53,7 +54,7 @@ def streamed(policy: VLLMPolicy, qs: list, rule: Any, params: SamplingConfig,
     stream = make_stream(policy)
     jobs = [StreamJob(q, rule, None, lambda line: None) for q in qs]
     t0 = time.perf_counter()
-    done = list(Scheduler(stream, params, budget).run(jobs))
+    done = list(run_jobs(stream, params, jobs, budget))
     dt = time.perf_counter() - t0
     c = Compute.total(j.compute for j in done)
     return {"s": dt, "samples": c.samples_drawn, "tokens": c.tokens_generated,

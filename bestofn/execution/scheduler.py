@@ -27,10 +27,12 @@ from .streams import SampleStream
 @dataclass(frozen=True)
 class Budget:
     """Samples in flight: `in_flight` over all questions, `per_question` for one question;
-    `open_questions` bounds the questions admitted at once (default: `in_flight`)."""
+    `open_questions` bounds the questions admitted at once (default: `in_flight`). The counts
+    have no defaults here: `jobs.budget` makes a budget from `EngineOptions`, where they are
+    declared."""
 
-    in_flight: int = 64
-    per_question: int = 8
+    in_flight: int
+    per_question: int
     open_questions: int | None = None
     poll_s: float = 0.25
     """Longest a poll runs the engine before the loop looks at the side work again."""
