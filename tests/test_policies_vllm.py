@@ -165,11 +165,15 @@ def test_openai_stream_gives_the_fixed_samples_and_aborts(server, policy):
     """The streaming scheduler's OpenAI backend: single-sample requests (seed + k) give a fixed
     run's sample k; an aborted request never comes back."""
     from bestofn.execution import SampleKey, make_stream
+    from bestofn.execution.requests import SampleRequest
     from policies.openai import OpenAIPolicy
+
+    def asks(pairs, params):
+        return [SampleRequest(SampleKey(q.id, k), q, k, params.seed) for q, k in pairs]
 
     stream = make_stream(OpenAIPolicy("tiny", base_url=server, concurrency=4))
     try:
-        stream.submit([(q, k) for q in QUESTIONS for k in (2, 0, 3, 1)], PARAMS)
+        stream.submit(asks([(q, k) for q in QUESTIONS for k in (2, 0, 3, 1)], PARAMS), PARAMS)
         got: dict[SampleKey, str] = {}
         while stream.pending():
             got.update({f.key: f.solution.text for f in stream.poll(30.0)})
@@ -177,7 +181,7 @@ def test_openai_stream_gives_the_fixed_samples_and_aborts(server, policy):
         assert got == {SampleKey(q.id, k): want[i][k].text
                        for i, q in enumerate(QUESTIONS) for k in range(4)}
         long = replace(PARAMS, max_tokens=600)
-        stream.submit([(QUESTIONS[0], k) for k in range(2)], long)
+        stream.submit(asks([(QUESTIONS[0], k) for k in range(2)], long), long)
         stream.abort([SampleKey(QUESTIONS[0].id, k) for k in range(2)])
         assert stream.pending() == 0 and stream.poll(0.5) == []
     finally:

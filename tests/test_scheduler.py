@@ -257,7 +257,11 @@ def test_streamed_adaptive_run_keeps_the_fixed_runs_first_k(tmp_path, tiny_llama
 def test_vllm_stream_equals_fixed_sampling_and_counts_aborted_tokens(tiny_llama_split):
     pytest.importorskip("vllm")
     from bestofn.execution import SampleKey, make_stream
+    from bestofn.execution.requests import SampleRequest
     from policies.vllm import VLLMPolicy
+
+    def asks(pairs, params):
+        return [SampleRequest(SampleKey(q.id, k), q, k, params.seed) for q, k in pairs]
 
     policy = VLLMPolicy(str(tiny_llama_split), preset="smollm2", max_model_len=1024,
                         kv_cache_gb=0.5)
@@ -266,7 +270,7 @@ def test_vllm_stream_equals_fixed_sampling_and_counts_aborted_tokens(tiny_llama_
         params = SamplingConfig(temperature=1.0, top_k=50, max_tokens=12, seed=5)
         fixed = policy.sample(qs, 4, params)
         stream = make_stream(policy)
-        stream.submit([(q, k) for q in qs for k in (3, 0, 2, 1)], params)
+        stream.submit(asks([(q, k) for q in qs for k in (3, 0, 2, 1)], params), params)
         got: dict[SampleKey, str] = {}
         while stream.pending():
             got.update({f.key: f.solution.text for f in stream.poll(5.0)})
@@ -275,11 +279,11 @@ def test_vllm_stream_equals_fixed_sampling_and_counts_aborted_tokens(tiny_llama_
         greedy = SamplingConfig(temperature=0.0, max_tokens=12, seed=5)
         [sols] = policy.sample(qs[:1], 3, greedy)  # vLLM itself refuses n > 1 when greedy
         assert len({s.text for s in sols}) == 1 and [s.meta["index"] for s in sols] == [0, 1, 2]
-        stream.submit([(qs[0], 2)], greedy)
+        stream.submit(asks([(qs[0], 2)], greedy), greedy)
         [f] = stream.poll(30.0)
         assert f.solution.text == sols[0].text
         long = SamplingConfig(temperature=1.0, top_k=50, max_tokens=400, seed=5)
-        stream.submit([(qs[0], k) for k in range(3)], long)
+        stream.submit(asks([(qs[0], k) for k in range(3)], long), long)
         assert stream.poll(0.5) == []  # 400 tokens take longer than half a second here
         tokens = stream.abort([SampleKey(qs[0].id, k) for k in range(3)])
         assert tokens > 0 and stream.pending() == 0
