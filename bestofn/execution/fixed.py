@@ -97,7 +97,8 @@ class FixedJob:
             rejected = [s for s in ordered if not s.meta["valid"]]
             kept = (self._valid() + (rejected if self.validity.fill_invalid else []))[:self.n]
         self.kept = kept
-        thrown = [s for s in ordered if not any(s is k for k in kept)]
+        kept_ids = {id(s) for s in kept}
+        thrown = [s for s in ordered if id(s) not in kept_ids]
         self.compute.samples_drawn = len(kept)
         self.compute.samples_aborted = len(thrown)
         self.compute.tokens_aborted = sum(int(s.meta.get("tokens") or 0) for s in thrown)

@@ -50,7 +50,7 @@ def run_jobs(stream: SampleStream, params: SamplingConfig, jobs: Iterable[Job],
         yield from Scheduler(stream, params, limits, side, clock).run(jobs)
     finally:
         if side is not None:
-            side.close()  # type: ignore[attr-defined]
+            side.close()
 
 
 def fixed_samples(stream: SampleStream, questions: Iterable[Question], n: int,

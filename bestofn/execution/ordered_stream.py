@@ -49,10 +49,11 @@ class OrderedStream:
                                       f"got {len(sols)}")
             out += [Finished(key, s, int(s.meta.get("tokens") or 0))
                     for key, s in zip(keys, sols, strict=False)]
-            short = IndexError(f"question {head.question.id}: the policy has {len(sols)} of "
-                               f"samples {head.k}..{head.k + run - 1} (a replay file holds "
-                               "fewer than asked)")
-            out += [SampleError(key, short) for key in keys[len(sols):]]
+            if len(sols) < run:
+                short = IndexError(f"question {head.question.id}: the policy has {len(sols)} "
+                                   f"of samples {head.k}..{head.k + run - 1} (a replay file "
+                                   "holds fewer than asked)")
+                out += [SampleError(key, short) for key in keys[len(sols):]]
         return out
 
     def abort(self, keys: Sequence[SampleKey]) -> int:

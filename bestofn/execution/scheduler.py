@@ -88,6 +88,9 @@ class Side(Protocol):
     def pump(self, wait: float) -> None:
         """Deliver finished side work to its jobs, waiting up to `wait` seconds for some."""
 
+    def close(self) -> None:
+        """Stop its worker once the work submitted is done."""
+
 
 class Scheduler:
     def __init__(self, stream: SampleStream, params: SamplingConfig, budget: Budget,

@@ -119,7 +119,7 @@ class ScoringSide:
         work = [(batch[g[0]][0].question, [s for i in g for s in batch[i][2]])
                 for g in groups.values()]
         results = one_by_one(self.score, work)
-        out: list[tuple[list[Scores], int] | Exception] = [ValueError()] * len(batch)
+        out: list[Any] = [None] * len(batch)
         for g, got in zip(groups.values(), results, strict=True):
             if isinstance(got, Exception):
                 for i in g:
