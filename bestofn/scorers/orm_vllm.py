@@ -9,12 +9,16 @@ one-label classifier).
 LoRA: vLLM (0.32) applies PEFT LoRA adapters to models served as classifiers, including a
 trained classification head saved through `modules_to_save` (`score` or `classifier`, vLLM PR
 53555); other `modules_to_save`, DoRA and LoRA biases are refused by vLLM when the adapter loads.
+PEFT 0.22 lists every head name it knows in `modules_to_save` (`classifier`, `score`,
+`pre_classifier`) whether the model has it or not, so vLLM is given a view of the adapter
+folder whose config lists only the heads its weights hold (`AdapterView`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -67,7 +71,8 @@ class VLLMORMScorer(ConversationORM):
                        enforce_eager=on_cpu if enforce_eager is None else enforce_eager,
                        pooler_config=PoolerConfig(seq_pooling_type="LAST", use_activation=False),
                        **_lora_settings(adapter, max_lora_rank), **engine_kwargs)
-        self.lora_request = _lora_request(adapter) if adapter else None
+        self._adapter_view = AdapterView(adapter) if adapter else None
+        self.lora_request = _lora_request(self._adapter_view.path) if self._adapter_view else None
 
     def score_conversations_counted(self, conversations: Sequence[list[Message]],
                                     progress: bool = False
@@ -118,3 +123,44 @@ def _lora_request(adapter: str) -> Any:
     from vllm.lora.request import LoRARequest
 
     return LoRARequest("orm-adapter", 1, adapter)
+
+
+class AdapterView:
+    """The adapter folder vLLM loads: the adapter itself, or a temporary folder of links to
+    its files with `modules_to_save` narrowed to the modules its weights hold (removed when
+    the view is garbage-collected)."""
+
+    def __init__(self, adapter: str) -> None:
+        self.path, self._tmp = adapter, None
+        config = Path(adapter) / "adapter_config.json"
+        if not config.is_file():
+            return
+        data = json.loads(config.read_text())
+        listed = data.get("modules_to_save") or []
+        held = _held_modules(Path(adapter))
+        if held is None or all(m in held for m in listed):
+            return
+        self._tmp = tempfile.TemporaryDirectory(prefix="bestofn-adapter-")
+        for f in Path(adapter).iterdir():
+            if f.name != config.name:
+                (Path(self._tmp.name) / f.name).symlink_to(f.resolve())
+        data["modules_to_save"] = [m for m in listed if m in held] or None
+        (Path(self._tmp.name) / config.name).write_text(json.dumps(data, indent=2))
+        self.path = self._tmp.name
+
+
+def _held_modules(folder: Path) -> set[str] | None:
+    """Every dotted name part of the adapter's weight keys (None: no weights file found)."""
+    st, pt = folder / "adapter_model.safetensors", folder / "adapter_model.bin"
+    if st.is_file():
+        from safetensors import safe_open
+
+        with safe_open(str(st), "pt") as f:
+            keys = list(f.keys())
+    elif pt.is_file():
+        import torch
+
+        keys = list(torch.load(pt, map_location="cpu", weights_only=True))
+    else:
+        return None
+    return {part for k in keys for part in k.split(".")}

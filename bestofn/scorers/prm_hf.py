@@ -126,15 +126,16 @@ class HFPRMScorer(PromptedPRM):
         return getattr(self.model.config, "max_position_embeddings", None)
 
     def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]]
-                     ) -> tuple[list[list[StepScores]], TokenCounts]:
+                     ) -> tuple[list[list[StepScores]], TokenCounts, list[int]]:
         """Each question's prompts on their own (its shared prefix encoded once)."""
-        out, tokens = [], TokenCounts()
+        out, tokens, per_group = [], TokenCounts(), []
         for g in groups:
             scores, computed = self._score_question(g)
             out.append(scores)
+            per_group.append(computed)
             tokens += TokenCounts(computed_tokens=computed,
                                   cached_tokens=scored_tokens(g) - computed)
-        return out, tokens
+        return out, tokens, per_group
 
     @torch.inference_mode()
     def _score_question(self, encoded: Sequence[EncodedPrompt]) -> tuple[list[StepScores], int]:

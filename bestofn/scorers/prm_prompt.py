@@ -161,12 +161,12 @@ class PromptedPRM:
     def score_batch(self, requests: Sequence[Request]) -> ScoredBatch:
         """The Scorer protocol: step scores for every request's solutions, and the tokens."""
         groups = [self.encode(r.question, r.documents, r.solutions) for r in requests]
-        results, tokens = self.score_groups(groups)
+        results, tokens, per_group = self.score_groups(groups)
         flat = [e for g in groups for e in g]
         tokens = replace(tokens, solutions=len(flat),
                          unscored=sum(not s.scored for r in results for s in r),
                          prompt_tokens=sum(len(e.input_ids) for e in flat))
-        return ScoredBatch(results, tokens)
+        return ScoredBatch(results, tokens, per_group)
 
     def score(self, question: Any, documents: Any, solutions: Any) -> list[StepScores]:
         """One question's step scores (a convenience over `score_batch`)."""
@@ -180,9 +180,11 @@ class PromptedPRM:
         return self.score_encoded_many([encoded])[0]
 
     def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]]
-                     ) -> tuple[list[list[StepScores]], TokenCounts]:
-        """Scores of several questions' encoded prompts (a group per question) and the tokens
-        computed and read from a cache (the other counts are filled in by `score_batch`)."""
+                     ) -> tuple[list[list[StepScores]], TokenCounts, list[int] | None]:
+        """Scores of several questions' encoded prompts (a group per question), the tokens
+        computed and read from a cache (the other counts are filled in by `score_batch`), and
+        the tokens computed per group where groups are computed apart
+        (`ScoredBatch.request_tokens`)."""
         raise NotImplementedError
 
 

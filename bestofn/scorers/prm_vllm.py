@@ -182,8 +182,9 @@ class VLLMPRMScorer(PromptedPRM):
 
     def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]],
                      read_cache: bool | None = None
-                     ) -> tuple[list[list[StepScores]], TokenCounts]:
-        """Scores for several questions' prompts in one engine call.
+                     ) -> tuple[list[list[StepScores]], TokenCounts, None]:
+        """Scores for several questions' prompts in one engine call (no count per question:
+        what a question computes depends on what the prefix cache holds from the others).
 
         Prompts go to the engine group by group (a group is one question), so a question's
         prefix is computed by its first prompt and read from the cache by the rest. Tokens
@@ -204,7 +205,7 @@ class VLLMPRMScorer(PromptedPRM):
         return ([[StepScores.unscored(e.reason) if e.reason
                   else StepScores(probs=tuple(by_ids[e.input_ids])) for e in g] for g in groups],
                 TokenCounts(computed_tokens=computed,
-                            cached_tokens=total - self.stats.computed_tokens))
+                            cached_tokens=total - self.stats.computed_tokens), None)
 
     def _score_prompts(self, prompts: list[EncodedPrompt], read: bool) -> list[list[float]]:
         self.stats = CallStats(prompts=len(prompts),

@@ -69,6 +69,11 @@ class ScoredBatch:
     results: list[list[Any]]
     """`StepScores` (PRM) or `ORMResult` (ORM) per solution, request by request."""
     tokens: TokenCounts
+    request_tokens: list[int] | None = None
+    """The tokens computed for each request, where the backend computes each apart (prm-hf:
+    one question at a time), so a question's cost does not depend on what it was scored with.
+    None where requests share work (vLLM's prefix cache): callers then share the call's
+    computed tokens by solution count."""
 
 
 @runtime_checkable
