@@ -183,6 +183,7 @@ def check_server_terminal(out: str, err: str, requests: int) -> None:
         '"POST /v1/chat/completions HTTP/1.1" ' in x for x in access[1:]), access
 
 
+@pytest.mark.slow  # starts the server process
 def test_serve_prints_its_own_lines_and_one_per_request(tmp_path):
     path, prompt = replay_file(tmp_path / "replay.jsonl")
     proc, url = start_serve(tmp_path, ["--policy-backend", "replay", "--policy", str(path),
