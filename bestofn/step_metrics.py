@@ -29,11 +29,6 @@ import numpy as np
 ECE_BINS = 10
 
 
-def predicted_first_error(scores: Sequence[float], threshold: float) -> int:
-    """The first step whose score is below `threshold`, or -1 (ProcessBench's prediction)."""
-    return next((i for i, s in enumerate(scores) if s < threshold), -1)
-
-
 def match_interval(scores: Sequence[float], first_error: int) -> tuple[float, float]:
     """(lo, hi]: the thresholds at which the prediction equals `first_error`."""
     assert scores and -1 <= first_error < len(scores), (len(scores), first_error)

@@ -13,7 +13,7 @@ JSONL with it).
 
 from __future__ import annotations
 
-from bestofn.config import SamplingConfig, default_policy_backend
+from bestofn.config import SamplingConfig
 from bestofn.registry import Registry
 
 from .base import Policy, check_round, question_seed
@@ -29,8 +29,5 @@ def make_policy(name: str, /, **kwargs: object) -> Policy:
     return POLICIES.create(name, **kwargs)
 
 
-default_backend = default_policy_backend
-
-__all__ = ["POLICIES", "Policy", "SamplingConfig", "check_round",
-           "default_backend",
-           "make_policy", "question_seed"]
+__all__ = ["POLICIES", "Policy", "SamplingConfig", "check_round", "make_policy",
+           "question_seed"]

@@ -37,10 +37,6 @@ def build_all() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     return ap, commands
 
 
-def build_parser() -> argparse.ArgumentParser:
-    return build_all()[0]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     ap, commands = build_all()
     args = ap.parse_args(argv)

@@ -175,10 +175,6 @@ class Particles:
 STRATEGIES: dict[str, type] = {"beam": Beam, "dvts": DVTS, "reject": Reject,
                                "particles": Particles}
 
-def strategy_params(name: str) -> dict[str, object]:
-    return {f.name: f.default for f in fields(STRATEGIES[name])}
-
-
 def parse_strategy(spec: str) -> Strategy:
     """`"beam"`, `"beam:width=4,agg=min"`, `"reject:alpha=0.5,every=2"` → a strategy."""
     name, params = parse_spec(spec, STRATEGIES, "search strategy", "search")
