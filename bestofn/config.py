@@ -79,18 +79,39 @@ class PRMOptions:
     """prm-judge: generate (default) | forced (`scorers.prm_judge`)."""
 
     def scorer_kwargs(self, use_docs: bool, backend: str = "prm-hf") -> dict[str, Any]:
-        """The keyword arguments of the registered PRM backend `backend`; the judge's only when
-        set (the PRMs take none). prm-vllm batches by its scheduler, so the transformers
-        batching options are refused there, not dropped."""
-        kw = {**{k: v for k, v in asdict(self).items()
-                 if not (k.startswith("judge_") and v is None)}, "use_docs": use_docs}
-        if backend != "prm-vllm":
-            return kw
-        if self.batch_size != PRMOptions.batch_size or self.max_batch_tokens is not None:
-            raise ValueError("--batch-size and --max-batch-tokens apply to prm-hf; prm-vllm "
-                             "batches in its scheduler (its engine options are max_num_seqs "
-                             "and max_num_batched_tokens)")
-        return {k: v for k, v in kw.items() if k not in ("batch_size", "max_batch_tokens")}
+        """The keyword arguments of the registered PRM backend `backend`: the options it takes
+        (`PRM_BACKEND_OPTIONS`). An option it does not take is refused when set, never dropped
+        (prm-vllm batches in its scheduler; the judge neither batches nor tokenises)."""
+        takes = PRM_BACKEND_OPTIONS.get(backend, PRM_BACKEND_OPTIONS["prm-hf"])
+        values = asdict(self)
+        unused = [f for f in values if f not in takes and values[f] != default_of(PRMOptions, f)]
+        if unused:
+            flags = ", ".join(PRM_OPTION_FLAGS[f] for f in unused)
+            raise ValueError(f"{flags} do{'es' if len(unused) == 1 else ''} not apply to "
+                             f"{backend}: it takes {', '.join(PRM_OPTION_FLAGS[f] for f in takes)}"
+                             + (" (it batches in its scheduler: its engine options are "
+                                "max_num_seqs and max_num_batched_tokens)"
+                                if backend == "prm-vllm" else ""))
+        kw = {f: values[f] for f in takes if not (f.startswith("judge_") and values[f] is None)}
+        return {**kw, "use_docs": use_docs}
+
+
+PRM_OPTION_FLAGS = {"max_len": "--max-len", "device": "--device", "dtype": "--dtype",
+                    "batch_size": "--batch-size", "max_batch_tokens": "--max-batch-tokens",
+                    "double_bos": "--no-double-bos", "published": "--published-prompt",
+                    "judge_base_url": "--judge-base-url", "judge_template": "--judge-template",
+                    "judge_mode": "--judge-mode"}
+"""Each `PRMOptions` field's flag (the error that refuses one names it)."""
+
+_PRM_PROMPT = ("max_len", "device", "dtype", "double_bos", "published")
+PRM_BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
+    "prm-hf": (*_PRM_PROMPT, "batch_size", "max_batch_tokens"),
+    "prm-vllm": _PRM_PROMPT,
+    "prm-judge": ("max_len", "device", "dtype", "judge_base_url", "judge_template",
+                  "judge_mode"),
+}
+"""The `PRMOptions` fields each PRM backend takes; any other set to a non-default value is an
+error (a backend registered elsewhere takes prm-hf's)."""
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ behind; the quiet mode keeps engine logs off the terminal."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -181,16 +182,32 @@ def test_run_and_serve_build_the_same_policy(flags, steps):
     assert (validity.min_steps, validity.max_steps) == (3, 9)
 
 
-def test_prm_vllm_refuses_the_transformers_batching_flags():
-    from bestofn.config import PRMOptions
+def test_prm_backends_refuse_the_options_they_do_not_take():
+    from bestofn.config import PRM_BACKEND_OPTIONS, PRMOptions
 
-    with pytest.raises(ValueError, match="--batch-size and --max-batch-tokens apply to prm-hf"):
+    with pytest.raises(ValueError, match="--batch-size does not apply to prm-vllm"):
         PRMOptions(batch_size=4).scorer_kwargs(True, "prm-vllm")
-    with pytest.raises(ValueError, match="prm-vllm"):
+    with pytest.raises(ValueError, match="--max-batch-tokens does not apply to prm-vllm"):
         PRMOptions(max_batch_tokens=1024).scorer_kwargs(True, "prm-vllm")
     kw = PRMOptions().scorer_kwargs(True, "prm-vllm")
     assert "batch_size" not in kw and "max_batch_tokens" not in kw
     assert PRMOptions(batch_size=4).scorer_kwargs(True, "prm-hf")["batch_size"] == 4
+    for field, value, flag in [("batch_size", 4, "--batch-size"),
+                               ("max_batch_tokens", 99, "--max-batch-tokens"),
+                               ("double_bos", False, "--no-double-bos"),
+                               ("published", True, "--published-prompt")]:
+        with pytest.raises(ValueError, match=f"{flag} does not apply to prm-judge"):
+            PRMOptions(**{field: value}).scorer_kwargs(True, "prm-judge")
+    with pytest.raises(ValueError, match="--judge-mode does not apply to prm-hf"):
+        PRMOptions(judge_mode="forced").scorer_kwargs(True, "prm-hf")
+    judge = PRMOptions(judge_mode="forced").scorer_kwargs(False, "prm-judge")
+    assert set(judge) == {"max_len", "device", "dtype", "judge_mode", "use_docs"}
+    for backend, takes in PRM_BACKEND_OPTIONS.items():  # each takes what its class accepts
+        from bestofn.scorers import SCORERS
+
+        params = inspect.signature(SCORERS.get(backend).__init__).parameters
+        assert set(takes) | {"use_docs"} <= set(params), (backend, set(takes) - set(params))
+        assert not any(p.kind == p.VAR_KEYWORD for p in params.values()), backend
 
 
 def test_serve_config_takes_its_sampling_from_the_preset():
