@@ -94,9 +94,9 @@ def manifest(r: random.Random) -> dict[str, Any]:
 def run_config() -> Any:
     from .config import RunConfig
 
-    return RunConfig(out="run", policy_backend="replay", policy="solutions.jsonl", prm="prm",
-                     min_steps=0, max_steps=0, temperature=0.7, top_k=50, top_p=1.0,
-                     max_tokens=64, adaptive="esc:w=2", n=8)
+    return RunConfig.from_settings(out="run", policy_backend="replay", policy="solutions.jsonl",
+                                   prm="prm", min_steps=0, max_steps=0, temperature=0.7,
+                                   top_k=50, top_p=1.0, max_tokens=64, adaptive="esc:w=2", n=8)
 
 
 def round_lines(r: random.Random) -> list[dict[str, Any]]:

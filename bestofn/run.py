@@ -44,7 +44,7 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     path = out / "config.json"
     if path.exists() and not overwrite:
         old = load_json(path, dict, "object of run settings")
-        defaults = RunConfig(policy_backend=cfg.policy_backend).identity()
+        defaults = RunConfig.from_settings(policy_backend=cfg.policy.backend).identity()
         diff = {k: (old.get(k, defaults.get(k)), v) for k, v in cfg.identity().items()
                 if old.get(k, defaults.get(k)) != v}
         if diff:
@@ -66,19 +66,21 @@ def check_inputs(cfg: RunConfig) -> None:
 
     from .scorers import SCORERS
 
-    POLICIES.check(cfg.policy_backend, "--policy-backend")
-    cfg.engine.backend_kwargs(cfg.policy_backend, preset=cfg.preset, device=cfg.device,
-                              lora=cfg.lora)
-    if cfg.prm:
-        SCORERS.check(cfg.prm_backend, "--prm-backend")
-    if cfg.orm:
-        SCORERS.check(cfg.orm_backend, "--orm-backend")
-    if cfg.policy_backend == "replay" and not Path(cfg.policy).expanduser().is_file():
-        raise FileNotFoundError(f"--policy {cfg.policy}: no such solutions file (the replay "
+    policy, prm, orm, index = (cfg.policy, cfg.verifiers.prm, cfg.verifiers.orm,
+                               cfg.documents.index)
+    POLICIES.check(policy.backend, "--policy-backend")
+    cfg.engine.backend_kwargs(policy.backend, preset=policy.preset, device=cfg.device,
+                              lora=policy.lora)
+    if prm.model:
+        SCORERS.check(prm.backend, "--prm-backend")
+    if orm.model:
+        SCORERS.check(orm.backend, "--orm-backend")
+    if policy.backend == "replay" and not Path(policy.model).expanduser().is_file():
+        raise FileNotFoundError(f"--policy {policy.model}: no such solutions file (the replay "
                                 "backend reads one)")
-    local = {"--policy": cfg.policy if cfg.policy_backend in ("hf", "vllm") else None,
-             "--prm": cfg.prm, "--orm": cfg.orm, "--orm-adapter": cfg.orm_adapter,
-             "--lora": cfg.lora, "--index": None if cfg.index == "default" else cfg.index}
+    local = {"--policy": policy.model if policy.backend in ("hf", "vllm") else None,
+             "--prm": prm.model, "--orm": orm.model, "--orm-adapter": orm.adapter,
+             "--lora": policy.lora, "--index": None if index == "default" else index}
     for flag, name in local.items():
         if name and _missing_path(name):
             raise FileNotFoundError(f"{flag} {name}: no such folder")
@@ -98,17 +100,18 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
     check_inputs(cfg)
     cfg = resolve_config(cfg)
     get_rules(cfg.rules)
-    if cfg.adaptive:
+    if cfg.strategy.adaptive:
         from .adaptive.rules import format_rule
         from .adaptive.stream import run_rule
 
-        cfg = replace(cfg, adaptive=format_rule(run_rule(cfg)))
-    if cfg.search:
+        cfg = replace(cfg, strategy=replace(cfg.strategy, adaptive=format_rule(run_rule(cfg))))
+    if cfg.strategy.search:
         from .search.run_search import check_search
         from .search.strategies import format_strategy, parse_strategy
 
         check_search(cfg)
-        cfg = replace(cfg, search=format_strategy(parse_strategy(cfg.search)))
+        search = format_strategy(parse_strategy(cfg.strategy.search))
+        cfg = replace(cfg, strategy=replace(cfg.strategy, search=search))
     return cfg, load_questions(cfg.dataset, limit=cfg.questions)
 
 
@@ -175,10 +178,10 @@ def record_seconds(out: Path, clock: StageClock) -> dict[str, float]:
 
 def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
     """For an adaptive run: samples drawn against the fixed-N budget (nothing otherwise)."""
-    if not cfg.adaptive:
+    if not cfg.strategy.adaptive:
         return {}
     drawn = [len(it.solutions) for it in items]
-    return {"adaptive": {"rule": cfg.adaptive, "round_size": "streamed",
+    return {"adaptive": {"rule": cfg.strategy.adaptive, "round_size": "streamed",
                          "n_max": cfg.n,
                          "samples": sum(drawn), "budget": cfg.n * len(items),
                          "mean_samples": sum(drawn) / len(drawn) if drawn else 0.0}}
@@ -186,10 +189,10 @@ def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
 
 def search_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
     """For a search run: finished and pruned candidates, tokens (nothing otherwise)."""
-    if not cfg.search:
+    if not cfg.strategy.search:
         return {}
     logs = [it.search or {} for it in items]
-    return {"search": {"strategy": cfg.search, "n": cfg.n,
+    return {"search": {"strategy": cfg.strategy.search, "n": cfg.n,
                        "finished": sum(len(it.solutions) for it in items),
                        "pruned": sum(s.get("pruned", 0) for lg in logs
                                      for s in lg.get("steps", [])),

@@ -20,15 +20,16 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
     (`engines.resolve_preset_sampling`, as `sample` and `serve` resolve theirs)."""
     from .engines import resolve_preset_sampling
 
-    preset, sampling = resolve_preset_sampling(cfg.policy, cfg.preset, cfg.seed)
-    stored = cfg.policy_backend == "replay"  # stored samples were filtered when drawn, if ever
+    preset, sampling = resolve_preset_sampling(cfg.policy.model, cfg.policy.preset, cfg.seed)
+    stored = cfg.policy.backend == "replay"  # stored samples were filtered when drawn, if ever
     return cfg.resolved(sampling, None if stored else preset.steps)
 
 
 def policy_spec(cfg: RunConfig) -> PolicySpec:
     """The run's policy as the engine factory takes it (unfiltered: the jobs filter)."""
-    return PolicySpec(model=cfg.policy, backend=cfg.policy_backend, preset=cfg.preset,
-                      device=cfg.device, lora=cfg.lora, engine=cfg.engine)
+    p = cfg.policy
+    return PolicySpec(model=p.model, backend=p.backend, preset=p.preset, device=cfg.device,
+                      lora=p.lora, engine=cfg.engine)
 
 
 def build_policy(cfg: RunConfig) -> Any:
@@ -40,5 +41,6 @@ def build_policy(cfg: RunConfig) -> Any:
 def build_scorer(cfg: RunConfig) -> Verifiers:
     from .engines import build_orm, build_prm
 
-    return Verifiers(build_prm(cfg.prm, cfg.prm_backend, cfg.prm_options(), cfg.use_docs),
+    prm = cfg.verifiers.prm
+    return Verifiers(build_prm(prm.model, prm.backend, cfg.prm_options(), prm.use_docs),
                      build_orm(cfg.orm_options()))

@@ -1,4 +1,5 @@
-"""Retrieved documents for questions: what the run command calls before PRM scoring.
+"""Retrieved documents for questions: the cached search behind `bestofn.documents` (every
+execution's documents stage) and the library's `attach_documents`.
 
 The query is the question stem, plus its rendered options when `with_options` (the default).
 The documents land in `Question.documents` best first; the PRM scorer then keeps them in order
@@ -16,7 +17,7 @@ from tqdm import tqdm
 from bestofn.records import Document, Question
 
 from .cache import CacheKey, SearchCache
-from .embed import Embedder
+from .embed import EMBED_BATCH, Embedder
 from .manifest import Manifest
 from .search import FaissRetriever, index_fingerprint
 
@@ -87,7 +88,7 @@ class CachedSearch:
 def attach_documents(questions: Sequence[Question], index_dir: str | Path, k: int,
                      cache_dir: str | Path | None = None, with_options: bool = True,
                      embedder: str | Embedder | None = None, device: str = "auto",
-                     batch_size: int = 64, progress: bool = False) -> list[Question]:
+                     batch_size: int = EMBED_BATCH, progress: bool = False) -> list[Question]:
     """Copies of `questions` with `.documents` set to their top-k passages from `index_dir`.
 
     With `cache_dir` (the run folder), results are cached per question and the index and

@@ -13,7 +13,7 @@ import numpy as np
 from bestofn.records import Document
 
 from .corpus import CorpusSpec, file_sha256
-from .embed import Embedder, canonical_name
+from .embed import EMBED_BATCH, Embedder, canonical_name
 from .faiss_index import IndexConfig, faiss_module, search_index, set_search_params
 from .manifest import IndexMismatch, Manifest
 from .store import PassageStore
@@ -29,7 +29,7 @@ class FaissRetriever:
     def __init__(self, folder: str | Path, embedder: str | Embedder | None = None,
                  corpus: str | Path | None = None, corpus_spec: CorpusSpec | None = None,
                  nprobe: int | None = None, ef_search: int | None = None,
-                 device: str = "auto", batch_size: int = 64) -> None:
+                 device: str = "auto", batch_size: int = EMBED_BATCH) -> None:
         self.folder = Path(folder)
         self.manifest = Manifest.load(self.folder)
         name = embedder.name if isinstance(embedder, Embedder) else embedder

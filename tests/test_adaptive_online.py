@@ -35,7 +35,7 @@ def cfg(out: Path, model: Path, **over) -> RunConfig:
     base = dict(out=str(out), questions=Q, n=N, policy=str(model), prm=str(model),
                 policy_backend="hf", max_tokens=10, device="cpu", min_steps=0, max_steps=0,
                 temperature=1.0)
-    return RunConfig(**{**base, **over})
+    return RunConfig.from_settings(**{**base, **over})
 
 
 @pytest.fixture(scope="module")

@@ -35,7 +35,7 @@ Q, N = 4, 3
 def cfg(out: Path, model: Path, **over) -> RunConfig:
     base = dict(out=str(out), questions=Q, n=N, policy=str(model), prm=str(model),
                 policy_backend="hf", max_tokens=12, device="cpu", min_steps=0, max_steps=0)
-    return RunConfig(**{**base, **over})
+    return RunConfig.from_settings(**{**base, **over})
 
 
 def cli(out: Path, model: Path, *extra: str) -> list[str]:

@@ -198,7 +198,7 @@ def test_run_with_the_judge_as_prm(tmp_path: Path, tiny_llama_special: Path) -> 
     """`bestofn run --prm-backend prm-judge`: the judge's StepScores feed the PRM methods."""
     from bestofn.run import RunConfig, run
 
-    rep = run(RunConfig(out=str(tmp_path / "r"), questions=1, n=2,
+    rep = run(RunConfig.from_settings(out=str(tmp_path / "r"), questions=1, n=2,
                         policy=str(tiny_llama_special), policy_backend="hf", max_tokens=12,
                         device="cpu", min_steps=0, max_steps=0, prm="smollm2",
                         prm_backend="prm-judge", judge_mode="forced", max_len=2048),

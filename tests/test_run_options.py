@@ -58,15 +58,16 @@ def test_the_preset_sets_sampling_and_flags_override_it(preset, recording):
                                       "--preset", preset, "--prm", "none")))
     assert cfg.sampling() == SamplingConfig(want.sampling.temperature, want.sampling.top_k,
                                             want.sampling.top_p, want.sampling.max_tokens, 0)
-    assert (cfg.min_steps, cfg.max_steps) == (want.steps or (0, 0))
+    assert (cfg.policy.min_steps, cfg.policy.max_steps) == (want.steps or (0, 0))
     [sols] = build_policy(cfg).sample([Question(id="q", stem="s", options={"A": "a"})], cfg.n,
                                       cfg.sampling())
     assert recording.asked[-1] == cfg.sampling() and len(sols) == cfg.n
     over, _ = prepare(run_config(parse("--policy", "m", "--policy-backend", "recording",
                                        "--preset", preset, "--temperature", "0.3",
                                        "--max-tokens", "77", "--valid-steps", "2-5")))
-    assert (over.temperature, over.max_tokens, over.top_p) == (0.3, 77, want.sampling.top_p)
-    assert (over.min_steps, over.max_steps) == (2, 5)
+    p = over.policy
+    assert (p.temperature, p.max_tokens, p.top_p) == (0.3, 77, want.sampling.top_p)
+    assert (p.min_steps, p.max_steps) == (2, 5)
     build_policy(over).sample([Question(id="q", stem="s", options={"A": "a"})], over.n,
                               over.sampling())
     assert recording.asked[-1].temperature == 0.3 and recording.asked[-1].max_tokens == 77
@@ -92,7 +93,8 @@ def test_engine_and_backend_flags_reach_their_backends(tiny_llama_special):
     v = run_config(parse("--policy-backend", "vllm", "--tensor-parallel-size", "2",
                          "--gpu-memory-utilization", "0.5", "--kv-cache-gb", "3", "--lora",
                          "adapter"))
-    kw = v.engine.backend_kwargs("vllm", preset=v.preset, device=v.device, lora=v.lora)
+    kw = v.engine.backend_kwargs("vllm", preset=v.policy.preset, device=v.device,
+                                 lora=v.policy.lora)
     assert (kw["tensor_parallel_size"], kw["gpu_memory_utilization"], kw["kv_cache_gb"],
             kw["lora"]) == (2, 0.5, 3.0, "adapter")
     hf = prepare(run_config(parse("--policy", str(tiny_llama_special), "--policy-backend", "hf",
@@ -102,7 +104,7 @@ def test_engine_and_backend_flags_reach_their_backends(tiny_llama_special):
     assert build_policy(hf).batch_size == 5
     assert type(build_scorer(hf).prm).__name__ == "HFPRMScorer"
     with pytest.raises(KeyError, match="unknown scorer 'prm-nope'"):
-        build_scorer(RunConfig(prm="x", prm_backend="prm-nope"))
+        build_scorer(RunConfig.from_settings(prm="x", prm_backend="prm-nope"))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -151,8 +153,9 @@ def _policy_of(command: str, *flags: str):
             "http://127.0.0.1:9/v1", "--concurrency", "3"]
     if command == "run":
         cfg = prepare(run_config(parse(*base, "--prm", "none", *flags)))[0]
-        steps = (ValidityConfig(min_steps=cfg.min_steps, max_steps=cfg.max_steps,
-                                fill_invalid=True) if cfg.max_steps else None)
+        p = cfg.policy
+        steps = (ValidityConfig(min_steps=p.min_steps, max_steps=p.max_steps,
+                                fill_invalid=True) if p.max_steps else None)
         return build_policy(cfg), steps
     if command == "serve":
         a = ap.parse_args(["serve", *base, "--prm", "none", *flags])

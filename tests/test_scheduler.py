@@ -221,7 +221,7 @@ def tiny_cfg(out: Path, model: Path, backend: str, **over) -> RunConfig:
     base = dict(out=str(out), questions=3, n=6, policy=str(model), prm=str(model),
                 policy_backend=backend, max_tokens=10, device="cpu", min_steps=0, max_steps=0,
                 temperature=1.0)
-    return RunConfig(**{**base, **over})
+    return RunConfig.from_settings(**{**base, **over})
 
 
 def assert_fixed_first_k(fixed_run: Path, adaptive_run: Path, rule_spec: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from bestofn.config import (
     ORMOptions,
     PRMOptions,
     ReportOptions,
+    RerankOptions,
     RunConfig,
     SampleOptions,
     default_of,
@@ -143,7 +145,12 @@ def test_no_test_module_imports_another():
 
 
 def test_configs_import_nothing_from_the_project():
-    assert import_graph()["bestofn.config"] == set()
+    graph = import_graph()
+    config = [m for m in graph if m == "bestofn.config" or m.startswith("bestofn.config.")]
+    assert len(config) > 1
+    for m in config:
+        outside = {d for d in graph[m] if not d.startswith("bestofn.config")}
+        assert not outside, f"{m} imports {outside}"
 
 
 
@@ -153,7 +160,7 @@ def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 CONFIGS = {"run": (RunConfig, PRMOptions, ExecConfig), "score": (PRMOptions,),
            "prefs": (PRMOptions,), "sample": (SampleOptions, RunConfig),
-           "serve": (ServeConfig, RunConfig, PRMOptions), "report": (ReportOptions,),
+           "serve": (ServeConfig, RerankOptions, RunConfig, PRMOptions), "report": (ReportOptions,),
            "evaluate": (RunConfig,), "index build": (IndexConfig, RunConfig),
            "index search": (RunConfig,),
            "verifier-eval": (VerifierEvalOptions, PRMOptions)}
@@ -203,6 +210,32 @@ def test_cli_defaults_are_the_config_defaults(command):
             assert flags[dest].default == default_of(ORMOptions, field)
             checked += 1
     assert checked >= 1, f"{command}: no flag matched a config field"
+
+
+def test_index_build_batch_is_the_embedders_default():
+    from retrieval.build import build_index
+
+    parser, _ = build_all()
+    for word in ("index", "build"):
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    want = inspect.signature(build_index).parameters["batch_size"].default
+    assert _flags(parser)["batch_size"].default == want
+
+
+def test_library_defaults_are_the_config_defaults():
+    """`Reranker` and `best_of_n` state no default of their own (serve's flags read the same
+    `RerankOptions`)."""
+    from bestofn.api import Reranker, best_of_n
+
+    want = {"method": default_of(RerankOptions, "method"),
+            "seed": default_of(RerankOptions, "seed"),
+            "backend": default_of(RunConfig, "prm_backend"),
+            "orm_backend": default_of(RunConfig, "orm_backend")}
+    for fn in (Reranker.__init__, best_of_n):
+        params = inspect.signature(fn).parameters
+        got = {k: params[k].default for k in want if k in params}
+        assert got and got == {k: want[k] for k in got}, (fn.__qualname__, got)
 
 
 def _sources() -> dict[str, str]:

@@ -46,15 +46,15 @@ SCORE_AGGREGATE = "min"
 
 def run_rule(cfg: RunConfig) -> Bounds:
     """The run's stopping rule with the run's N as its `max_n`, checked against the run."""
-    assert cfg.adaptive, "not an adaptive run"
-    rule = dataclasses.replace(parse_rule(cfg.adaptive), max_n=cfg.n)
-    if "scores" in rule.needs and not cfg.prm:
+    assert cfg.strategy.adaptive, "not an adaptive run"
+    rule = dataclasses.replace(parse_rule(cfg.strategy.adaptive), max_n=cfg.n)
+    if "scores" in rule.needs and not cfg.verifiers.prm.model:
         raise ValueError(f"--adaptive {rule.name} reads PRM scores: give --prm MODEL "
                          "(or use a vote-based rule: esc, beta, dirichlet)")
-    if "confidences" in rule.needs and cfg.logprobs is None:
+    if "confidences" in rule.needs and cfg.policy.logprobs is None:
         raise ValueError(f"--adaptive {rule.name} reads the policy's confidence: give "
                          "--logprobs K (DeepConf: 20)")
-    if cfg.max_steps:
+    if cfg.policy.max_steps:
         raise ValueError("--adaptive stops at a sample count the step filter cannot top up: "
                          "pass --valid-steps off")
     return rule
@@ -218,7 +218,7 @@ def adaptive_jobs(cfg: RunConfig, todo: list[Question], out: Path, scoring: Any,
     the run's question ids, to refuse lines of any other)."""
     rule = run_rule(cfg)
     path = out / ROUNDS_FILE
-    has_prm, has_orm = bool(cfg.prm), bool(cfg.orm)
+    has_prm, has_orm = bool(cfg.verifiers.prm.model), bool(cfg.verifiers.orm.model)
 
     def log(line: dict[str, Any]) -> None:
         append_line(path, line)

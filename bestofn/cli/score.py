@@ -19,7 +19,7 @@ def register(sub: Any) -> dict[str, Any]:
                    help="plain PRM: leave the documents out of the prompt")
     s.add_argument("--solutions", type=int, default=None, help="score the first K per question")
     s.add_argument("--backend", default=default_of(RunConfig, "prm_backend"),
-                   help="PRM backend: prm-hf (default) | prm-vllm")
+                   help="PRM backend: prm-hf (default) | prm-vllm | prm-judge")
     s.add_argument("-v", "--verbose", action="store_true",
                    help="engine logs on the terminal (default: OUTPUT.engine.log)")
     add_prm_options(s)

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 from ..api import Reranker
-from ..config import ORMOptions, RunConfig, default_of
+from ..config import ORMOptions, RerankOptions, RunConfig, default_of
 from ..select import METHODS
 from .options import (
     SAMPLING_FLAGS,
@@ -24,8 +24,6 @@ from .options import (
 SERVE_LOG = "serve.engine.log"
 """Where a quiet server keeps engine logs (in the folder it is started from)."""
 
-SERVE_DEFAULTS: dict[str, Any] = {"method": Reranker.__init__.__kwdefaults__["method"]}
-"""Selection defaults are the library's (`Reranker`), so `serve` and `best_of_n` agree."""
 
 
 def add_parser(sub: Any) -> None:
@@ -54,7 +52,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--no-docs", action="store_true", help="plain PRM: no documents in prompts")
     s.add_argument("-n", type=int, default=d.n, help="solutions per question (default of "
                    "bestofn.samples)")
-    s.add_argument("--method", default=SERVE_DEFAULTS["method"], choices=METHODS,
+    s.add_argument("--method", default=default_of(RerankOptions, "method"), choices=METHODS,
                    help="selection method (default of bestofn.method)")
     s.add_argument("--adaptive", default=d.adaptive, metavar="RULE",
                    help="default stopping rule of requests (bestofn.adaptive overrides): "

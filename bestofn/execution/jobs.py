@@ -64,20 +64,15 @@ def fixed_samples(stream: SampleStream, questions: Iterable[Question], n: int,
     yield from run_jobs(stream, params, jobs, budget(engine or EngineOptions(), "fixed", n))
 
 
-def run_kind(cfg: RunConfig) -> str:
-    return "search" if cfg.search else "adaptive" if cfg.adaptive else "fixed"
-
-
 def run_jobs_for(cfg: RunConfig, workers: Any, todo: list[Question], out: Path,
                  clock: StageClock, known: Collection[str] | None = None) -> Iterator[Any]:
     """Each question of a run as the job of its kind on `workers`; its outcome (an `Item`,
     or a `driver.Failed`) as soon as it settles."""
     from .scoring import ScoringSide
 
-    kind = run_kind(cfg)
-    verified = bool(cfg.prm or cfg.orm)
+    kind = cfg.strategy.kind
     side = (ScoringSide(lambda work: workers.score(work, prm_only=kind == "search"), clock)
-            if verified else None)
+            if cfg.verifiers.any else None)
     jobs = _jobs(kind, cfg, workers, todo, out, side, known)
     for job in run_jobs(workers.stream, cfg.sampling(), jobs, budget(cfg.engine, kind, cfg.n),
                         side, clock):
@@ -95,15 +90,16 @@ def _jobs(kind: str, cfg: RunConfig, workers: Any, todo: list[Question], out: Pa
         from bestofn.search.strategies import parse_strategy
 
         tokenizer, preset, model = workers.policy_info()
-        return search_jobs(todo, parse_strategy(cfg.search), cfg.n,  # type: ignore[arg-type]
+        return search_jobs(todo, parse_strategy(cfg.strategy.search),  # type: ignore[arg-type]
+                           cfg.n,  # type: ignore[arg-type]
                            cfg.sampling(), tokenizer, preset, model, side)
     from .fixed import FixedJob
 
-    validity = None
-    if cfg.max_steps:
+    validity, p, v = None, cfg.policy, cfg.verifiers
+    if p.max_steps:
         from policies.validity import ValidityConfig
 
-        validity = ValidityConfig(min_steps=cfg.min_steps or 1, max_steps=cfg.max_steps,
+        validity = ValidityConfig(min_steps=p.min_steps or 1, max_steps=p.max_steps,
                                   fill_invalid=True)
-    return (FixedJob(q, cfg.n, cfg.seed, side, validity, bool(cfg.prm), bool(cfg.orm))
+    return (FixedJob(q, cfg.n, cfg.seed, side, validity, bool(v.prm.model), bool(v.orm.model))
             for q in todo)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -44,11 +43,11 @@ WORKERS_FILE = "workers.json"
 class _Worker:
     stage = ""
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: RunConfig) -> None:
         log = log_file_for_workers()
         if log:
             to_log_file(log)
-        self.cfg = RunConfig(**cfg)
+        self.cfg = cfg
 
     def where(self) -> dict[str, Any]:
         import ray
@@ -66,7 +65,7 @@ class _PolicyWorker(_Worker):
 
     stage = "policy"
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: RunConfig) -> None:
         from ..stages import build_policy
         from .streams import make_stream
 
@@ -110,10 +109,10 @@ class _RetrieverWorker(_Worker):
 
     stage = "retriever"
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
-        assert self.cfg.index, "a retrieval actor needs an index"
-        self.index = IndexSearch(self.cfg.index, self.cfg.k)
+        assert cfg.documents.index, "a retrieval actor needs an index"
+        self.index = IndexSearch(cfg.documents.index, cfg.documents.k)
 
     def fingerprint(self) -> str:
         self.index.open()
@@ -140,7 +139,7 @@ class ActorSearch:
 class _ScorerWorker(_Worker):
     stage = "scorer"
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: RunConfig) -> None:
         from ..stages import build_scorer
 
         super().__init__(cfg)
@@ -149,7 +148,7 @@ class _ScorerWorker(_Worker):
     def score(self, work: list[tuple[Question, list[Solution]]],
               prm_only: bool = False) -> list[Scored]:
         """Several questions' scores in one call (`execution.scoring.score_pairs`)."""
-        return score_pairs(self.verifiers, work, self.cfg.use_docs, prm_only)
+        return score_pairs(self.verifiers, work, self.cfg.verifiers.prm.use_docs, prm_only)
 
 
 def _gpus(asked: float | None, ray: Any) -> float:
@@ -200,13 +199,13 @@ class RayWorkers:
             else:
                 ray.init(num_cpus=self.ex.num_cpus, include_dashboard=False, runtime_env=env,
                          log_to_driver=not log)
-        cfg = asdict(self.cfg)
+        cfg = self.cfg
         self.policies = _actors(ray, _PolicyWorker, self.ex.policy_actors,
                                 _gpus(self.ex.policy_gpus, ray), cfg, self.ex)
-        if self.cfg.prm or self.cfg.orm:
+        if cfg.verifiers.any:
             self.scorers = _actors(ray, _ScorerWorker, self.ex.scorer_actors,
                                    _gpus(self.ex.scorer_gpus, ray), cfg, self.ex)
-        if self.cfg.index:
+        if cfg.documents.index:
             self.retrievers = _actors(ray, _RetrieverWorker, 1, 0, cfg, self.ex,
                                       cpus=self.ex.retriever_cpus)
         actors = self.policies + self.scorers + self.retrievers
@@ -218,7 +217,7 @@ class RayWorkers:
                                 incarnations=[w["incarnation"] for w in
                                               self.workers[:len(self.policies)]])
         if self.retrievers:
-            self.documents = Documents(ActorSearch(ray, self.retrievers[0]), self.cfg.k,
+            self.documents = Documents(ActorSearch(ray, self.retrievers[0]), cfg.documents.k,
                                        Path(self.cfg.out) / CACHE_DIR)
 
     def score(self, work: list[tuple[Question, list[Solution]]],
@@ -242,8 +241,9 @@ class RayWorkers:
         from ..embedded import resolve_model
 
         tokenizers = require("transformers", "transformers")
-        tok = tokenizers.AutoTokenizer.from_pretrained(resolve_model(self.cfg.policy))
-        return tok, get_preset(self.cfg.preset), self.cfg.policy
+        policy = self.cfg.policy
+        tok = tokenizers.AutoTokenizer.from_pretrained(resolve_model(policy.model))
+        return tok, get_preset(policy.preset), policy.model
 
     def close(self) -> None:
         if self.stream is not None:

@@ -36,8 +36,8 @@ class LocalWorkers:
 
         with clock.stage("startup_s"):
             policy, verifiers = build_policy(cfg), build_scorer(cfg)
-        return cls(policy, verifiers, cfg.use_docs,
-                   run_documents(cfg.index, cfg.k, out, progress))
+        return cls(policy, verifiers, cfg.verifiers.prm.use_docs,
+                   run_documents(cfg.documents.index, cfg.documents.k, out, progress))
 
     def score(self, work: Sequence[tuple[Question, Sequence[Solution]]],
               prm_only: bool = False) -> list[Scored]:

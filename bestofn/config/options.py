@@ -1,11 +1,10 @@
-"""Every configuration of bestofn, each default stated once.
+"""The options of the engines and commands, each default stated once.
 
-`RunConfig` decides a run's results (saved as the run folder's `config.json`); `ExecConfig` says
-where and how it executes and changes nothing in the results; `SamplingConfig` is what a policy
-is asked with; `PRMOptions` and `ORMOptions` build the verifiers. The CLI takes its flag defaults
-from these classes (`default_of`), and a test checks that every flag and field agree.
-
-This module imports nothing from the rest of the project, so any module may depend on it.
+`ExecConfig` says where and how a run executes and changes nothing in the results;
+`SamplingConfig` is what a policy is asked with; `PRMOptions` and `ORMOptions` build the
+verifiers; `EngineOptions` runs a policy engine. The CLI takes its flag defaults from these
+classes and `bestofn.config.run` (`default_of`), and a test checks that every flag and field
+agree.
 """
 
 from __future__ import annotations
@@ -16,7 +15,16 @@ from typing import Any
 
 
 def default_of(cls: type, name: str) -> Any:
-    """The declared default of field `name` of dataclass `cls` (what a CLI flag defaults to)."""
+    """The declared default of field `name` of dataclass `cls` (what a CLI flag defaults to);
+    for a config recorded flat (`RunConfig.RECORD`), `name` is a record key, followed to the
+    nested field it names."""
+    path = getattr(cls, "RECORD", {}).get(name, (name,))
+    for part in path[:-1]:
+        cls = type(_field_default(cls, part))
+    return _field_default(cls, path[-1])
+
+
+def _field_default(cls: type, name: str) -> Any:
     for f in dataclasses.fields(cls):
         if f.name == name:
             if f.default is not dataclasses.MISSING:
@@ -24,7 +32,7 @@ def default_of(cls: type, name: str) -> Any:
             if f.default_factory is not dataclasses.MISSING:
                 return f.default_factory()
             raise KeyError(f"{cls.__name__}.{name} has no default")
-    raise KeyError(f"{cls.__name__} has no field {name!r}")
+    raise KeyError(f"{cls.__name__} has no field {name}")
 
 
 @dataclass(frozen=True)
@@ -199,118 +207,6 @@ class EngineOptions:
         return common
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """Everything that determines a run's results (saved as `config.json` in the run folder)."""
-
-    out: str = "runs/default"
-    dataset: str = "medqa"
-    questions: int = 5
-    n: int = 8
-    policy: str = "smollm2"
-    policy_backend: str = "auto"
-    """vllm | hf | openai | replay; `auto` is resolved when the config is made: vllm when
-    installed, else hf (config.json records the resolved name)."""
-    preset: str = "auto"
-    """Prompt, sampling defaults, step filter and answer format of the policy
-    (`policies.presets`); auto: `smollm2` for the embedded policy, else `medprm`."""
-    lora: str | None = None
-    """PEFT LoRA adapter on the policy (vllm, hf)."""
-    min_steps: int | None = None
-    max_steps: int | None = None
-    """Med-PRM's validity filter keeps solutions with min..max steps (3..9), topping up
-    questions left short; 0..0 keeps every solution; None: the preset's."""
-    prm: str | None = "smollm2"
-    prm_backend: str = "prm-hf"
-    orm: str | None = None
-    orm_backend: str = "orm-hf"
-    orm_adapter: str | None = None
-    use_docs: bool = False
-    index: str | None = None
-    """Retrieve each question's documents from this FAISS index folder (`default`: the
-    bundled MedQuAD index, built on first use and cached)."""
-    k: int = 5
-    max_len: int = 4096
-    double_bos: bool = True
-    published_prompt: bool = False
-    """Score with the published scorer's prompt choices (`PRMOptions.published`)."""
-    seed: int = 0
-    temperature: float | None = None
-    top_k: int | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    """Sampling settings; None: the preset's (`resolved()` fills them in, and config.json
-    records what was used)."""
-    device: str = "auto"
-    rules: str = "strict"
-    """Selection rules of the report (`bestofn.select.RULES`)."""
-    adaptive: str | None = None
-    """A stopping rule (`bestofn.adaptive.RULES`, e.g. `beta:eps=0.05`): sample each question
-    until the rule says its answer is settled, at most `n`, streamed sample by sample
-    (`bestofn.adaptive.stream`)."""
-    logprobs: int | None = None
-    """Top-k log-probabilities per token for the confidence methods (`SamplingConfig`)."""
-    judge_base_url: str | None = None
-    judge_template: str | None = None
-    judge_mode: str | None = None
-    """prm-judge (`--prm-backend prm-judge`): its server, template and mode (`PRMOptions`)."""
-    search: str | None = None
-    """A search strategy (`bestofn.search.STRATEGIES`, e.g. `beam:width=4`): generate step by
-    step and let the PRM prune partial solutions."""
-    engine: EngineOptions = EngineOptions()
-    """How the policy engine runs (not part of `identity`)."""
-
-    def __post_init__(self) -> None:
-        if self.n < 1 or self.questions < 1:
-            raise ValueError(f"need n >= 1 and questions >= 1, got n={self.n}, "
-                             f"questions={self.questions}")
-        object.__setattr__(self, "policy_backend", resolve_backend(self.policy_backend))
-        object.__setattr__(self, "preset", resolve_preset(self.preset, self.policy))
-        if isinstance(self.engine, dict):
-            object.__setattr__(self, "engine", EngineOptions(**self.engine))
-
-    def identity(self) -> dict[str, Any]:
-        """The fields that change results (not where or how they are computed)."""
-        d = asdict(self)
-        d.pop("out")
-        d.pop("engine")
-        if not self.search:
-            d.pop("search")
-        return d
-
-    def sampling(self) -> SamplingConfig:
-        assert self.is_resolved(), f"unresolved sampling settings: {self}"
-        return SamplingConfig(self.temperature, self.top_k, self.top_p,  # type: ignore[arg-type]
-                              self.max_tokens, self.seed,  # type: ignore[arg-type]
-                              logprobs=self.logprobs)
-
-    def is_resolved(self) -> bool:
-        return None not in (self.temperature, self.top_k, self.top_p, self.max_tokens,
-                            self.min_steps, self.max_steps)
-
-    def resolved(self, sampling: SamplingConfig, steps: tuple[int, int] | None) -> RunConfig:
-        """The config with every None sampling setting taken from a preset's `sampling` and
-        step bounds (`steps`; None: no filter)."""
-        lo, hi = steps or (0, 0)
-        fill = {"temperature": sampling.temperature, "top_k": sampling.top_k,
-                "top_p": sampling.top_p, "max_tokens": sampling.max_tokens,
-                "min_steps": lo, "max_steps": hi}
-        return dataclasses.replace(self, **{k: v for k, v in fill.items()
-                                            if getattr(self, k) is None})
-
-    def prm_options(self) -> PRMOptions:
-        return PRMOptions(max_len=self.max_len, device=self.device, double_bos=self.double_bos,
-                          published=self.published_prompt, judge_base_url=self.judge_base_url,
-                          judge_template=self.judge_template, judge_mode=self.judge_mode)
-
-    def orm_options(self) -> ORMOptions | None:
-        """The run's ORM (None without one); every other ORM setting at its default."""
-        if not self.orm:
-            return None
-        return ORMOptions(model=self.orm, adapter=self.orm_adapter, backend=self.orm_backend,
-                          device=self.device)
-
-
 def resolve_preset(preset: str, policy: str) -> str:
     """`auto`: the embedded demo's preset for the embedded policy, else Med-PRM's."""
     if preset != "auto":
@@ -328,6 +224,16 @@ def default_policy_backend() -> str:
     import importlib.util
 
     return "vllm" if importlib.util.find_spec("vllm") is not None else "hf"
+
+
+@dataclass(frozen=True)
+class RerankOptions:
+    """The library's selection defaults (`Reranker`, `best_of_n`); `serve` takes them too."""
+
+    method: str = "prm_min"
+    """The selection method (`bestofn.select.METHODS`)."""
+    seed: int = 0
+    """Seeds the tie-breaks (`SelectionRules.tie_index`)."""
 
 
 @dataclass(frozen=True)
