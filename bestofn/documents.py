@@ -2,15 +2,15 @@
 
 One stage wherever retrieval runs. `Documents` owns the top-k, the per-run-folder cache
 (`retrieval.cache`: `run/retrieval/retrieval_cache.jsonl`, read on resume, so a question is
-searched once per run folder) and a `Searcher` that does the searching:
+searched once per run folder) and a `Lookup` that does the searching:
 
-- `IndexSearch`: the index folder in this process, opened on the first search (a run whose
+- `IndexLookup`: the index folder in this process, opened on the first search (a run whose
   documents are all cached never loads the index or the embedder). In-process runs and `serve`
   search with it, and so does the Ray pipeline's retrieval actor.
-- the retrieval actor seen from the Ray driver (`pipeline.ActorSearch`): an adaptive run on
-  Ray attaches its documents through it, so the driver loads neither the index nor the
-  embedder; the fixed-N pipeline searches on the same actor beside sampling, planning the
-  chunks with `Documents.plan`.
+- the retrieval actor seen from the Ray driver (`execution.ray_workers.ActorLookup`): an
+  adaptive run on Ray attaches its documents through it, so the driver loads neither the
+  index nor the embedder; the fixed-N pipeline searches on the same actor beside sampling,
+  planning the chunks with `Documents.plan`.
 
 The cache file is written only where `Documents` runs (the driver), never on an actor.
 """
@@ -27,7 +27,7 @@ CACHE_DIR = "retrieval"
 """The search cache's folder inside a run folder."""
 
 
-class Searcher(Protocol):
+class Lookup(Protocol):
     def fingerprint(self) -> str:
         """Identifies the results the searches give (index manifest and search parameters)."""
 
@@ -35,7 +35,7 @@ class Searcher(Protocol):
         """Each query's top-k passages, best first."""
 
 
-class IndexSearch:
+class IndexLookup:
     """Top-k search over an index folder (`default`: the bundled one, built on first use),
     the index opened on the first search, or by `open`."""
 
@@ -54,7 +54,7 @@ class IndexSearch:
         if self._retriever is not None:
             return str(self._retriever.fingerprint)
         from retrieval import Manifest, index_folder
-        from retrieval.search import index_fingerprint
+        from retrieval.faiss_retriever import index_fingerprint
 
         return index_fingerprint(Manifest.load(index_folder(self.index)))
 
@@ -68,7 +68,7 @@ class Documents:
     `retrieval.attach.SEARCH_CHUNK` and cached as they come back (no cache without
     `cache_dir`)."""
 
-    searcher: Searcher
+    lookup: Lookup
     k: int
     cache_dir: Path | None = None
     progress: bool = False
@@ -77,14 +77,14 @@ class Documents:
         """The cache bookkeeping of a search over `questions` (`retrieval.attach.CachedSearch`)."""
         from retrieval.attach import CachedSearch
 
-        fp = self.searcher.fingerprint() if fingerprint is None else fingerprint
+        fp = self.lookup.fingerprint() if fingerprint is None else fingerprint
         return CachedSearch(questions, fp, self.k, self.cache_dir)
 
     def attach(self, questions: list[Question]) -> list[Question]:
         """Copies of `questions` with `.documents` set to their top-k passages."""
         if not questions:
             return []
-        docs = self.plan(questions).fill(self.searcher.search, self.progress)
+        docs = self.plan(questions).fill(self.lookup.search, self.progress)
         return [replace(q, documents=docs[q.id]) for q in questions]
 
     def texts(self, questions: list[Question]) -> list[list[str]]:
@@ -98,5 +98,5 @@ def run_documents(index: str | None, k: int, out: Path | None,
     an index)."""
     if not index:
         return None
-    return Documents(IndexSearch(index, k), k, None if out is None else out / CACHE_DIR,
+    return Documents(IndexLookup(index, k), k, None if out is None else out / CACHE_DIR,
                      progress)

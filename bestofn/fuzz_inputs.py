@@ -153,8 +153,8 @@ def read_pairs(path: Path) -> None:
 
 
 def read_manifest(path: Path) -> None:
+    from retrieval.faiss_retriever import index_fingerprint
     from retrieval.manifest import Manifest
-    from retrieval.search import index_fingerprint
 
     m = Manifest.load(path.parent)
     m.check(path.parent, "minilm", m.corpus["sha256"], m.corpus["spec"])

@@ -112,6 +112,22 @@ class Solution:
 AGGREGATIONS = ("min", "final", "mean", "prod")
 
 
+def aggregate_steps(probs: Sequence[float], how: str) -> float:
+    """min | final | mean | prod of a solution's (non-empty) step probabilities: the one step
+    aggregation, of finished solutions (`StepScores.aggregate`) and of a search's partial ones
+    (`search.strategies.Live.key`)."""
+    assert probs, "no step probabilities to aggregate"
+    if how == "min":
+        return min(probs)
+    if how == "final":
+        return probs[-1]
+    if how == "mean":
+        return math.fsum(probs) / len(probs)
+    if how == "prod":
+        return math.prod(probs)
+    raise ValueError(f"unknown aggregation {how!r}; known: {', '.join(AGGREGATIONS)}")
+
+
 @dataclass(frozen=True)
 class StepScores:
     """Per-step P(+) of one solution. Empty `probs` means unscored, and `reason` says why.
@@ -135,18 +151,7 @@ class StepScores:
 
     def aggregate(self, how: str) -> float | None:
         """min | final | mean | prod of the step probabilities; None when unscored."""
-        if not self.probs:
-            return None
-        p = self.probs
-        if how == "min":
-            return min(p)
-        if how == "final":
-            return p[-1]
-        if how == "mean":
-            return math.fsum(p) / len(p)
-        if how == "prod":
-            return math.prod(p)
-        raise ValueError(f"unknown aggregation {how!r}; known: {', '.join(AGGREGATIONS)}")
+        return aggregate_steps(self.probs, how) if self.probs else None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"probs": list(self.probs), "reason": self.reason}

@@ -43,7 +43,7 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     """
     path = out / "config.json"
     if path.exists() and not overwrite:
-        old = load_json(path, dict, "object of run settings")
+        old = _current_spelling(load_json(path, dict, "object of run settings"))
         defaults = RunConfig.from_settings(policy_backend=cfg.policy.backend).identity()
         diff = {k: (old.get(k, defaults.get(k)), v) for k, v in cfg.identity().items()
                 if old.get(k, defaults.get(k)) != v}
@@ -57,6 +57,19 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
+
+
+def _current_spelling(old: dict[str, Any]) -> dict[str, Any]:
+    """An older config.json's settings as this version writes them (a search strategy's
+    `agg=last` is `agg=final`)."""
+    if isinstance(old.get("search"), str):
+        from .search.strategies import format_strategy, parse_strategy
+
+        try:
+            return {**old, "search": format_strategy(parse_strategy(old["search"]))}
+        except ValueError:
+            return old
+    return old
 
 
 def check_inputs(cfg: RunConfig) -> None:

@@ -18,8 +18,8 @@ from bestofn.records import Document, Question
 
 from .cache import CacheKey, SearchCache
 from .embed import EMBED_BATCH, Embedder
+from .faiss_retriever import FaissRetriever, index_fingerprint
 from .manifest import Manifest
-from .search import FaissRetriever, index_fingerprint
 
 
 def question_query(q: Question, with_options: bool = True) -> str:

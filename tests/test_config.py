@@ -96,3 +96,11 @@ def test_an_old_flat_config_json_still_resumes(tmp_path):
 def test_unknown_settings_are_refused():
     with pytest.raises(TypeError, match="judge"):
         RunConfig.from_settings(judge="x")
+
+
+def test_an_old_search_folder_with_agg_last_resumes(tmp_path):
+    cfg = RunConfig.from_settings(out=str(tmp_path), policy="m", policy_backend="vllm",
+                                  search="beam:width=2,agg=final")
+    old = {**cfg.identity(), "search": "beam:width=2,agg=last"}
+    (tmp_path / "config.json").write_text(json.dumps(old, indent=2) + "\n")
+    check_run_dir(tmp_path, cfg, overwrite=False)

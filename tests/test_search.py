@@ -26,6 +26,17 @@ def test_specs_round_trip(spec):
     assert parse_strategy(format_strategy(s)) == s
 
 
+def test_last_is_read_as_final():
+    """`agg=last`, the former name of the final step's score, reads as `final` (the name every
+    other module uses), so older search run folders resume."""
+    for name in ("beam", "dvts", "reject"):
+        s = parse_strategy(f"{name}:agg=last")
+        assert s == parse_strategy(name) and s.agg == "final"
+    scores = (0.9, 0.2, 0.6)
+    assert Live(0, scores).key("final") == StepScores(scores).aggregate("final") == 0.6
+    assert Live(0, scores).key("min") == StepScores(scores).aggregate("min") == 0.2
+
+
 @pytest.mark.parametrize("spec, message", [
     ("nope", "unknown search strategy 'nope'"),
     ("beam:width=x", "must be an integer"),

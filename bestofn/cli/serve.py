@@ -145,9 +145,9 @@ def validity(a: argparse.Namespace, preset: str) -> Any:
 
 def build_documents(a: argparse.Namespace) -> Any:
     """The documents stage over `--index` (None without one); a server keeps no cache."""
-    from ..documents import Documents, IndexSearch
+    from ..documents import Documents, IndexLookup
 
-    return Documents(IndexSearch(a.index, a.k, device=a.device), a.k) if a.index else None
+    return Documents(IndexLookup(a.index, a.k, device=a.device), a.k) if a.index else None
 
 
 def cmd_serve(a: argparse.Namespace) -> int:

@@ -28,7 +28,7 @@ from typing import Any
 
 from ..config import ExecConfig, RunConfig
 from ..console import log_file_for_workers, to_log_file
-from ..documents import CACHE_DIR, Documents, IndexSearch
+from ..documents import CACHE_DIR, Documents, IndexLookup
 from ..files import atomic_write_text
 from ..records import Document, Question, Solution
 from ..registry import require
@@ -103,7 +103,7 @@ class _PolicyWorker(_Worker):
 
 
 class _RetrieverWorker(_Worker):
-    """The documents stage's search (`documents.IndexSearch`) on an actor. It opens the index on
+    """The documents stage's search (`documents.IndexLookup`) on an actor. It opens the index on
     first use rather than at construction, so that an index error reaches the driver as the
     error it is, and a restarted actor opens it again."""
 
@@ -112,7 +112,7 @@ class _RetrieverWorker(_Worker):
     def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
         assert cfg.documents.index, "a retrieval actor needs an index"
-        self.index = IndexSearch(cfg.documents.index, cfg.documents.k)
+        self.index = IndexLookup(cfg.documents.index, cfg.documents.k)
 
     def fingerprint(self) -> str:
         self.index.open()
@@ -122,8 +122,8 @@ class _RetrieverWorker(_Worker):
         return [[d.to_dict() for d in docs] for docs in self.index.search(queries)]
 
 
-class ActorSearch:
-    """The retrieval actor as the documents stage's `Searcher`, seen from the driver."""
+class ActorLookup:
+    """The retrieval actor as the documents stage's `Lookup`, seen from the driver."""
 
     def __init__(self, ray: Any, actor: Any) -> None:
         self.ray, self.actor = ray, actor
@@ -217,7 +217,7 @@ class RayWorkers:
                                 incarnations=[w["incarnation"] for w in
                                               self.workers[:len(self.policies)]])
         if self.retrievers:
-            self.documents = Documents(ActorSearch(ray, self.retrievers[0]), cfg.documents.k,
+            self.documents = Documents(ActorLookup(ray, self.retrievers[0]), cfg.documents.k,
                                        Path(self.cfg.out) / CACHE_DIR)
 
     def score(self, work: list[tuple[Question, list[Solution]]],

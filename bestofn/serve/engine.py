@@ -28,7 +28,7 @@ def _error(job: FixedJob) -> Exception | None:
 
 
 @dataclass
-class Drawn:
+class Sampled:
     """One question's samples: the kept solutions (an adaptive request's, a search's finished
     candidates), their PRM scores when they were computed while sampling (None otherwise),
     and what they cost."""
@@ -120,7 +120,7 @@ class Engine:
         return [_error(done[q.id]) or done[q.id].kept for q in questions]  # type: ignore[misc]
 
     def sample_adaptive(self, questions: list[Question], documents: list[list[str] | None],
-                        params: Any, rule: Any) -> list[Drawn]:
+                        params: Any, rule: Any) -> list[Sampled]:
         """Each question sampled until `rule` settles it (at most `rule.max_n` samples), the
         questions streamed together; running samples of a settled question are aborted.
         A rule that reads scores gets them as samples finish (and they are kept)."""
@@ -145,7 +145,7 @@ class Engine:
             if job.error is not None:  # type: ignore[attr-defined]
                 raise job.error[1]  # type: ignore[attr-defined]
             item = job.item()  # type: ignore[attr-defined]
-            out.append(Drawn(item.solutions, item.prm, Compute.from_dict(item.compute)))
+            out.append(Sampled(item.solutions, item.prm, Compute.from_dict(item.compute)))
         return out
 
     def search_problem(self) -> str | None:
@@ -158,7 +158,7 @@ class Engine:
         return None
 
     def sample_search(self, questions: list[Question], documents: list[list[str] | None],
-                      n: int, params: Any, strategy: Any) -> list[Drawn | Exception]:
+                      n: int, params: Any, strategy: Any) -> list[Sampled | Exception]:
         """Each question searched with N candidates (`bestofn.search`), the questions on one
         engine stream; the finished candidates come back with their PRM scores."""
         from ..execution.driver import Failed
@@ -168,7 +168,7 @@ class Engine:
                                 n, params, strategy, use_docs=True, fmt=self.step_format,
                                 in_flight=self.options.samples_in_flight)
         return [RuntimeError(f"{it.stage}: {it.error}") if isinstance(it, Failed) else
-                Drawn(it.solutions, it.prm, Compute.from_dict(it.compute), it.search)
+                Sampled(it.solutions, it.prm, Compute.from_dict(it.compute), it.search)
                 for it in got]
 
     def documents(self, questions: list[Question]) -> list[list[str]]:
