@@ -16,11 +16,11 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from .batch_scoring import Request, TokenCounts, orm_values, score_requests, solution_scores
 from .config import RerankOptions, RunConfig, default_of
-from .records import Item, Question, Selection, Solution, SolutionScore
+from .evaluation.select import get_method, select_all
 from .scorers import Scorer
-from .select import get_method, select_all
+from .scorers.batch import Request, TokenCounts, orm_values, score_requests, solution_scores
+from .text.records import Item, Question, Selection, Solution, SolutionScore
 
 DEFAULT_AGGREGATION = "min"
 """The step aggregate reported when the method uses none (majority, ORM methods)."""
@@ -32,7 +32,7 @@ ItemLike = (Item | tuple[Question, Sequence[SolutionLike]]
 
 @lru_cache(maxsize=4)
 def _cached_scorer(backend: str, model: str, options: tuple[tuple[str, Any], ...]) -> Scorer:
-    from .engines import build_scorer
+    from .execution.engines import build_scorer
 
     return build_scorer(backend, model, dict(options))
 

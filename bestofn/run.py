@@ -19,16 +19,17 @@ from typing import Any
 
 from .config import ExecConfig, RunConfig
 from .console import LOG_NAME, Console, quiet
-from .datasets import load_questions
+from .evaluation.ledger import StageClock
+from .evaluation.select import get_rules
 from .execution.driver import FAILURES_FILE, RESULTS_FILE, drive
-from .execution.ledger import StageClock
 from .execution.placement import open_execution
 from .execution.scheduler import EngineFailure
-from .files import atomic_write_text, load_json
-from .records import Item, Question
+from .execution.stages import resolve_config
+from .jobs.kinds import run_jobs_for
 from .report import write_report
-from .select import get_rules
-from .stages import resolve_config
+from .text.datasets import load_questions
+from .text.files import atomic_write_text, load_json
+from .text.records import Item, Question
 
 
 class ConfigMismatch(RuntimeError):
@@ -115,7 +116,7 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
     get_rules(cfg.rules)
     if cfg.strategy.adaptive:
         from .adaptive.rules import format_rule
-        from .adaptive.stream import run_rule
+        from .jobs.adaptive import run_rule
 
         cfg = replace(cfg, strategy=replace(cfg.strategy, adaptive=format_rule(run_rule(cfg))))
     if cfg.strategy.search:
@@ -161,7 +162,11 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     clock = StageClock()
     known = {q.id for q in questions}
     try:
-        got = drive(questions, out, lambda: open_execution(cfg, ex, out, clock, known, progress),
+        def jobs_for(workers: Any, todo: list[Question]) -> Any:
+            return run_jobs_for(cfg, workers, todo, out, clock, known)
+
+        got = drive(questions, out, lambda: open_execution(cfg, ex, out, clock, jobs_for,
+                                                           progress),
                     max_attempts, console, progress)
     except EngineFailure as e:
         raise EngineFailure(e.engine, e.error, resume=str(out)) from e

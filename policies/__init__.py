@@ -7,7 +7,7 @@ question and per sample index), which is what the scheduler's ordered stream ask
 without a stream of its own (`bestofn.execution.STREAMS`). Backends: `vllm` (offline engine),
 `openai` (any OpenAI-compatible server), `hf` (transformers `generate`), `replay` (solutions
 read from a file). Med-PRM's step-count filter and top-up (`policies.validity`) is the
-fixed-N job's logic, over any of them (`bestofn.sample_file` writes a resumable solutions
+fixed-N job's logic, over any of them (`bestofn.execution.sample_file` writes a resumable solutions
 JSONL with it).
 """
 

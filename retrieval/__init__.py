@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from bestofn.records import Document
 from bestofn.registry import Registry
+from bestofn.text.records import Document
 
 from .attach import attach_documents, question_query
 from .build import (

@@ -1,4 +1,4 @@
-"""Retrieved documents for questions: the cached search behind `bestofn.documents` (every
+"""Retrieved documents for questions: the cached search behind `bestofn.execution.documents` (every
 execution's documents stage) and the library's `attach_documents`.
 
 The query is the question stem, plus its rendered options when `with_options` (the default).
@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bestofn.records import Document, Question
+from bestofn.text.records import Document, Question
 
 from .cache import CacheKey, SearchCache
 from .embed import EMBED_BATCH, Embedder
@@ -37,7 +37,7 @@ class CachedSearch:
     """The bookkeeping of a cached search over questions, apart from the search itself: the
     query and cache key of each question, the documents already cached, the chunks still to
     search, and the cache writes as results come in. `fill` runs the searches in turn (the
-    documents stage, `bestofn.documents`, in this process or through the retrieval actor);
+    documents stage, `bestofn.execution.documents`, in this process or through the retrieval actor);
     the Ray pipeline's driver calls `missing` and `record` itself while the actor searches
     beside sampling."""
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from bestofn.records import Document
+from bestofn.text.records import Document
 
 from .corpus import CorpusSpec, file_sha256
 from .embed import EMBED_BATCH, Embedder, canonical_name

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from bestofn.files import atomic_write_text
+from bestofn.text.files import atomic_write_text
 
 from .build import DEFAULT_SPEC, FLAT, EmbeddedCorpus, write_index
 from .corpus import CorpusSpec, file_sha256, prepare_passages

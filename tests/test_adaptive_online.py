@@ -21,12 +21,12 @@ import pytest
 from bestofn.adaptive import Drawn, parse_rule
 from bestofn.cli import main
 from bestofn.config import RunConfig
-from bestofn.datasets import load_questions
-from bestofn.files import read_items
-from bestofn.records import Item, Solution
 from bestofn.run import run
 from bestofn.testing.kill import reference_and_resumed
 from bestofn.testing.reports import report_without_timing
+from bestofn.text.datasets import load_questions
+from bestofn.text.files import read_items
+from bestofn.text.records import Item, Solution
 
 Q, N = 3, 8
 

@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from bestofn.cli import main
-from bestofn.datasets import load_questions
-from bestofn.fuzzing import assert_one_line_error
-from bestofn.records import Item, Question, Solution
+from bestofn.testing.fuzzing import assert_one_line_error
+from bestofn.text.datasets import load_questions
+from bestofn.text.records import Item, Question, Solution
 
 OPTIONS = {"A": "aspirin", "B": "heparin"}
 

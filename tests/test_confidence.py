@@ -16,10 +16,10 @@ import pytest
 from bestofn.adaptive import parse_rule
 from bestofn.adaptive.rules import Drawn
 from bestofn.cli import main
-from bestofn.confidence import KEEP_FRACTION, META_KEY, SELECT_SUMMARY, summarize
-from bestofn.evaluate import evaluate
-from bestofn.records import Item, Question, Solution
-from bestofn.select import METHODS, STRICT
+from bestofn.evaluation.evaluate import evaluate
+from bestofn.evaluation.select import METHODS, STRICT
+from bestofn.text.confidence import KEEP_FRACTION, META_KEY, SELECT_SUMMARY, summarize
+from bestofn.text.records import Item, Question, Solution
 
 # ---- references ------------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ def _sample_rows(pol, q, params):
 
 
 def test_group_confidence_clips_window_to_length() -> None:
-    from bestofn.confidence import group_confidences
+    from bestofn.text.confidence import group_confidences
 
     c = np.arange(5.0)
     assert group_confidences(c, 2048).tolist() == [2.0]

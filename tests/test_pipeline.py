@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from bestofn.execution.ray_workers import ExecConfig
-from bestofn.files import write_jsonl
-from bestofn.records import Item
 from bestofn.run import RunConfig, run
 from bestofn.testing.kill import wait_for
 from bestofn.testing.reports import report_without_timing, without_compute
 from bestofn.testing.seeds import seeded_rng
+from bestofn.text.files import write_jsonl
+from bestofn.text.records import Item
 
 pytestmark = pytest.mark.slow
 

@@ -14,8 +14,8 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 
-from bestofn.files import InputError  # noqa: E402
-from bestofn.records import Question  # noqa: E402
+from bestofn.text.files import InputError  # noqa: E402
+from bestofn.text.records import Question  # noqa: E402
 from retrieval import (  # noqa: E402
     CorpusSpec,
     FaissRetriever,
@@ -498,11 +498,11 @@ def test_sharded_embedding_equals_one_process(backend: str) -> None:
 @pytest.mark.slow  # loads a model
 def test_the_documents_stage_finds_what_attach_documents_finds_and_reads_its_cache(
         minilm_index: Path, tmp_path: Path) -> None:
-    """`bestofn.documents` (the stage `run` and `serve` use) gives the library search's
+    """`bestofn.execution.documents` (the stage `run` and `serve` use) gives the library search's
     documents, and reads a run folder cached by it (an older run folder) without opening the
     index."""
     from bestofn.api import Reranker
-    from bestofn.documents import Documents, IndexLookup
+    from bestofn.execution.documents import Documents, IndexLookup
     from bestofn.serve.engine import Engine
 
     older = attach_documents(questions(), minilm_index, k=2, cache_dir=tmp_path / "older")

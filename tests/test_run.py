@@ -7,9 +7,9 @@ import json
 import pytest
 
 from bestofn.cli import main
-from bestofn.records import Item
 from bestofn.run import ConfigMismatch, RunConfig, run
 from bestofn.testing.reports import strip_timing, without_compute
+from bestofn.text.records import Item
 
 
 def config(tmp_path, model, **over):

@@ -15,9 +15,9 @@ import pytest
 from bestofn.cli import build_all, main
 from bestofn.cli.run import run_config
 from bestofn.config import RunConfig, SamplingConfig
-from bestofn.records import Question, Solution
+from bestofn.execution.stages import build_policy, build_scorer
 from bestofn.run import prepare
-from bestofn.stages import build_policy, build_scorer
+from bestofn.text.records import Question, Solution
 from policies import POLICIES
 from policies.presets import get_preset
 
@@ -145,7 +145,7 @@ def _policy_of(command: str, *flags: str):
     is loaded)."""
     from bestofn.cli import sample as sample_cli
     from bestofn.cli import serve as serve_cli
-    from bestofn.engines import build_policy as build
+    from bestofn.execution.engines import build_policy as build
     from policies.validity import ValidityConfig
 
     ap, _ = build_all()

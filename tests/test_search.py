@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from bestofn.records import Question, StepScores
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.search import Candidate, Live, format_strategy, parse_strategy
 from bestofn.search.job import SearchJob
 from bestofn.search.scoring import partial_solution, score_candidates
 from bestofn.search.stepwise import StepFormat, header_cut
 from bestofn.search.strategies import DVTS, Beam, Particles, Reject
+from bestofn.text.records import Question, StepScores
 
 
 def live(*scores: float | None, groups: list[int] | None = None) -> list[Live]:

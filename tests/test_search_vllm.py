@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from bestofn.cli import main
-from bestofn.records import Question
 from bestofn.search import StepFormat, search_items
 from bestofn.search.strategies import parse_strategy
+from bestofn.text.records import Question
 from policies import SamplingConfig
 
 pytestmark = pytest.mark.slow

@@ -10,12 +10,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bestofn.bootstrap import intervals
 from bestofn.cli import main
-from bestofn.evaluate import question_outcomes
-from bestofn.records import Item
+from bestofn.evaluation.evaluate import question_outcomes
+from bestofn.evaluation.intervals import intervals
+from bestofn.evaluation.token_budget import Run, compare
 from bestofn.testing.items import random_items
-from bestofn.token_budget import Run, compare
+from bestofn.text.records import Item
 
 N, Q, B = 8, 40, 200
 METHODS = ["prm_min", "majority"]

@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..execution.scheduler import EngineFailure
-from ..files import InputError
 from ..run import ConfigMismatch
-from ..score import StaleProgress
+from ..scorers.prm_files import StaleProgress
+from ..text.files import InputError
 
 Handler = Callable[[argparse.Namespace], int]
 

@@ -104,8 +104,8 @@ def run_config(a: argparse.Namespace) -> RunConfig:
 
 def cmd_run(a: argparse.Namespace) -> int:
     from ..console import LOG_NAME, process_owned, quiet
+    from ..evaluation.select import label
     from ..run import prepare, run
-    from ..select import label
 
     if a.round_size is not None:
         raise ValueError("--round is retired: adaptive runs stream, asking the rule after "

@@ -42,12 +42,12 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def _score(a: argparse.Namespace, err: Any) -> list[Any]:
-    from ..engines import build_orm, build_prm
-    from ..score import score_file
+    from ..execution.engines import build_orm, build_prm
+    from ..scorers.prm_files import score_file
 
     scorer = build_prm(a.prm, a.backend, prm_options(a), a.use_docs)
     if a.orm:
-        from ..score_orm import score_file_with_orm, unscored_summary
+        from ..scorers.orm_files import score_file_with_orm, unscored_summary
 
         items = score_file_with_orm(a.input, a.output, orm=build_orm(orm_options(a)),
                                     prm=scorer, use_docs=a.use_docs, solutions=a.solutions)

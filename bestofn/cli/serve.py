@@ -9,7 +9,7 @@ from typing import Any
 
 from ..api import Reranker
 from ..config import ORMOptions, RerankOptions, RunConfig, default_of
-from ..select import METHODS
+from ..evaluation.select import METHODS
 from .options import (
     SAMPLING_FLAGS,
     add_policy_options,
@@ -106,7 +106,7 @@ def serve_config(a: argparse.Namespace) -> Any:
 
 
 def build_reranker(a: argparse.Namespace) -> Reranker:
-    from ..engines import build_orm, build_prm
+    from ..execution.engines import build_orm, build_prm
 
     prm = build_prm(None if a.prm.lower() == "none" else a.prm, a.prm_backend, prm_options(a),
                     not a.no_docs)
@@ -119,8 +119,8 @@ def build_policy(a: argparse.Namespace, preset: str) -> Any:
     """The run's policy factory with the same flags: preset and engine options (the step
     filter is the fixed-N jobs': `validity`)."""
     from ..config import resolve_backend
-    from ..engines import PolicySpec
-    from ..engines import build_policy as build
+    from ..execution.engines import PolicySpec
+    from ..execution.engines import build_policy as build
 
     return build(PolicySpec(model=a.policy, backend=resolve_backend(a.policy_backend),
                             preset=preset, device=a.device, lora=a.lora,
@@ -145,7 +145,7 @@ def validity(a: argparse.Namespace, preset: str) -> Any:
 
 def build_documents(a: argparse.Namespace) -> Any:
     """The documents stage over `--index` (None without one); a server keeps no cache."""
-    from ..documents import Documents, IndexLookup
+    from ..execution.documents import Documents, IndexLookup
 
     return Documents(IndexLookup(a.index, a.k, device=a.device), a.k) if a.index else None
 

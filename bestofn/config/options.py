@@ -46,7 +46,7 @@ class SamplingConfig:
     seed: int = 0
     logprobs: int | None = None
     """Ask the engine for the top-k log-probabilities of every generated token and keep their
-    DeepConf confidence summaries in each solution's meta (`bestofn.confidence`); None: off."""
+    DeepConf confidence summaries in each solution's meta (`bestofn.text.confidence`); None: off."""
     confidence_window: int = 2048
     """Tokens per sliding window of the group confidence (DeepConf's 2048)."""
 
@@ -231,7 +231,7 @@ class RerankOptions:
     """The library's selection defaults (`Reranker`, `best_of_n`); `serve` takes them too."""
 
     method: str = "prm_min"
-    """The selection method (`bestofn.select.METHODS`)."""
+    """The selection method (`bestofn.evaluation.select.METHODS`)."""
     seed: int = 0
     """Seeds the tie-breaks (`SelectionRules.tie_index`)."""
 
@@ -246,7 +246,7 @@ class ReportOptions:
     """Random solution subsets per N per question for the accuracy-vs-N curves."""
     search_runs: tuple[str, ...] = ()
     """Run folders (or results files) placed against this run's best-of-N and majority
-    curves at equal generated tokens (`report --search-runs`, `bestofn.token_budget`)."""
+    curves at equal generated tokens (`report --search-runs`, `bestofn.evaluation.token_budget`)."""
 
 
 @dataclass(frozen=True)

@@ -127,7 +127,7 @@ class StrategyConfig:
     adaptive: str | None = None
     """A stopping rule (`bestofn.adaptive.RULES`, e.g. `beta:eps=0.05`): sample each question
     until the rule says its answer is settled, at most `n`, streamed sample by sample
-    (`bestofn.adaptive.stream`)."""
+    (`bestofn.jobs.adaptive`)."""
     search: str | None = None
     """A search strategy (`bestofn.search.STRATEGIES`, e.g. `beam:width=4`): generate step by
     step and let the PRM prune partial solutions."""
@@ -177,7 +177,7 @@ class RunConfig:
     device: str = "auto"
     """Where the policy, verifier and embedder engines run (cpu | cuda | auto)."""
     rules: str = "strict"
-    """Selection rules of the report (`bestofn.select.RULES`)."""
+    """Selection rules of the report (`bestofn.evaluation.select.RULES`)."""
     policy: PolicyConfig = PolicyConfig()
     verifiers: VerifierConfig = VerifierConfig()
     documents: DocumentsConfig = DocumentsConfig()

@@ -7,7 +7,7 @@ runs the same scheduler loop as an in-process run (`execution.jobs`): each polic
 hosts a `SampleStream` that the driver's `execution.ray_stream.RayStream` submits to and
 polls (so fixed, adaptive and search jobs all run here, step requests included), the scoring
 side calls the scorer actors (`execution.scoring.score_pairs`, the in-process function), and
-the documents stage (`bestofn.documents`) searches on the retrieval actor, which holds the
+the documents stage (`bestofn.execution.documents`) searches on the retrieval actor, which holds the
 FAISS index and the query embedder, while the driver writes the search cache. Only the driver
 writes the run folder, so there is one writer and no duplicate.
 
@@ -28,11 +28,11 @@ from typing import Any
 
 from ..config import ExecConfig, RunConfig
 from ..console import log_file_for_workers, to_log_file
-from ..documents import CACHE_DIR, Documents, IndexLookup
-from ..files import atomic_write_text
-from ..records import Document, Question, Solution
+from ..evaluation.ledger import StageClock
 from ..registry import require
-from .ledger import StageClock
+from ..text.files import atomic_write_text
+from ..text.records import Document, Question, Solution
+from .documents import CACHE_DIR, Documents, IndexLookup
 from .requests import SampleKey, SampleRequest, StepRequest
 from .scoring import Scored, score_pairs
 
@@ -66,7 +66,7 @@ class _PolicyWorker(_Worker):
     stage = "policy"
 
     def __init__(self, cfg: RunConfig) -> None:
-        from ..stages import build_policy
+        from .stages import build_policy
         from .streams import make_stream
 
         super().__init__(cfg)
@@ -140,7 +140,7 @@ class _ScorerWorker(_Worker):
     stage = "scorer"
 
     def __init__(self, cfg: RunConfig) -> None:
-        from ..stages import build_scorer
+        from .stages import build_scorer
 
         super().__init__(cfg)
         self.verifiers = build_scorer(self.cfg)
@@ -166,7 +166,7 @@ def _actors(ray: Any, cls: type, n: int, gpus: float, cfg: dict[str, Any],
 
 class RayWorkers:
     """The run's engines on Ray actors: policy actors behind one `RayStream`, scorer actors
-    behind `score`, the retrieval actor behind the documents stage (`bestofn.documents`,
+    behind `score`, the retrieval actor behind the documents stage (`bestofn.execution.documents`,
     cached in the run folder by this process)."""
 
     def __init__(self, cfg: RunConfig, ex: ExecConfig) -> None:

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..records import Question, Solution, StepScores
 from ..registry import require
-from ..steps import STEP_TAG
+from ..text.records import Question, Solution, StepScores
+from ..text.steps import STEP_TAG
 from .protocol import Request, ScoredBatch, TokenCounts
 
 JUDGE_SYSTEM = ("You are a meticulous medical expert who checks the reasoning of a solution "

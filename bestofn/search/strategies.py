@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import ClassVar, Protocol
 
-from ..records import aggregate_steps
 from ..specs import parse_spec
+from ..text.records import aggregate_steps
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from starlette.exceptions import HTTPException
 
 from ..api import Reranker
 from ..config import EngineOptions
-from ..documents import Documents
+from ..execution.documents import Documents
 from ..search import StepFormat
 from .batcher import Batcher, Pending, QueueFull
 from .chat import completion, settings, stream_events

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from ..adaptive.rules import format_rule
 from ..execution import Compute
-from ..records import Question
+from ..text.records import Question
 from .config import ServeConfig
 from .engine import Engine, Reranked, Sampled
 from .metrics import Metrics

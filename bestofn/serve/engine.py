@@ -14,13 +14,13 @@ from typing import Any
 
 from ..api import Reranker
 from ..config import EngineOptions
-from ..documents import Documents
+from ..evaluation.select import get_method
 from ..execution import Compute, make_stream
+from ..execution.documents import Documents
 from ..execution.fixed import FixedJob
 from ..execution.jobs import budget, fixed_samples, run_jobs
-from ..records import Item, Question, Selection, Solution
 from ..search.loop import with_documents
-from ..select import get_method
+from ..text.records import Item, Question, Selection, Solution
 
 
 def _error(job: FixedJob) -> Exception | None:
@@ -80,7 +80,7 @@ def rank(item: Item, sel: Selection) -> list[int]:
 
 
 class Engine:
-    """The policy, the verifiers and an optional documents stage (`bestofn.documents`, no
+    """The policy, the verifiers and an optional documents stage (`bestofn.execution.documents`, no
     cache: a server has no run folder), loaded once.
 
     Every request samples as jobs on the one scheduler loop (`execution.jobs`) over the
@@ -124,9 +124,9 @@ class Engine:
         """Each question sampled until `rule` settles it (at most `rule.max_n` samples), the
         questions streamed together; running samples of a settled question are aborted.
         A rule that reads scores gets them as samples finish (and they are kept)."""
-        from ..adaptive.stream import StreamJob
         from ..execution import StageClock
         from ..execution.scoring import ScoringSide, Verifiers, score_pairs
+        from ..jobs.adaptive import StreamJob
 
         scoring = None
         if "scores" in rule.needs:
