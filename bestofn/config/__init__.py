@@ -1,6 +1,7 @@
 """Every configuration of bestofn, each default stated once: the engines' and commands'
-options (`options`) and a run's composed settings (`run`: `RunConfig`). The package imports
-nothing from the rest of the project, so any module may depend on it."""
+options (`options`), a run's composed settings (`run`: `RunConfig`) and `verifier-eval`'s
+(`verifier_eval`). The package imports nothing from the rest of the project, so any module
+may depend on it."""
 
 from .options import (
     PRM_BACKEND_OPTIONS,

@@ -1,8 +1,7 @@
 """`bestofn verifier-eval`'s settings, each default stated once (the CLI's flags default to
 these fields; `tests/test_structure.py` checks that they agree).
 
-Kept apart from `bestofn.config` (which holds the run's configurations) and, like it, importing
-nothing from the project, so any module may depend on it.
+Part of `bestofn.config`, so like the rest of it importing nothing from the project.
 """
 
 from __future__ import annotations
