@@ -4,7 +4,7 @@ Data sets (see benchmarks/data/README.md):
 - ThoughtSource (Ott et al. 2023, MIT): real MedQA chains of thought of GPT-4, GPT-3.5,
   Cohere, Flan-T5 and davinci models (`tests/data/thoughtsource_medqa_cots.json.gz`, the
   published file byte for byte). Each CoT is one sample; its answer is extracted by
-  `bestofn.answers.extract_answer` from the CoT and the model's answer text. Questions with at
+  `bestofn.text.answers.extract_answer` from the CoT and the model's answer text. Questions with at
   least `--min-cots` CoTs. The file groups CoTs by model, not by sampling order, so the
   replay uses `--draws` seeded permutations. No PRM scores: vote-based rules only.
 - SmolLM2-135M-Instruct samples generated once with `bestofn sample` and scored with the
@@ -30,13 +30,13 @@ from pathlib import Path
 
 import numpy as np
 
-from bestofn.adaptive import Replayer, parse_rule
-from bestofn.adaptive.replay import AdaptiveResult, fixed_curve, rule_curve
-from bestofn.answers import extract_answer
-from bestofn.bootstrap import bootstrap_interval
-from bestofn.curves import curve_ns
-from bestofn.files import read_items
-from bestofn.records import Item, Question, Solution
+from bestofn.adaptive import parse_rule
+from bestofn.evaluation.adaptive_replay import AdaptiveResult, Replayer, fixed_curve, rule_curve
+from bestofn.evaluation.curves import curve_ns
+from bestofn.evaluation.intervals import bootstrap_interval
+from bestofn.text.answers import extract_answer
+from bestofn.text.files import read_items
+from bestofn.text.records import Item, Question, Solution
 
 ROOT = Path(__file__).resolve().parent.parent
 THOUGHTSOURCE = ROOT / "tests" / "data" / "thoughtsource_medqa_cots.json.gz"

@@ -6,7 +6,8 @@ rewards), curves at N = 1, 2, 4, …, n with D draws per N; every method evaluat
 
   reference   `question_outcomes` on every sub-item (the object path), timed on --ref-draws
               draws and scaled to D (it is linear in draws)
-  vectorised  `bestofn.curves.accuracy_curves` (arrays; exact same outcomes, ties included)
+  vectorised  `bestofn.evaluation.curves.accuracy_curves` (arrays; exact same outcomes, ties
+  included)
 
   python benchmarks/curves_speed.py [--questions 100] [-n 64] [--draws 200] [--ref-draws 4]
 """
@@ -17,8 +18,8 @@ import argparse
 import random
 import time
 
-from bestofn.curves import accuracy_curves, curve_ns
-from bestofn.records import Item, Question, Solution, StepScores
+from bestofn.evaluation.curves import accuracy_curves, curve_ns
+from bestofn.text.records import Item, Question, Solution, StepScores
 
 
 def workload(questions: int, n: int, seed: int = 0) -> list[Item]:

@@ -1,7 +1,8 @@
 """The long fuzzing campaign: many damaged inputs through every reader of user data and the
 HTTP API of `bestofn serve`, counting inputs that worked, were refused cleanly, and crashed.
 
-The property is `bestofn.fuzzing.check` (readers) and `bestofn.fuzzing_http.check_response`
+The property is `bestofn.testing.fuzzing.check` (readers) and
+`bestofn.testing.fuzzing_http.check_response`
 (HTTP): an input works, or ends in the project's one-line error naming the file, line and field
 (a 4xx naming the field over HTTP), nothing is left behind, and the server keeps serving.
 Input k of a reader comes from `random.Random(seed + k)`, so a crash is reproduced by its seed
@@ -25,9 +26,9 @@ from contextlib import redirect_stderr
 from io import StringIO
 from pathlib import Path
 
-from bestofn.fuzz_inputs import READERS
-from bestofn.fuzzing import Crash, fuzz_one
-from bestofn.fuzzing_http import http_target
+from bestofn.testing.fuzz_inputs import READERS
+from bestofn.testing.fuzzing import Crash, fuzz_one
+from bestofn.testing.fuzzing_http import http_target
 
 
 def campaign(name: str, one: Callable[[random.Random], str], inputs: int,

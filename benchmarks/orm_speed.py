@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
-from bestofn.datasets import load_questions
 from bestofn.embedded import smollm2_path
-from bestofn.records import Solution
 from bestofn.scorers.orm_hf import HFORMScorer
 from bestofn.scorers.orm_prompt import EncodedConversation, solution_conversation
+from bestofn.text.datasets import load_questions
+from bestofn.text.records import Solution
 
 SHAPE = dict(hidden_size=512, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=8,
              intermediate_size=1408)

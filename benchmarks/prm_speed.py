@@ -36,8 +36,6 @@ from typing import Any
 import psutil
 import torch
 
-from bestofn.datasets import load_questions
-from bestofn.records import Question, Solution
 from bestofn.scorers.prm_prompt import (
     EncodedPrompt,
     PRMPromptConfig,
@@ -45,6 +43,8 @@ from bestofn.scorers.prm_prompt import (
     question_documents,
     render_prompt,
 )
+from bestofn.text.datasets import load_questions
+from bestofn.text.records import Question, Solution
 
 SHAPES: dict[str, dict[str, int]] = {
     "cpu": dict(hidden_size=512, num_layers=4, num_heads=8, num_kv_heads=8,
@@ -201,7 +201,7 @@ def worker(method: str, args: argparse.Namespace) -> dict[str, Any]:
 
 def _run_reference(model, tok, folder, work, encoded, args) -> dict[str, Any]:
     from bestofn.scorers.prm_hf import label_token_id
-    from bestofn.scorers.prm_reference import reference_step_scores
+    from bestofn.testing.prm_reference import reference_step_scores
 
     plus, minus = label_token_id(tok, " +"), label_token_id(tok, " -")
     jobs = []

@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bestofn.datasets import load_questions
-from bestofn.files import read_items
-from bestofn.records import Document, Item, Solution, StepScores
 from bestofn.report import write_report
-from bestofn.viewer import write_html
+from bestofn.report.viewer import write_html
+from bestofn.text.datasets import load_questions
+from bestofn.text.files import read_items
+from bestofn.text.records import Document, Item, Solution, StepScores
 
 CHROMIUM = "/usr/bin/chromium"
 

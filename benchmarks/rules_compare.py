@@ -16,11 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from bestofn.answers import extract_answer
-from bestofn.bootstrap import intervals, matrix_from_rows
-from bestofn.evaluate import evaluate
-from bestofn.records import Item, Question, Solution
-from bestofn.select import MEDPRM, STRICT
+from bestofn.evaluation.evaluate import evaluate
+from bestofn.evaluation.intervals import intervals, matrix_from_rows
+from bestofn.evaluation.select import MEDPRM, STRICT
+from bestofn.text.answers import extract_answer
+from bestofn.text.records import Item, Question, Solution
 
 DATA = Path(__file__).resolve().parents[1] / "tests" / "data" / "thoughtsource_medqa_cots.json.gz"
 

@@ -27,7 +27,7 @@ import statistics
 import time
 from typing import Any
 
-from bestofn.datasets import load_questions
+from bestofn.text.datasets import load_questions
 from policies import SamplingConfig, question_seed
 from policies.vllm import VLLMPolicy
 

@@ -29,10 +29,10 @@ from dataclasses import replace
 from typing import Any
 
 from bestofn.adaptive import parse_rule
-from bestofn.adaptive.stream import StreamJob
-from bestofn.datasets import load_questions
 from bestofn.execution import Budget, Compute, make_stream
 from bestofn.execution.jobs import run_jobs
+from bestofn.jobs.adaptive import StreamJob
+from bestofn.text.datasets import load_questions
 from policies import SamplingConfig
 from policies.vllm import VLLMPolicy
 

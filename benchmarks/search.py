@@ -30,16 +30,16 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from bestofn.batch_scoring import Request, score_requests
 from bestofn.config import PRMOptions
-from bestofn.datasets import load_questions
-from bestofn.engines import build_prm
+from bestofn.evaluation.select import best_of_n, is_correct
 from bestofn.execution import StageClock
-from bestofn.records import Item
+from bestofn.execution.engines import build_prm
+from bestofn.scorers.batch import Request, score_requests
 from bestofn.scorers.protocol import ScoredBatch
 from bestofn.search import MEDPRM_STEPS, StepFormat, parse_strategy, search_items
-from bestofn.select import best_of_n, is_correct
-from bestofn.steps import STEP_TAG
+from bestofn.text.datasets import load_questions
+from bestofn.text.records import Item
+from bestofn.text.steps import STEP_TAG
 from policies import SamplingConfig
 from policies.vllm import VLLMPolicy
 

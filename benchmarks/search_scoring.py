@@ -35,13 +35,13 @@ import torch
 from prm_projection import CARDS, LLAMA_8B, _span
 from prm_speed import SHAPES, Workload, build_workload, load
 
-from bestofn.batch_scoring import Request, score_requests
-from bestofn.records import Question, Solution
+from bestofn.scorers.batch import Request, score_requests
 from bestofn.scorers.prm_hf import HFPRMScorer, shared_prefix_len
 from bestofn.scorers.prm_prompt import PRMPromptConfig, encode_solutions
 from bestofn.search import Candidate
 from bestofn.search.scoring import partial_solution, score_candidates
-from bestofn.steps import split_steps
+from bestofn.text.records import Question, Solution
+from bestofn.text.steps import split_steps
 
 VLLM_BLOCK = 16
 

@@ -24,10 +24,10 @@ from typing import Any
 import openai
 
 from bestofn import Reranker, best_of_n
-from bestofn.datasets import load_questions
 from bestofn.scorers import make_scorer
 from bestofn.serve import ServeConfig, create_app, make_question
 from bestofn.serve.thread import serve_in_thread
+from bestofn.text.datasets import load_questions
 from policies import SamplingConfig
 from policies.vllm import VLLMPolicy
 

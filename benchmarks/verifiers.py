@@ -32,10 +32,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from bestofn.critic import CriticPrompt, critic_verdicts
-from bestofn.labels import LabelledSolution, read_labelled
-from bestofn.verifier_eval import evaluate_critic, evaluate_steps, score_labelled
-from bestofn.verifier_table import EvalTable, InputEval, calibrate
+from bestofn.evaluation.labels import LabelledSolution, read_labelled
+from bestofn.evaluation.verifier_eval import evaluate_critic, evaluate_steps, score_labelled
+from bestofn.evaluation.verifier_table import EvalTable, InputEval, calibrate
+from bestofn.scorers.critic import CriticPrompt, critic_verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data" / "processbench"

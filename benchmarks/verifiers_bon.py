@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from bestofn.bootstrap import accuracy_intervals
-from bestofn.evaluate import evaluate
-from bestofn.files import read_items
-from bestofn.records import Item
-from bestofn.score import score_items
-from bestofn.select import label
+from bestofn.evaluation.evaluate import evaluate
+from bestofn.evaluation.intervals import accuracy_intervals
+from bestofn.evaluation.select import label
+from bestofn.scorers.prm_files import score_items
+from bestofn.text.files import read_items
+from bestofn.text.records import Item
 
 BON_METHODS = ("majority", "prm_min", "weighted_min", "confidence_weighted",
                "confidence_filtered", "oracle")

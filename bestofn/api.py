@@ -16,10 +16,11 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Any
 
-from .batch_scoring import Request, TokenCounts, orm_values, score_requests, solution_scores
-from .records import Item, Question, Selection, Solution, SolutionScore
+from .config import RerankOptions, RunConfig, default_of
+from .evaluation.select import get_method, select_all
 from .scorers import Scorer
-from .select import get_method, select_all
+from .scorers.batch import Request, TokenCounts, orm_values, score_requests, solution_scores
+from .text.records import Item, Question, Selection, Solution, SolutionScore
 
 DEFAULT_AGGREGATION = "min"
 """The step aggregate reported when the method uses none (majority, ORM methods)."""
@@ -31,7 +32,7 @@ ItemLike = (Item | tuple[Question, Sequence[SolutionLike]]
 
 @lru_cache(maxsize=4)
 def _cached_scorer(backend: str, model: str, options: tuple[tuple[str, Any], ...]) -> Scorer:
-    from .engines import build_scorer
+    from .execution.engines import build_scorer
 
     return build_scorer(backend, model, dict(options))
 
@@ -54,8 +55,11 @@ class Reranker:
     """
 
     def __init__(self, prm: str | Scorer | None = None, *, orm: str | Scorer | None = None,
-                 method: str = "prm_min", backend: str = "prm-hf", orm_backend: str = "orm-hf",
-                 seed: int = 0, prm_options: Mapping[str, Any] | None = None,
+                 method: str = default_of(RerankOptions, "method"),
+                 backend: str = default_of(RunConfig, "prm_backend"),
+                 orm_backend: str = default_of(RunConfig, "orm_backend"),
+                 seed: int = default_of(RerankOptions, "seed"),
+                 prm_options: Mapping[str, Any] | None = None,
                  orm_options: Mapping[str, Any] | None = None, **scorer_options: Any) -> None:
         m = get_method(method)
         if m.needs and {"prm": prm, "orm": orm}[m.needs] is None:
@@ -130,9 +134,9 @@ def _as_request(x: ItemLike, i: int) -> Request:
 
 def best_of_n(question: Question | str, solutions: Sequence[SolutionLike], *,
               prm: str | Scorer | None = None, orm: str | Scorer | None = None,
-              method: str = "prm_min",
+              method: str = default_of(RerankOptions, "method"),
               options: dict[str, str] | None = None, documents: Sequence[str] | None = None,
-              seed: int = 0, **scorer_options: Any) -> Selection:
+              seed: int = default_of(RerankOptions, "seed"), **scorer_options: Any) -> Selection:
     """Pick one answer among `solutions` (raw texts are marked and their answers extracted);
     `Selection.scores` holds every solution's scores."""
     q = question if isinstance(question, Question) else Question(

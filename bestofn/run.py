@@ -19,16 +19,17 @@ from typing import Any
 
 from .config import ExecConfig, RunConfig
 from .console import LOG_NAME, Console, quiet
-from .datasets import load_questions
+from .evaluation.ledger import StageClock
+from .evaluation.select import get_rules
 from .execution.driver import FAILURES_FILE, RESULTS_FILE, drive
-from .execution.ledger import StageClock
 from .execution.placement import open_execution
 from .execution.scheduler import EngineFailure
-from .files import atomic_write_text, load_json
-from .records import Item, Question
+from .execution.stages import resolve_config
+from .jobs.kinds import run_jobs_for
 from .report import write_report
-from .select import get_rules
-from .stages import resolve_config
+from .text.datasets import load_questions
+from .text.files import atomic_write_text, load_json
+from .text.records import Item, Question
 
 
 class ConfigMismatch(RuntimeError):
@@ -43,8 +44,8 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     """
     path = out / "config.json"
     if path.exists() and not overwrite:
-        old = load_json(path, dict, "object of run settings")
-        defaults = RunConfig(policy_backend=cfg.policy_backend).identity()
+        old = _current_spelling(load_json(path, dict, "object of run settings"))
+        defaults = RunConfig.from_settings(policy_backend=cfg.policy.backend).identity()
         diff = {k: (old.get(k, defaults.get(k)), v) for k, v in cfg.identity().items()
                 if old.get(k, defaults.get(k)) != v}
         if diff:
@@ -59,6 +60,19 @@ def check_run_dir(out: Path, cfg: RunConfig, overwrite: bool) -> None:
     atomic_write_text(path, json.dumps(cfg.identity(), indent=2) + "\n")
 
 
+def _current_spelling(old: dict[str, Any]) -> dict[str, Any]:
+    """An older config.json's settings as this version writes them (a search strategy's
+    `agg=last` is `agg=final`)."""
+    if isinstance(old.get("search"), str):
+        from .search.strategies import format_strategy, parse_strategy
+
+        try:
+            return {**old, "search": format_strategy(parse_strategy(old["search"]))}
+        except ValueError:
+            return old
+    return old
+
+
 def check_inputs(cfg: RunConfig) -> None:
     """Backends by name, engine options against the backend, and models, adapters, a replay
     file and an index that are local paths: refused before the run folder exists."""
@@ -66,19 +80,21 @@ def check_inputs(cfg: RunConfig) -> None:
 
     from .scorers import SCORERS
 
-    POLICIES.check(cfg.policy_backend, "--policy-backend")
-    cfg.engine.backend_kwargs(cfg.policy_backend, preset=cfg.preset, device=cfg.device,
-                              lora=cfg.lora)
-    if cfg.prm:
-        SCORERS.check(cfg.prm_backend, "--prm-backend")
-    if cfg.orm:
-        SCORERS.check(cfg.orm_backend, "--orm-backend")
-    if cfg.policy_backend == "replay" and not Path(cfg.policy).expanduser().is_file():
-        raise FileNotFoundError(f"--policy {cfg.policy}: no such solutions file (the replay "
+    policy, prm, orm, index = (cfg.policy, cfg.verifiers.prm, cfg.verifiers.orm,
+                               cfg.documents.index)
+    POLICIES.check(policy.backend, "--policy-backend")
+    cfg.engine.backend_kwargs(policy.backend, preset=policy.preset, device=cfg.device,
+                              lora=policy.lora)
+    if prm.model:
+        SCORERS.check(prm.backend, "--prm-backend")
+    if orm.model:
+        SCORERS.check(orm.backend, "--orm-backend")
+    if policy.backend == "replay" and not Path(policy.model).expanduser().is_file():
+        raise FileNotFoundError(f"--policy {policy.model}: no such solutions file (the replay "
                                 "backend reads one)")
-    local = {"--policy": cfg.policy if cfg.policy_backend in ("hf", "vllm") else None,
-             "--prm": cfg.prm, "--orm": cfg.orm, "--orm-adapter": cfg.orm_adapter,
-             "--lora": cfg.lora, "--index": None if cfg.index == "default" else cfg.index}
+    local = {"--policy": policy.model if policy.backend in ("hf", "vllm") else None,
+             "--prm": prm.model, "--orm": orm.model, "--orm-adapter": orm.adapter,
+             "--lora": policy.lora, "--index": None if index == "default" else index}
     for flag, name in local.items():
         if name and _missing_path(name):
             raise FileNotFoundError(f"{flag} {name}: no such folder")
@@ -98,17 +114,18 @@ def prepare(cfg: RunConfig) -> tuple[RunConfig, list[Question]]:
     check_inputs(cfg)
     cfg = resolve_config(cfg)
     get_rules(cfg.rules)
-    if cfg.adaptive:
+    if cfg.strategy.adaptive:
         from .adaptive.rules import format_rule
-        from .adaptive.stream import run_rule
+        from .jobs.adaptive import run_rule
 
-        cfg = replace(cfg, adaptive=format_rule(run_rule(cfg)))
-    if cfg.search:
+        cfg = replace(cfg, strategy=replace(cfg.strategy, adaptive=format_rule(run_rule(cfg))))
+    if cfg.strategy.search:
         from .search.run_search import check_search
         from .search.strategies import format_strategy, parse_strategy
 
         check_search(cfg)
-        cfg = replace(cfg, search=format_strategy(parse_strategy(cfg.search)))
+        search = format_strategy(parse_strategy(cfg.strategy.search))
+        cfg = replace(cfg, strategy=replace(cfg.strategy, search=search))
     return cfg, load_questions(cfg.dataset, limit=cfg.questions)
 
 
@@ -145,7 +162,11 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
     clock = StageClock()
     known = {q.id for q in questions}
     try:
-        got = drive(questions, out, lambda: open_execution(cfg, ex, out, clock, known, progress),
+        def jobs_for(workers: Any, todo: list[Question]) -> Any:
+            return run_jobs_for(cfg, workers, todo, out, clock, known)
+
+        got = drive(questions, out, lambda: open_execution(cfg, ex, out, clock, jobs_for,
+                                                           progress),
                     max_attempts, console, progress)
     except EngineFailure as e:
         raise EngineFailure(e.engine, e.error, resume=str(out)) from e
@@ -175,10 +196,10 @@ def record_seconds(out: Path, clock: StageClock) -> dict[str, float]:
 
 def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
     """For an adaptive run: samples drawn against the fixed-N budget (nothing otherwise)."""
-    if not cfg.adaptive:
+    if not cfg.strategy.adaptive:
         return {}
     drawn = [len(it.solutions) for it in items]
-    return {"adaptive": {"rule": cfg.adaptive, "round_size": "streamed",
+    return {"adaptive": {"rule": cfg.strategy.adaptive, "round_size": "streamed",
                          "n_max": cfg.n,
                          "samples": sum(drawn), "budget": cfg.n * len(items),
                          "mean_samples": sum(drawn) / len(drawn) if drawn else 0.0}}
@@ -186,10 +207,10 @@ def adaptive_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
 
 def search_summary(cfg: RunConfig, items: list[Item]) -> dict[str, Any]:
     """For a search run: finished and pruned candidates, tokens (nothing otherwise)."""
-    if not cfg.search:
+    if not cfg.strategy.search:
         return {}
     logs = [it.search or {} for it in items]
-    return {"search": {"strategy": cfg.search, "n": cfg.n,
+    return {"search": {"strategy": cfg.strategy.search, "n": cfg.n,
                        "finished": sum(len(it.solutions) for it in items),
                        "pruned": sum(s.get("pruned", 0) for lg in logs
                                      for s in lg.get("steps", [])),

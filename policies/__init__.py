@@ -7,13 +7,13 @@ question and per sample index), which is what the scheduler's ordered stream ask
 without a stream of its own (`bestofn.execution.STREAMS`). Backends: `vllm` (offline engine),
 `openai` (any OpenAI-compatible server), `hf` (transformers `generate`), `replay` (solutions
 read from a file). Med-PRM's step-count filter and top-up (`policies.validity`) is the
-fixed-N job's logic, over any of them (`bestofn.sample_file` writes a resumable solutions
+fixed-N job's logic, over any of them (`bestofn.execution.sample_file` writes a resumable solutions
 JSONL with it).
 """
 
 from __future__ import annotations
 
-from bestofn.config import SamplingConfig, default_policy_backend
+from bestofn.config import SamplingConfig
 from bestofn.registry import Registry
 
 from .base import Policy, check_round, question_seed
@@ -29,8 +29,5 @@ def make_policy(name: str, /, **kwargs: object) -> Policy:
     return POLICIES.create(name, **kwargs)
 
 
-default_backend = default_policy_backend
-
-__all__ = ["POLICIES", "Policy", "SamplingConfig", "check_round",
-           "default_backend",
-           "make_policy", "question_seed"]
+__all__ = ["POLICIES", "Policy", "SamplingConfig", "check_round", "make_policy",
+           "question_seed"]

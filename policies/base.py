@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
 from bestofn.config import SamplingConfig
-from bestofn.records import Question, Solution
+from bestofn.text.records import Question, Solution
 
 
 @runtime_checkable

@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 import torch
 
-from bestofn.confidence import meta_of as confidence_meta
 from bestofn.config import SamplingConfig
-from bestofn.records import Question, Solution
 from bestofn.registry import require
+from bestofn.text.confidence import meta_of as confidence_meta
+from bestofn.text.records import Question, Solution
 from bestofn.torch_utils import resolve_device, resolve_dtype
 
 from .base import check_round, question_seed

@@ -23,10 +23,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from bestofn.confidence import meta_of as confidence_meta
 from bestofn.config import SamplingConfig
-from bestofn.records import Question, Solution
 from bestofn.registry import require
+from bestofn.text.confidence import meta_of as confidence_meta
+from bestofn.text.records import Question, Solution
 
 from .base import check_round, question_seed
 from .presets import Preset, get_preset

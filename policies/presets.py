@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bestofn.config import SamplingConfig
-from bestofn.prompts import MEDPRM_OPEN_POLICY_SYSTEM, MEDPRM_POLICY_SYSTEM
-from bestofn.records import Question, Solution
+from bestofn.text.prompts import MEDPRM_OPEN_POLICY_SYSTEM, MEDPRM_POLICY_SYSTEM
+from bestofn.text.records import Question, Solution
 
 BOXED_INSTRUCTION = "Please reason step-by-step, and put your final answer within \\boxed{}."
 """II-Medical's recommended instruction, appended to the question in the user message."""

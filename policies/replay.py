@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from bestofn.config import SamplingConfig
-from bestofn.files import read_items
-from bestofn.records import Question, Solution
+from bestofn.text.files import read_items
+from bestofn.text.records import Question, Solution
 
 from .base import check_round
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from bestofn.config import SamplingConfig
-from bestofn.records import Solution
+from bestofn.text.records import Solution
 
 from .base import question_seed
 

@@ -17,9 +17,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bestofn.confidence import meta_of as confidence_meta
-from bestofn.records import Question, Solution
 from bestofn.registry import require
+from bestofn.text.confidence import meta_of as confidence_meta
+from bestofn.text.records import Question, Solution
 
 from . import SamplingConfig, check_round, question_seed
 from .presets import Preset, get_preset

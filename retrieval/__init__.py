@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from bestofn.records import Document
 from bestofn.registry import Registry
+from bestofn.text.records import Document
 
 from .attach import attach_documents, question_query
 from .build import (
@@ -30,8 +30,8 @@ from .build import (
 from .corpus import MEDQUAD_PATH, MEDQUAD_SPEC, CorpusSpec, Passage, prepare_passages
 from .embed import DEFAULT_EMBEDDER, Embedder, embed_sharded
 from .faiss_index import INDEX_KINDS, IndexConfig
+from .faiss_retriever import FaissRetriever
 from .manifest import IndexMismatch, Manifest
-from .search import FaissRetriever
 
 
 @runtime_checkable
@@ -40,7 +40,7 @@ class Retriever(Protocol):
 
 
 RETRIEVERS = Registry("retriever")
-RETRIEVERS.register("faiss", "retrieval.search:FaissRetriever")
+RETRIEVERS.register("faiss", "retrieval.faiss_retriever:FaissRetriever")
 
 __all__ = ["DEFAULT_EMBEDDER", "INDEX_KINDS", "MEDQUAD_PATH", "MEDQUAD_SPEC", "RETRIEVERS",
            "CorpusSpec", "Embedder", "FaissRetriever", "IndexConfig", "IndexMismatch", "Manifest",

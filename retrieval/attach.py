@@ -1,4 +1,5 @@
-"""Retrieved documents for questions: what the run command calls before PRM scoring.
+"""Retrieved documents for questions: the cached search behind `bestofn.execution.documents` (every
+execution's documents stage) and the library's `attach_documents`.
 
 The query is the question stem, plus its rendered options when `with_options` (the default).
 The documents land in `Question.documents` best first; the PRM scorer then keeps them in order
@@ -13,12 +14,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from bestofn.records import Document, Question
+from bestofn.text.records import Document, Question
 
 from .cache import CacheKey, SearchCache
-from .embed import Embedder
+from .embed import EMBED_BATCH, Embedder
+from .faiss_retriever import FaissRetriever, index_fingerprint
 from .manifest import Manifest
-from .search import FaissRetriever, index_fingerprint
 
 
 def question_query(q: Question, with_options: bool = True) -> str:
@@ -36,7 +37,7 @@ class CachedSearch:
     """The bookkeeping of a cached search over questions, apart from the search itself: the
     query and cache key of each question, the documents already cached, the chunks still to
     search, and the cache writes as results come in. `fill` runs the searches in turn (the
-    documents stage, `bestofn.documents`, in this process or through the retrieval actor);
+    documents stage, `bestofn.execution.documents`, in this process or through the retrieval actor);
     the Ray pipeline's driver calls `missing` and `record` itself while the actor searches
     beside sampling."""
 
@@ -87,7 +88,7 @@ class CachedSearch:
 def attach_documents(questions: Sequence[Question], index_dir: str | Path, k: int,
                      cache_dir: str | Path | None = None, with_options: bool = True,
                      embedder: str | Embedder | None = None, device: str = "auto",
-                     batch_size: int = 64, progress: bool = False) -> list[Question]:
+                     batch_size: int = EMBED_BATCH, progress: bool = False) -> list[Question]:
     """Copies of `questions` with `.documents` set to their top-k passages from `index_dir`.
 
     With `cache_dir` (the run folder), results are cached per question and the index and

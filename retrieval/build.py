@@ -22,7 +22,7 @@ import numpy as np
 from bestofn.embedded import cache_dir, file_lock
 
 from .corpus import MEDQUAD_PATH, MEDQUAD_SPEC, CorpusSpec, Passage, file_sha256, prepare_passages
-from .embed import DEFAULT_EMBEDDER, Embedder, canonical_name
+from .embed import DEFAULT_EMBEDDER, EMBED_BATCH, Embedder, canonical_name
 from .faiss_index import IndexConfig, build_faiss, faiss_module
 from .manifest import INDEX_FILE, MANIFEST, IndexMismatch, Manifest
 from .store import BLOB, OFFSETS, write_store
@@ -43,7 +43,8 @@ class EmbeddedCorpus:
 
 
 def embed_corpus(corpus: str | Path, embedder: str | Embedder = DEFAULT_EMBEDDER,
-                 spec: CorpusSpec = DEFAULT_SPEC, device: str = "auto", batch_size: int = 64,
+                 spec: CorpusSpec = DEFAULT_SPEC, device: str = "auto",
+                 batch_size: int = EMBED_BATCH,
                  progress: bool = True) -> tuple[EmbeddedCorpus, float]:
     """Read, chunk, dedup and embed a corpus file; returns the result and the embedding seconds."""
     emb = embedder if isinstance(embedder, Embedder) else Embedder(embedder, device, batch_size)
@@ -60,7 +61,7 @@ def embed_corpus(corpus: str | Path, embedder: str | Embedder = DEFAULT_EMBEDDER
 
 def build_index(corpus: str | Path, out: str | Path, embedder: str | Embedder = DEFAULT_EMBEDDER,
                 index: IndexConfig = FLAT, spec: CorpusSpec = DEFAULT_SPEC,
-                device: str = "auto", batch_size: int = 64, overwrite: bool = False,
+                device: str = "auto", batch_size: int = EMBED_BATCH, overwrite: bool = False,
                 progress: bool = True) -> Manifest:
     """Build an index folder at `out` from a JSONL corpus; returns its manifest."""
     _check_target(Path(out), overwrite)

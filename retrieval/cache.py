@@ -14,8 +14,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from bestofn.files import resume_lines
-from bestofn.records import Document
+from bestofn.text.files import resume_lines
+from bestofn.text.records import Document
 
 CACHE_FILE = "retrieval_cache.jsonl"
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from bestofn.files import InputError, json_objects
+from bestofn.text.files import InputError, json_objects
 
 DATA_DIR = Path(__file__).parent / "data"
 MEDQUAD_PATH = DATA_DIR / "medquad_passages.jsonl.gz"

@@ -20,6 +20,8 @@ import numpy as np
 from bestofn.registry import require
 
 DEFAULT_EMBEDDER = "minilm"
+EMBED_BATCH = 64
+"""Passages (or queries) per embedding batch, the default of every index command and class."""
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 _MINILM_ALIASES = {"minilm", "all-MiniLM-L6-v2", MINILM}
 ST_PIP = "sentence-transformers"
@@ -53,7 +55,7 @@ class Embedder:
     """One sentence-transformers model; `encode` returns float32 unit vectors (n x dim)."""
 
     def __init__(self, name: str = DEFAULT_EMBEDDER, device: str = "auto",
-                 batch_size: int = 64) -> None:
+                 batch_size: int = EMBED_BATCH) -> None:
         st = require("sentence_transformers", ST_PIP)
         self.name = canonical_name(name)
         self.device = pick_device(device)
@@ -100,7 +102,7 @@ def _embed_shard(name: str, texts: list[str], device: str, batch_size: int,
 
 def embed_sharded(texts: list[str], name: str = DEFAULT_EMBEDDER, shards: int = 2,
                   backend: str = "process", device: str = "cpu",
-                  batch_size: int = 64) -> np.ndarray:
+                  batch_size: int = EMBED_BATCH) -> np.ndarray:
     """Embed `texts` in `shards` contiguous slices in parallel; rows keep the input order.
 
     backend "process": spawned local processes sharing the cores; "ray": one Ray task a shard

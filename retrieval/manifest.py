@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bestofn.files import InputError, load_json
+from bestofn.text.files import InputError, load_json
 
 MANIFEST = "manifest.json"
 INDEX_FILE = "index.faiss"

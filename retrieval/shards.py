@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from bestofn.files import atomic_write_text
+from bestofn.text.files import atomic_write_text
 
 from .build import DEFAULT_SPEC, FLAT, EmbeddedCorpus, write_index
 from .corpus import CorpusSpec, file_sha256, prepare_passages
-from .embed import DEFAULT_EMBEDDER, Embedder, canonical_name
+from .embed import DEFAULT_EMBEDDER, EMBED_BATCH, Embedder, canonical_name
 from .faiss_index import IndexConfig
 from .manifest import Manifest
 
@@ -76,7 +76,7 @@ def parse_shard(text: str) -> tuple[int, int]:
 
 def embed_shard(corpus: str | Path, out: str | Path, shard: int, shards: int,
                 embedder: str | Embedder = DEFAULT_EMBEDDER, spec: CorpusSpec = DEFAULT_SPEC,
-                device: str = "auto", batch_size: int = 64,
+                device: str = "auto", batch_size: int = EMBED_BATCH,
                 progress: bool = True) -> tuple[ShardInfo, bool]:
     """Embed one shard of `corpus` into folder `out`; returns its info and whether it was
     embedded now (False: an identical finished shard was already there)."""

@@ -7,11 +7,12 @@ import json
 
 import pytest
 
-from bestofn.adaptive import parse_rule, replay
+from bestofn.adaptive import parse_rule
 from bestofn.cli import main
-from bestofn.files import read_items, write_items
-from bestofn.records import Item
+from bestofn.evaluation.adaptive_replay import replay
 from bestofn.testing.items import random_items
+from bestofn.text.files import read_items, write_items
+from bestofn.text.records import Item
 
 
 def make_items(seed: int, scored: bool = True) -> list[Item]:

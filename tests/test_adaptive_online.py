@@ -21,12 +21,12 @@ import pytest
 from bestofn.adaptive import Drawn, parse_rule
 from bestofn.cli import main
 from bestofn.config import RunConfig
-from bestofn.datasets import load_questions
-from bestofn.files import read_items
-from bestofn.records import Item, Solution
 from bestofn.run import run
 from bestofn.testing.kill import reference_and_resumed
 from bestofn.testing.reports import report_without_timing
+from bestofn.text.datasets import load_questions
+from bestofn.text.files import read_items
+from bestofn.text.records import Item, Solution
 
 Q, N = 3, 8
 
@@ -35,7 +35,7 @@ def cfg(out: Path, model: Path, **over) -> RunConfig:
     base = dict(out=str(out), questions=Q, n=N, policy=str(model), prm=str(model),
                 policy_backend="hf", max_tokens=10, device="cpu", min_steps=0, max_steps=0,
                 temperature=1.0)
-    return RunConfig(**{**base, **over})
+    return RunConfig.from_settings(**{**base, **over})
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,18 @@ import time
 import numpy as np
 import pytest
 
-from bestofn.adaptive import MissingScores, Replayer, parse_rule, replay
-from bestofn.adaptive.replay import fixed_curve, rule_curve
+from bestofn.adaptive import parse_rule
 from bestofn.adaptive.rules import Drawn
-from bestofn.evaluate import question_outcomes
-from bestofn.records import Item
+from bestofn.evaluation.adaptive_replay import (
+    MissingScores,
+    Replayer,
+    fixed_curve,
+    replay,
+    rule_curve,
+)
+from bestofn.evaluation.evaluate import question_outcomes
 from bestofn.testing.items import random_items
+from bestofn.text.records import Item
 
 
 def make_items(q: int, n: int, *, seed: int = 0, scored: bool = True,

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bestofn.answers import extract_answer
+from bestofn.text.answers import extract_answer
 
 OPTS = {"A": "Renal papillary necrosis", "B": "Allergic interstitial nephritis",
         "C": "Cholesterol embolization", "D": "Eosinophilic granulomatosis with polyangiitis"}

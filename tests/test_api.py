@@ -76,8 +76,8 @@ def test_library_scores_equal_what_score_writes(tmp_path, tiny_llama_special, ti
     import random
 
     from bestofn.cli import main
-    from bestofn.files import read_items
     from bestofn.testing.samples import medprm_file
+    from bestofn.text.files import read_items
 
     src, out = tmp_path / "in.json", tmp_path / "out.json"
     medprm_file(src, random.Random(1))
@@ -139,7 +139,7 @@ def test_prm_and_orm_both_reported_method_decides(tiny_llama_special, tiny_orm):
 
 
 def test_cross_question_batching_splits_back_per_question(tiny_llama_special):
-    from bestofn.batch_scoring import Request, TokenCounts, score_requests
+    from bestofn.scorers.batch import Request, TokenCounts, score_requests
 
     scorer = HFPRMScorer(str(tiny_llama_special), device="cpu")
     reqs = [Request(q, sols, ["a document"]) for q, sols in _questions()]

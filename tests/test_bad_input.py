@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from bestofn.cli import main
-from bestofn.datasets import load_questions
-from bestofn.fuzzing import assert_one_line_error
-from bestofn.records import Item, Question, Solution
+from bestofn.testing.fuzzing import assert_one_line_error
+from bestofn.text.datasets import load_questions
+from bestofn.text.records import Item, Question, Solution
 
 OPTIONS = {"A": "aspirin", "B": "heparin"}
 
@@ -183,6 +183,7 @@ def check_server_terminal(out: str, err: str, requests: int) -> None:
         '"POST /v1/chat/completions HTTP/1.1" ' in x for x in access[1:]), access
 
 
+@pytest.mark.slow  # starts the server process
 def test_serve_prints_its_own_lines_and_one_per_request(tmp_path):
     path, prompt = replay_file(tmp_path / "replay.jsonl")
     proc, url = start_serve(tmp_path, ["--policy-backend", "replay", "--policy", str(path),

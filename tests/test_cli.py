@@ -8,12 +8,12 @@ import random
 import pytest
 
 from bestofn.cli import main
-from bestofn.evaluate import evaluate
-from bestofn.files import read_items
-from bestofn.score import scorer_fingerprint
+from bestofn.evaluation.evaluate import evaluate
+from bestofn.scorers.prm_files import scorer_fingerprint
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.testing.references import published_scores
 from bestofn.testing.samples import medprm_file
+from bestofn.text.files import read_items
 
 
 def test_score_then_evaluate_round_trip(tmp_path, tiny_llama_special, capsys):

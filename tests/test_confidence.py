@@ -16,10 +16,10 @@ import pytest
 from bestofn.adaptive import parse_rule
 from bestofn.adaptive.rules import Drawn
 from bestofn.cli import main
-from bestofn.confidence import KEEP_FRACTION, META_KEY, SELECT_SUMMARY, summarize
-from bestofn.evaluate import evaluate
-from bestofn.records import Item, Question, Solution
-from bestofn.select import METHODS, STRICT
+from bestofn.evaluation.evaluate import evaluate
+from bestofn.evaluation.select import METHODS, STRICT
+from bestofn.text.confidence import KEEP_FRACTION, META_KEY, SELECT_SUMMARY, summarize
+from bestofn.text.records import Item, Question, Solution
 
 # ---- references ------------------------------------------------------------------------
 
@@ -273,7 +273,7 @@ def _sample_rows(pol, q, params):
 
 
 def test_group_confidence_clips_window_to_length() -> None:
-    from bestofn.confidence import group_confidences
+    from bestofn.text.confidence import group_confidences
 
     c = np.arange(5.0)
     assert group_confidences(c, 2048).tolist() == [2.0]
@@ -289,13 +289,13 @@ def test_run_with_logprobs_and_the_confidence_rule(tmp_path: Path, tiny_llama_sp
     base = dict(questions=2, n=4, policy=str(tiny_llama_special), prm=None,
                 policy_backend="hf", max_tokens=12, device="cpu", min_steps=0, max_steps=0,
                 logprobs=3)
-    rep = run(RunConfig(out=str(tmp_path / "fixed"), **base), progress=False)
+    rep = run(RunConfig.from_settings(out=str(tmp_path / "fixed"), **base), progress=False)
     assert {"confidence_weighted", "confidence_filtered"} <= set(rep["accuracy"])
     lines = [json.loads(x) for x in (tmp_path / "fixed" / "results.jsonl").read_text()
              .splitlines()]
     assert all(s["meta"][META_KEY]["k"] == 3 for x in lines for s in x["solutions"])
     rule = "confidence:warmup=2,keep=0.9,tau=0.5"
-    ad = run(RunConfig(out=str(tmp_path / "ad"), adaptive=rule, **base),
+    ad = run(RunConfig.from_settings(out=str(tmp_path / "ad"), adaptive=rule, **base),
              progress=False)
     got = [json.loads(x) for x in (tmp_path / "ad" / "results.jsonl").read_text().splitlines()]
     for x in got:
@@ -305,5 +305,5 @@ def test_run_with_logprobs_and_the_confidence_rule(tmp_path: Path, tiny_llama_sp
         assert len(sols) == want
     assert ad["n_questions"] == 2
     with pytest.raises(ValueError, match="--logprobs"):
-        run(RunConfig(out=str(tmp_path / "x"), adaptive=rule, **{**base, "logprobs": None}),
-            progress=False)
+        run(RunConfig.from_settings(out=str(tmp_path / "x"), adaptive=rule,
+                                    **{**base, "logprobs": None}), progress=False)

@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from bestofn.cli import main
-from bestofn.critic import (
+from bestofn.evaluation.labels import read_labelled
+from bestofn.evaluation.verifier_eval import evaluate_critic
+from bestofn.scorers.critic import (
     CRITIC_TEMPLATE,
     CriticPrompt,
     CriticVerdict,
@@ -20,8 +22,6 @@ from bestofn.critic import (
     tagged_paragraphs,
     verdict,
 )
-from bestofn.labels import read_labelled
-from bestofn.verifier_eval import evaluate_critic
 
 # ---- the independent transcription -------------------------------------------------------
 

@@ -8,12 +8,12 @@ from itertools import combinations
 import numpy as np
 import pytest
 
-from bestofn.bootstrap import accuracy_intervals, bootstrap_interval, outcome_matrix
-from bestofn.curves import accuracy_curves, curve_ns, prefix_outcomes, sub_item
-from bestofn.evaluate import evaluate, question_outcomes
-from bestofn.records import Item
-from bestofn.subsets import SubsetEvaluator
+from bestofn.evaluation.curves import accuracy_curves, curve_ns, prefix_outcomes, sub_item
+from bestofn.evaluation.evaluate import evaluate, question_outcomes
+from bestofn.evaluation.intervals import accuracy_intervals, bootstrap_interval, outcome_matrix
+from bestofn.evaluation.subsets import SubsetEvaluator
 from bestofn.testing.items import random_items
+from bestofn.text.records import Item
 
 
 def make_items(seed: int, q: int, n: int | tuple[int, int], *, ties: bool) -> list[Item]:
@@ -168,7 +168,7 @@ def test_curves_deterministic_and_seeded():
 
 
 def test_unknown_method_falls_back_to_object_path(monkeypatch):
-    import bestofn.curves as stats
+    import bestofn.evaluation.curves as stats
 
     def with_extra(item: Item, *, seed: int = 0, rules=None) -> dict[str, float]:
         out = question_outcomes(item, seed=seed)

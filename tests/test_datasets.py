@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from bestofn.datasets import load_questions
-from bestofn.files import InputError
+from bestofn.text.datasets import load_questions
+from bestofn.text.files import InputError
 
 
 def test_bundled_medqa():

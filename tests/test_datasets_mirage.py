@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from bestofn.datasets import DATASETS, MIRAGE_COMPONENTS, load_mirage, load_questions
-from bestofn.files import InputError
+from bestofn.text.datasets import DATASETS, MIRAGE_COMPONENTS, load_mirage, load_questions
+from bestofn.text.files import InputError
 
 COUNTS = {"medqa": 1273, "medmcqa": 4183, "pubmedqa": 500, "bioasq": 618, "mmlu": 1089}
 OPTIONS = {"medqa": "ABCD", "medmcqa": "ABCD", "pubmedqa": "ABC", "bioasq": "AB", "mmlu": "ABCD"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bestofn.evaluate import evaluate, format_table
-from bestofn.records import Item, Question, Solution
+from bestofn.evaluation.evaluate import evaluate, format_table
 from bestofn.testing.items import random_items
+from bestofn.text.records import Item, Question, Solution
 
 
 @pytest.mark.parametrize("seed", range(5))

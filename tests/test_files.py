@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from bestofn.files import (
+from bestofn.text.files import (
     InputError,
     complete_lines,
     json_objects,
@@ -16,7 +16,7 @@ from bestofn.files import (
     resume_lines,
     write_items,
 )
-from bestofn.records import Item, Question, Solution, StepScores
+from bestofn.text.records import Item, Question, Solution, StepScores
 
 
 def medprm_record(qid="q1", **over):
@@ -145,7 +145,7 @@ def test_complete_lines_reads_without_cutting(tmp_path):
 @pytest.mark.parametrize("block", ["(A) flu\n(B) cold", "A. flu\nB. cold", "A) flu\nB) cold",
                                    "A: flu\nB: cold"])
 def test_files_and_the_server_read_option_lines_alike(tmp_path, block):
-    """One option-line parser (`bestofn.option_lines`) for Med-PRM files and chat messages."""
+    """One option-line parser (`bestofn.text.option_lines`) for Med-PRM files and chat messages."""
     from bestofn.serve import parse_options
 
     path = tmp_path / "in.json"

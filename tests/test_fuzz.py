@@ -1,7 +1,8 @@
 """Fuzzing: every reader of user data, and the HTTP API, given damaged input either works or
 refuses in the project's one-line located error, leaves nothing behind, and (the server) keeps
 serving. A few hundred inputs per reader here (derandomized: the same inputs every run);
-`benchmarks/fuzz.py` runs the long campaign. The property itself is `bestofn.fuzzing.check`."""
+`benchmarks/fuzz.py` runs the long campaign. The property itself is
+`bestofn.testing.fuzzing.check`."""
 
 from __future__ import annotations
 
@@ -15,9 +16,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bestofn.fuzz_inputs import READERS
-from bestofn.fuzzing import Crash, check, clean_refusal, fuzz_one
-from bestofn.fuzzing_http import http_target
+from bestofn.testing.fuzz_inputs import READERS
+from bestofn.testing.fuzzing import Crash, check, clean_refusal, fuzz_one
+from bestofn.testing.fuzzing_http import http_target
 
 EXAMPLES = 200
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -58,7 +59,7 @@ def test_http_api_answers_or_refuses_naming_the_field(tmp_path):
 def test_the_property_tells_a_crash_from_a_clean_refusal(tmp_path):
     """The checker itself: a located one-line error passes; a traceback-worthy error, an
     error about another file, a message on two lines and a file left behind do not."""
-    from bestofn.files import InputError
+    from bestofn.text.files import InputError
 
     path = tmp_path / "in.jsonl"
     path.write_text("x")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from bestofn.cli import main
-from bestofn.label_sources import LabelChoice
-from bestofn.labels import read_labelled
+from bestofn.evaluation.label_sources import LabelChoice
+from bestofn.evaluation.labels import read_labelled
 
 RECORD = {"question": "Q", "steps": ["a", "b", "c", "d", "e"],
           "prm_gemini_label": [1, 1, 0, 1, 1],
@@ -113,7 +113,7 @@ def test_converter_keeps_the_source_field(tmp_path: Path, capsys) -> None:
 def test_labels_survive_the_project_jsonl(tmp_path: Path) -> None:
     """Med-PRM's published JSON -> the project's JSONL (labels in solution meta) -> the same
     sources."""
-    from bestofn.files import read_items, write_items
+    from bestofn.text.files import read_items, write_items
 
     sol = {"solution": "Step 1: a. Step 2: b. Step 3: c. Step 4: d. Step 5: the answer is A",
            "answer": "A", **{k: v for k, v in RECORD.items() if k.startswith("prm_")}}

@@ -13,17 +13,17 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bestofn.cli import main
-from bestofn.evaluate import evaluate, format_table
-from bestofn.files import InputError, read_items, write_items
-from bestofn.records import Item, Question, Solution
+from bestofn.evaluation.evaluate import evaluate, format_table
+from bestofn.evaluation.select import orm_weights, select_all
 from bestofn.scorers import make_scorer
 from bestofn.scorers.orm_hf import HFORMScorer
 from bestofn.scorers.orm_prompt import ORMPromptConfig, encode_conversation, tokenize_once
-from bestofn.select import orm_weights, select_all
 from bestofn.testing import EOT
 from bestofn.testing.orm import build_tiny_lora, build_tiny_orm
 from bestofn.testing.references import reference_scores
 from bestofn.testing.samples import QUESTION, random_solution
+from bestofn.text.files import InputError, read_items, write_items
+from bestofn.text.records import Item, Question, Solution
 
 
 def conversation(q: Question, text: str) -> list[dict[str, str]]:
@@ -159,7 +159,7 @@ def test_unscored_solutions_get_none_and_a_reason(orm_dir, solutions):
     limit = sorted(lengths)[len(lengths) // 2]
     scorer = make_scorer("orm-hf", model=str(orm_dir), device="cpu", max_len=limit)
     assert scorer.kind == "orm"
-    from bestofn.batch_scoring import Request, score_requests
+    from bestofn.scorers.batch import Request, score_requests
 
     batch = score_requests(scorer, [Request(QUESTION, solutions)])
     [detailed] = batch.results

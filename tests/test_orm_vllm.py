@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from bestofn.batch_scoring import Request
-from bestofn.records import Solution
+from bestofn.scorers.batch import Request
 from bestofn.scorers.orm_hf import HFORMScorer
 from bestofn.testing.orm import build_tiny_lora, build_tiny_orm
 from bestofn.testing.samples import QUESTION, random_solution
+from bestofn.text.records import Solution
 
 pytestmark = pytest.mark.slow
 pytest.importorskip("vllm")

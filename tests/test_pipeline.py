@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 
 from bestofn.execution.ray_workers import ExecConfig
-from bestofn.files import write_jsonl
-from bestofn.records import Item
 from bestofn.run import RunConfig, run
 from bestofn.testing.kill import wait_for
 from bestofn.testing.reports import report_without_timing, without_compute
 from bestofn.testing.seeds import seeded_rng
+from bestofn.text.files import write_jsonl
+from bestofn.text.records import Item
 
 pytestmark = pytest.mark.slow
 
@@ -35,7 +35,7 @@ Q, N = 4, 3
 def cfg(out: Path, model: Path, **over) -> RunConfig:
     base = dict(out=str(out), questions=Q, n=N, policy=str(model), prm=str(model),
                 policy_backend="hf", max_tokens=12, device="cpu", min_steps=0, max_steps=0)
-    return RunConfig(**{**base, **over})
+    return RunConfig.from_settings(**{**base, **over})
 
 
 def cli(out: Path, model: Path, *extra: str) -> list[str]:

@@ -12,15 +12,16 @@ from dataclasses import replace
 import pytest
 
 from bestofn.cli import main
-from bestofn.files import read_items
-from bestofn.prompts import MEDPRM_OPEN_POLICY_SYSTEM, MEDPRM_POLICY_SYSTEM
-from bestofn.records import Item, Question
-from bestofn.sample_file import sample_to_file
-from bestofn.steps import split_steps
+from bestofn.config import default_policy_backend
+from bestofn.execution.sample_file import sample_to_file
 from bestofn.testing.lora import make_lora
 from bestofn.testing.openai_server import client
 from bestofn.testing.samples import HF_PARAMS, PARAMS, mcq, steps_text
-from policies import POLICIES, SamplingConfig, default_backend, question_seed
+from bestofn.text.files import read_items
+from bestofn.text.prompts import MEDPRM_OPEN_POLICY_SYSTEM, MEDPRM_POLICY_SYSTEM
+from bestofn.text.records import Item, Question
+from bestofn.text.steps import split_steps
+from policies import POLICIES, SamplingConfig, question_seed
 from policies.openai import OpenAIPolicy, RetryConfig, ServerError, completions_url
 from policies.presets import ACR_LABELS, BOXED_INSTRUCTION, PRESETS, Preset, get_preset
 from policies.replay import MissingQuestion, ReplayPolicy
@@ -81,7 +82,7 @@ def test_preset_errors_name_the_problem():
 
 def test_registry_and_default_backend():
     assert {"vllm", "hf", "openai", "replay"} <= set(POLICIES.names())
-    assert default_backend() in ("vllm", "hf")
+    assert default_policy_backend() in ("vllm", "hf")
 
 
 # ---- validity filter and top-up -----------------------------------------------------------

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from bestofn.sample_file import sample_to_file
+from bestofn.execution.sample_file import sample_to_file
 from bestofn.testing.openai_server import client
 from bestofn.testing.samples import HF_PARAMS, PARAMS, mcq
 from policies.replay import ReplayPolicy

@@ -11,9 +11,9 @@ from dataclasses import replace
 
 import pytest
 
-from bestofn.records import Question
-from bestofn.sample_file import sample_to_file
+from bestofn.execution.sample_file import sample_to_file
 from bestofn.testing.vllm_server import free_port, wait_healthy
+from bestofn.text.records import Question
 from policies import SamplingConfig
 from policies.validity import ValidityConfig
 
@@ -191,7 +191,7 @@ def test_openai_stream_gives_the_fixed_samples_and_aborts(server, policy):
 # ---- confidence from log-probabilities (DeepConf) -----------------------------------------
 
 def _confs(sols_per_q):
-    from bestofn.confidence import META_KEY
+    from bestofn.text.confidence import META_KEY
 
     return [[s.meta[META_KEY] for s in sols] for sols in sols_per_q]
 

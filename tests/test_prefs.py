@@ -11,11 +11,11 @@ import pytest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from bestofn.cli import main
-from bestofn.files import InputError
-from bestofn.prefs import pref_metrics, read_pairs
+from bestofn.evaluation.prefs import pref_metrics, read_pairs
 from bestofn.testing.orm import build_tiny_lora, build_tiny_orm
 from bestofn.testing.references import reference_scores
 from bestofn.testing.samples import WORDS
+from bestofn.text.files import InputError
 
 
 @pytest.fixture(scope="module")

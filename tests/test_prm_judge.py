@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from bestofn.records import Question, Solution, StepScores
 from bestofn.scorers.prm_judge import (
     JudgePrompt,
     forced_probability,
@@ -18,6 +17,7 @@ from bestofn.scorers.prm_judge import (
     step_scores,
     verdict_probability,
 )
+from bestofn.text.records import Question, Solution, StepScores
 
 L = math.log
 
@@ -72,8 +72,8 @@ def test_prompt_puts_question_and_documents_first(tmp_path: Path) -> None:
 
 
 def test_registered_and_step_scores_note_round_trips() -> None:
-    from bestofn.files import _score_fields
     from bestofn.scorers import SCORERS
+    from bestofn.text.files import _score_fields
 
     assert "prm-judge" in SCORERS.names()
     s = StepScores((1.0, 0.0), note="parsed")
@@ -198,7 +198,7 @@ def test_run_with_the_judge_as_prm(tmp_path: Path, tiny_llama_special: Path) -> 
     """`bestofn run --prm-backend prm-judge`: the judge's StepScores feed the PRM methods."""
     from bestofn.run import RunConfig, run
 
-    rep = run(RunConfig(out=str(tmp_path / "r"), questions=1, n=2,
+    rep = run(RunConfig.from_settings(out=str(tmp_path / "r"), questions=1, n=2,
                         policy=str(tiny_llama_special), policy_backend="hf", max_tokens=12,
                         device="cpu", min_steps=0, max_steps=0, prm="smollm2",
                         prm_backend="prm-judge", judge_mode="forced", max_len=2048),

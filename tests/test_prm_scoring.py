@@ -8,7 +8,6 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from bestofn.records import Question, Solution
 from bestofn.scorers.prm_hf import HFPRMScorer, length_batches, shared_prefix_len
 from bestofn.scorers.prm_prompt import (
     EncodedPrompt,
@@ -19,6 +18,7 @@ from bestofn.scorers.prm_prompt import (
 )
 from bestofn.testing.references import PLAIN, RAG, published_scores
 from bestofn.testing.samples import WORDS, random_solution_text
+from bestofn.text.records import Question, Solution
 
 
 @pytest.fixture(scope="module", params=["special", "split", "single"])
@@ -197,7 +197,7 @@ def test_published_prompt_mode_matches_the_published_scorers_choices(tiny_llama_
 def test_a_kept_prefix_is_reused_exactly(tiny_llama_split):
     """Scoring a question again reads its shared prefix's key/values from the prefix cache:
     the prefix's tokens are not computed again and the scores are bit for bit the same."""
-    from bestofn.batch_scoring import Request
+    from bestofn.scorers.batch import Request
 
     rng = random.Random(12)
     q = Question("q", "A febrile child. Which is most likely?", {k: k for k in "ABCD"})

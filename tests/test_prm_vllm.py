@@ -12,12 +12,12 @@ import random
 import pytest
 import torch
 
-from bestofn.batch_scoring import Request
-from bestofn.records import Question, Solution
+from bestofn.scorers.batch import Request
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.scorers.prm_prompt import EncodedPrompt
 from bestofn.scorers.prm_vllm import MarkerMemo, PooledRowsMismatch, marker_probs
 from bestofn.testing.samples import WORDS, random_solution_text
+from bestofn.text.records import Question, Solution
 
 MAX_LEN, BLOCK = 2048, 128
 

@@ -8,10 +8,10 @@ import json
 import pytest
 
 from bestofn.cli import main
-from bestofn.evaluate import evaluate
-from bestofn.records import Item
+from bestofn.evaluation.evaluate import evaluate
 from bestofn.report import write_report
 from bestofn.testing.items import random_items
+from bestofn.text.records import Item
 
 CONFIG = {"dataset": "mirage", "policy": "pol", "prm": "prm-model", "n": 6, "seed": 3,
           "use_docs": True}

@@ -22,12 +22,12 @@ from pathlib import Path
 import pytest
 
 from bestofn.cli import main
-from bestofn.records import Document, Item, Question, Solution, StepScores
 from bestofn.report import write_report
-from bestofn.viewer import HTML_FILE, embedded
+from bestofn.report.viewer import HTML_FILE, embedded
+from bestofn.text.records import Document, Item, Question, Solution, StepScores
 
 ROOT = Path(__file__).resolve().parents[1]
-ASSETS = ROOT / "bestofn" / "viewer" / "assets"
+ASSETS = ROOT / "bestofn" / "report" / "viewer" / "assets"
 SOURCES = ("medqa", "medmcqa", "pubmedqa")
 HEADLINE = ("majority", "prm_min", "prm_final", "weighted_min", "weighted_final")
 XSS = ("<script>window.__xss = 1</script>", '<img src=x onerror="window.__xss = 2">',
@@ -444,8 +444,8 @@ def test_untrusted_text_shows_as_text_and_runs_nothing(browser, run_dir, bypass_
 
 @pytest.mark.slow
 def test_search_tree_and_adaptive_stop_point_appear(browser, tmp_path):
+    from bestofn.evaluation.token_budget import Run, compare
     from bestofn.testing.items import random_items
-    from bestofn.token_budget import Run, compare
 
     items = adaptive_and_search_items()
     bon = random_items(3, 2, 8, tokens=True, unscored_rate=0.0)

@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 
 from bestofn.cli import main
-from bestofn.datasets import load_questions
 from bestofn.execution import STREAMS
 from bestofn.execution.ordered_stream import OrderedStream
-from bestofn.fuzzing import assert_one_line_error
-from bestofn.records import Item, Solution
+from bestofn.testing.fuzzing import assert_one_line_error
 from bestofn.testing.reports import strip_timing, without_compute
 from bestofn.testing.seeds import seeded_rng
+from bestofn.text.datasets import load_questions
+from bestofn.text.records import Item, Solution
 from policies import POLICIES
 from policies.replay import ReplayPolicy
 

@@ -14,8 +14,8 @@ import pytest
 
 faiss = pytest.importorskip("faiss")
 
-from bestofn.files import InputError  # noqa: E402
-from bestofn.records import Question  # noqa: E402
+from bestofn.text.files import InputError  # noqa: E402
+from bestofn.text.records import Question  # noqa: E402
 from retrieval import (  # noqa: E402
     CorpusSpec,
     FaissRetriever,
@@ -498,15 +498,15 @@ def test_sharded_embedding_equals_one_process(backend: str) -> None:
 @pytest.mark.slow  # loads a model
 def test_the_documents_stage_finds_what_attach_documents_finds_and_reads_its_cache(
         minilm_index: Path, tmp_path: Path) -> None:
-    """`bestofn.documents` (the stage `run` and `serve` use) gives the library search's
+    """`bestofn.execution.documents` (the stage `run` and `serve` use) gives the library search's
     documents, and reads a run folder cached by it (an older run folder) without opening the
     index."""
     from bestofn.api import Reranker
-    from bestofn.documents import Documents, IndexSearch
+    from bestofn.execution.documents import Documents, IndexLookup
     from bestofn.serve.engine import Engine
 
     older = attach_documents(questions(), minilm_index, k=2, cache_dir=tmp_path / "older")
-    stage = Documents(IndexSearch(str(minilm_index), 2), 2, tmp_path / "new")
+    stage = Documents(IndexLookup(str(minilm_index), 2), 2, tmp_path / "new")
     got = stage.attach(questions())
     assert [q.documents for q in got] == [q.documents for q in older]
     rows = [(tmp_path / d / "retrieval_cache.jsonl").read_text() for d in ("older", "new")]
@@ -516,12 +516,12 @@ def test_the_documents_stage_finds_what_attach_documents_finds_and_reads_its_cac
     saved = index_file.read_bytes()
     index_file.unlink()
     try:
-        cached = Documents(IndexSearch(str(minilm_index), 2), 2, tmp_path / "older")
+        cached = Documents(IndexLookup(str(minilm_index), 2), 2, tmp_path / "older")
         # without the FAISS file an open fails: these documents come from the cache
         assert [q.documents for q in cached.attach(questions())] == [q.documents for q in older]
     finally:
         index_file.write_bytes(saved)
 
     server = Engine(None, Reranker(None, method="majority"),
-                    documents=Documents(IndexSearch(str(minilm_index), 2), 2))
+                    documents=Documents(IndexLookup(str(minilm_index), 2), 2))
     assert server.documents(questions()) == [[d.text for d in q.documents] for q in older]

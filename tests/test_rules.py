@@ -12,10 +12,10 @@ from collections import Counter, defaultdict
 import pytest
 
 from bestofn.cli import main
-from bestofn.columns import COLUMNS
-from bestofn.evaluate import evaluate
-from bestofn.files import read_items
-from bestofn.select import MEDPRM
+from bestofn.evaluation.columns import COLUMNS
+from bestofn.evaluation.evaluate import evaluate
+from bestofn.evaluation.select import MEDPRM
+from bestofn.text.files import read_items
 
 NEG_INF = float("-inf")
 SOURCES = ["med_qa_4op", "med_qa", "medmc_qa", "mmlu_anatomy", "mmlu_college_biology", "ddxplus",

@@ -7,15 +7,15 @@ import json
 import pytest
 
 from bestofn.cli import main
-from bestofn.records import Item
 from bestofn.run import ConfigMismatch, RunConfig, run
 from bestofn.testing.reports import strip_timing
+from bestofn.text.records import Item
 
 
 def config(tmp_path, model, **over):
     base = dict(out=str(tmp_path / "run"), questions=2, n=3, policy=str(model), prm=str(model),
                 policy_backend="hf", max_tokens=16, device="cpu", min_steps=0, max_steps=0)
-    return RunConfig(**{**base, **over})
+    return RunConfig.from_settings(**{**base, **over})
 
 
 def test_run_writes_results_and_report_and_resumes(tmp_path, tiny_llama_special):

@@ -4,6 +4,7 @@ behind; the quiet mode keeps engine logs off the terminal."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -14,9 +15,9 @@ import pytest
 from bestofn.cli import build_all, main
 from bestofn.cli.run import run_config
 from bestofn.config import RunConfig, SamplingConfig
-from bestofn.records import Question, Solution
+from bestofn.execution.stages import build_policy, build_scorer
 from bestofn.run import prepare
-from bestofn.stages import build_policy, build_scorer
+from bestofn.text.records import Question, Solution
 from policies import POLICIES
 from policies.presets import get_preset
 
@@ -57,15 +58,16 @@ def test_the_preset_sets_sampling_and_flags_override_it(preset, recording):
                                       "--preset", preset, "--prm", "none")))
     assert cfg.sampling() == SamplingConfig(want.sampling.temperature, want.sampling.top_k,
                                             want.sampling.top_p, want.sampling.max_tokens, 0)
-    assert (cfg.min_steps, cfg.max_steps) == (want.steps or (0, 0))
+    assert (cfg.policy.min_steps, cfg.policy.max_steps) == (want.steps or (0, 0))
     [sols] = build_policy(cfg).sample([Question(id="q", stem="s", options={"A": "a"})], cfg.n,
                                       cfg.sampling())
     assert recording.asked[-1] == cfg.sampling() and len(sols) == cfg.n
     over, _ = prepare(run_config(parse("--policy", "m", "--policy-backend", "recording",
                                        "--preset", preset, "--temperature", "0.3",
                                        "--max-tokens", "77", "--valid-steps", "2-5")))
-    assert (over.temperature, over.max_tokens, over.top_p) == (0.3, 77, want.sampling.top_p)
-    assert (over.min_steps, over.max_steps) == (2, 5)
+    p = over.policy
+    assert (p.temperature, p.max_tokens, p.top_p) == (0.3, 77, want.sampling.top_p)
+    assert (p.min_steps, p.max_steps) == (2, 5)
     build_policy(over).sample([Question(id="q", stem="s", options={"A": "a"})], over.n,
                               over.sampling())
     assert recording.asked[-1].temperature == 0.3 and recording.asked[-1].max_tokens == 77
@@ -91,7 +93,8 @@ def test_engine_and_backend_flags_reach_their_backends(tiny_llama_special):
     v = run_config(parse("--policy-backend", "vllm", "--tensor-parallel-size", "2",
                          "--gpu-memory-utilization", "0.5", "--kv-cache-gb", "3", "--lora",
                          "adapter"))
-    kw = v.engine.backend_kwargs("vllm", preset=v.preset, device=v.device, lora=v.lora)
+    kw = v.engine.backend_kwargs("vllm", preset=v.policy.preset, device=v.device,
+                                 lora=v.policy.lora)
     assert (kw["tensor_parallel_size"], kw["gpu_memory_utilization"], kw["kv_cache_gb"],
             kw["lora"]) == (2, 0.5, 3.0, "adapter")
     hf = prepare(run_config(parse("--policy", str(tiny_llama_special), "--policy-backend", "hf",
@@ -101,7 +104,7 @@ def test_engine_and_backend_flags_reach_their_backends(tiny_llama_special):
     assert build_policy(hf).batch_size == 5
     assert type(build_scorer(hf).prm).__name__ == "HFPRMScorer"
     with pytest.raises(KeyError, match="unknown scorer 'prm-nope'"):
-        build_scorer(RunConfig(prm="x", prm_backend="prm-nope"))
+        build_scorer(RunConfig.from_settings(prm="x", prm_backend="prm-nope"))
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -142,7 +145,7 @@ def _policy_of(command: str, *flags: str):
     is loaded)."""
     from bestofn.cli import sample as sample_cli
     from bestofn.cli import serve as serve_cli
-    from bestofn.engines import build_policy as build
+    from bestofn.execution.engines import build_policy as build
     from policies.validity import ValidityConfig
 
     ap, _ = build_all()
@@ -150,8 +153,9 @@ def _policy_of(command: str, *flags: str):
             "http://127.0.0.1:9/v1", "--concurrency", "3"]
     if command == "run":
         cfg = prepare(run_config(parse(*base, "--prm", "none", *flags)))[0]
-        steps = (ValidityConfig(min_steps=cfg.min_steps, max_steps=cfg.max_steps,
-                                fill_invalid=True) if cfg.max_steps else None)
+        p = cfg.policy
+        steps = (ValidityConfig(min_steps=p.min_steps, max_steps=p.max_steps,
+                                fill_invalid=True) if p.max_steps else None)
         return build_policy(cfg), steps
     if command == "serve":
         a = ap.parse_args(["serve", *base, "--prm", "none", *flags])
@@ -181,16 +185,32 @@ def test_run_and_serve_build_the_same_policy(flags, steps):
     assert (validity.min_steps, validity.max_steps) == (3, 9)
 
 
-def test_prm_vllm_refuses_the_transformers_batching_flags():
-    from bestofn.config import PRMOptions
+def test_prm_backends_refuse_the_options_they_do_not_take():
+    from bestofn.config import PRM_BACKEND_OPTIONS, PRMOptions
 
-    with pytest.raises(ValueError, match="--batch-size and --max-batch-tokens apply to prm-hf"):
+    with pytest.raises(ValueError, match="--batch-size does not apply to prm-vllm"):
         PRMOptions(batch_size=4).scorer_kwargs(True, "prm-vllm")
-    with pytest.raises(ValueError, match="prm-vllm"):
+    with pytest.raises(ValueError, match="--max-batch-tokens does not apply to prm-vllm"):
         PRMOptions(max_batch_tokens=1024).scorer_kwargs(True, "prm-vllm")
     kw = PRMOptions().scorer_kwargs(True, "prm-vllm")
     assert "batch_size" not in kw and "max_batch_tokens" not in kw
     assert PRMOptions(batch_size=4).scorer_kwargs(True, "prm-hf")["batch_size"] == 4
+    for field, value, flag in [("batch_size", 4, "--batch-size"),
+                               ("max_batch_tokens", 99, "--max-batch-tokens"),
+                               ("double_bos", False, "--no-double-bos"),
+                               ("published", True, "--published-prompt")]:
+        with pytest.raises(ValueError, match=f"{flag} does not apply to prm-judge"):
+            PRMOptions(**{field: value}).scorer_kwargs(True, "prm-judge")
+    with pytest.raises(ValueError, match="--judge-mode does not apply to prm-hf"):
+        PRMOptions(judge_mode="forced").scorer_kwargs(True, "prm-hf")
+    judge = PRMOptions(judge_mode="forced").scorer_kwargs(False, "prm-judge")
+    assert set(judge) == {"max_len", "device", "dtype", "judge_mode", "use_docs"}
+    for backend, takes in PRM_BACKEND_OPTIONS.items():  # each takes what its class accepts
+        from bestofn.scorers import SCORERS
+
+        params = inspect.signature(SCORERS.get(backend).__init__).parameters
+        assert set(takes) | {"use_docs"} <= set(params), (backend, set(takes) - set(params))
+        assert not any(p.kind == p.VAR_KEYWORD for p in params.values()), backend
 
 
 def test_serve_config_takes_its_sampling_from_the_preset():

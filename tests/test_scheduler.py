@@ -23,19 +23,19 @@ import pytest
 
 from bestofn.adaptive import Drawn, parse_rule
 from bestofn.adaptive.rules import Bounds
-from bestofn.adaptive.stream import StreamJob
 from bestofn.cli import main
 from bestofn.config import RunConfig, SamplingConfig
-from bestofn.datasets import load_questions
+from bestofn.evaluation.ledger import COUNT_KEYS, STAGE_KEYS, compute_json, split_by_size
 from bestofn.execution import Budget, Compute, Scheduler
-from bestofn.execution.ledger import COUNT_KEYS, STAGE_KEYS, compute_json, split_by_size
 from bestofn.execution.ordered_stream import OrderedStream
-from bestofn.files import read_items
-from bestofn.records import Item, Solution
+from bestofn.jobs.adaptive import StreamJob
 from bestofn.run import run
 from bestofn.testing.kill import reference_and_resumed
 from bestofn.testing.reports import report_without_timing
 from bestofn.testing.seeds import seeded_rng
+from bestofn.text.datasets import load_questions
+from bestofn.text.files import read_items
+from bestofn.text.records import Item, Solution
 from policies.replay import ReplayPolicy
 
 Q, N = 4, 8
@@ -221,7 +221,7 @@ def tiny_cfg(out: Path, model: Path, backend: str, **over) -> RunConfig:
     base = dict(out=str(out), questions=3, n=6, policy=str(model), prm=str(model),
                 policy_backend=backend, max_tokens=10, device="cpu", min_steps=0, max_steps=0,
                 temperature=1.0)
-    return RunConfig(**{**base, **over})
+    return RunConfig.from_settings(**{**base, **over})
 
 
 def assert_fixed_first_k(fixed_run: Path, adaptive_run: Path, rule_spec: str) -> None:

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from bestofn.records import Question, StepScores
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.search import Candidate, Live, format_strategy, parse_strategy
 from bestofn.search.job import SearchJob
 from bestofn.search.scoring import partial_solution, score_candidates
 from bestofn.search.stepwise import StepFormat, header_cut
 from bestofn.search.strategies import DVTS, Beam, Particles, Reject
+from bestofn.text.records import Question, StepScores
 
 
 def live(*scores: float | None, groups: list[int] | None = None) -> list[Live]:
@@ -24,6 +24,17 @@ def live(*scores: float | None, groups: list[int] | None = None) -> list[Live]:
 def test_specs_round_trip(spec):
     s = parse_strategy(spec)
     assert parse_strategy(format_strategy(s)) == s
+
+
+def test_last_is_read_as_final():
+    """`agg=last`, the former name of the final step's score, reads as `final` (the name every
+    other module uses), so older search run folders resume."""
+    for name in ("beam", "dvts", "reject"):
+        s = parse_strategy(f"{name}:agg=last")
+        assert s == parse_strategy(name) and s.agg == "final"
+    scores = (0.9, 0.2, 0.6)
+    assert Live(0, scores).key("final") == StepScores(scores).aggregate("final") == 0.6
+    assert Live(0, scores).key("min") == StepScores(scores).aggregate("min") == 0.2
 
 
 @pytest.mark.parametrize("spec, message", [

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 import pytest
 
 from bestofn.cli import main
-from bestofn.records import Question
 from bestofn.search import StepFormat, search_items
 from bestofn.search.strategies import parse_strategy
+from bestofn.text.records import Question
 from policies import SamplingConfig
 
 pytestmark = pytest.mark.slow
@@ -188,11 +188,11 @@ def test_cli_run_search_writes_search_records(tmp_path, tiny_llama_split, tiny_l
     lines = [json.loads(x) for x in (out / "results.jsonl").read_text().splitlines()]
     assert len(lines) == 2
     for d in lines:
-        assert d["search"]["strategy"] == "beam:width=2,agg=last"
+        assert d["search"]["strategy"] == "beam:width=2,agg=final"
         assert d["search"]["steps"][0]["live"] == 4
         assert d["compute"]["prm_tokens_computed"] > 0
     rep = json.loads((out / "report.json").read_text())
-    assert rep["config"]["search"] == "beam:width=2,agg=last"
+    assert rep["config"]["search"] == "beam:width=2,agg=final"
     assert rep["search"]["tokens_generated"] == sum(d["compute"]["tokens_generated"]
                                                     for d in lines)
     # a second run resumes: nothing left to search, the same report
@@ -207,7 +207,7 @@ def test_library_search_gives_items_in_question_order(policy, prm):
     items = search(QUESTIONS[::-1], policy, prm, "reject:alpha=0.5", n=N, params=PARAMS,
                    fmt=FMT)
     assert [it.question.id for it in items] == [q.id for q in QUESTIONS[::-1]]
-    assert all(it.search["strategy"] == "reject:alpha=0.5,every=1,agg=last" for it in items)
+    assert all(it.search["strategy"] == "reject:alpha=0.5,every=1,agg=final" for it in items)
 
 
 def _search_cli(out, policy, prm):

@@ -9,8 +9,8 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from bestofn.records import StepScores
-from bestofn.select import best_of_n, is_correct, majority_vote, oracle, weighted_vote
+from bestofn.evaluation.select import best_of_n, is_correct, majority_vote, oracle, weighted_vote
+from bestofn.text.records import StepScores
 
 
 def random_case(rng: random.Random, n: int):

@@ -15,10 +15,10 @@ import openai
 import pytest
 
 from bestofn import Question, Reranker, Solution, best_of_n
-from bestofn.records import Item
 from bestofn.scorers.prm_hf import HFPRMScorer
 from bestofn.serve import ServeConfig, create_app, make_question, parse_options, question_id
 from bestofn.serve.thread import serve_in_thread
+from bestofn.text.records import Item
 from policies import make_policy
 
 OPTIONS = {"A": "pneumonia", "B": "asthma", "C": "sepsis", "D": "stroke"}

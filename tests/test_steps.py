@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bestofn.steps import (
+from bestofn.text.steps import (
     STEP_PATTERN,
     STEP_TAG,
     count_markers,

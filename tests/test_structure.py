@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import inspect
 from pathlib import Path
 
 import pytest
@@ -15,12 +16,13 @@ from bestofn.config import (
     ORMOptions,
     PRMOptions,
     ReportOptions,
+    RerankOptions,
     RunConfig,
     SampleOptions,
     default_of,
 )
+from bestofn.config.verifier_eval import VerifierEvalOptions
 from bestofn.serve import ServeConfig
-from bestofn.verifier_options import VerifierEvalOptions
 from retrieval.faiss_index import IndexConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,6 +72,55 @@ def imported(mods: dict[str, Path], name: str) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     mods = project_modules()
     return {m: imported(mods, m) for m in mods}
+
+
+LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
+    (0, "base", ("bestofn.config", "bestofn.console", "bestofn.specs", "bestofn.registry",
+                 "bestofn.torch_utils", "bestofn.embedded")),
+    (1, "text", ("bestofn.text",)),
+    (2, "stopping rules", ("bestofn.adaptive",)),
+    (2, "policies", ("policies",)),
+    (2, "retrieval", ("retrieval",)),
+    (3, "scorers", ("bestofn.scorers",)),
+    (4, "evaluation", ("bestofn.evaluation",)),
+    (5, "report", ("bestofn.report",)),
+    (5, "execution", ("bestofn.execution",)),
+    (6, "search", ("bestofn.search",)),
+    (7, "jobs", ("bestofn.jobs",)),
+    (8, "composition", ("bestofn.run", "bestofn.api", "bestofn")),
+    (9, "serve", ("bestofn.serve",)),
+    (10, "cli", ("bestofn.cli",)),
+    (11, "testing", ("bestofn.testing",)),
+]
+"""The declared direction of the data flow (docs/architecture.md): a module may import its
+own unit and the units of lower layers, never a peer's or a higher layer's."""
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    best = max(((prefix, layer, unit) for layer, unit, prefixes in LAYERS for prefix in prefixes
+                if module == prefix or module.startswith(prefix + ".")),
+               key=lambda t: len(t[0]), default=None)
+    assert best, f"{module} is in no layer of LAYERS: add it to the table"
+    return best[1], best[2]
+
+
+def test_imports_follow_the_declared_layers():
+    """Every import (inside functions too) goes down the layers or stays in its unit."""
+    bad = []
+    for mod, deps in import_graph().items():
+        layer, unit = layer_of(mod)
+        for dep in deps:
+            dep_layer, dep_unit = layer_of(dep)
+            if dep_unit != unit and dep_layer >= layer:
+                bad.append(f"{mod} ({unit}, layer {layer}) imports {dep} ({dep_unit}, layer "
+                           f"{dep_layer})")
+    assert not bad, "imports against the declared layers:\n" + "\n".join(sorted(bad))
+
+
+def test_the_layers_see_imports_inside_functions():
+    graph = import_graph()
+    assert "bestofn.execution.ray_workers" in graph["bestofn.execution.placement"]  # in a def
+    assert {layer_of(m)[1] for m in graph} == {unit for _, unit, _ in LAYERS}
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -143,7 +194,12 @@ def test_no_test_module_imports_another():
 
 
 def test_configs_import_nothing_from_the_project():
-    assert import_graph()["bestofn.config"] == set()
+    graph = import_graph()
+    config = [m for m in graph if m == "bestofn.config" or m.startswith("bestofn.config.")]
+    assert len(config) > 1
+    for m in config:
+        outside = {d for d in graph[m] if not d.startswith("bestofn.config")}
+        assert not outside, f"{m} imports {outside}"
 
 
 
@@ -153,7 +209,7 @@ def _flags(parser: argparse.ArgumentParser) -> dict[str, argparse.Action]:
 
 CONFIGS = {"run": (RunConfig, PRMOptions, ExecConfig), "score": (PRMOptions,),
            "prefs": (PRMOptions,), "sample": (SampleOptions, RunConfig),
-           "serve": (ServeConfig, RunConfig, PRMOptions), "report": (ReportOptions,),
+           "serve": (ServeConfig, RerankOptions, RunConfig, PRMOptions), "report": (ReportOptions,),
            "evaluate": (RunConfig,), "index build": (IndexConfig, RunConfig),
            "index search": (RunConfig,),
            "verifier-eval": (VerifierEvalOptions, PRMOptions)}
@@ -205,6 +261,32 @@ def test_cli_defaults_are_the_config_defaults(command):
     assert checked >= 1, f"{command}: no flag matched a config field"
 
 
+def test_index_build_batch_is_the_embedders_default():
+    from retrieval.build import build_index
+
+    parser, _ = build_all()
+    for word in ("index", "build"):
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[word]
+    want = inspect.signature(build_index).parameters["batch_size"].default
+    assert _flags(parser)["batch_size"].default == want
+
+
+def test_library_defaults_are_the_config_defaults():
+    """`Reranker` and `best_of_n` state no default of their own (serve's flags read the same
+    `RerankOptions`)."""
+    from bestofn.api import Reranker, best_of_n
+
+    want = {"method": default_of(RerankOptions, "method"),
+            "seed": default_of(RerankOptions, "seed"),
+            "backend": default_of(RunConfig, "prm_backend"),
+            "orm_backend": default_of(RunConfig, "orm_backend")}
+    for fn in (Reranker.__init__, best_of_n):
+        params = inspect.signature(fn).parameters
+        got = {k: params[k].default for k in want if k in params}
+        assert got and got == {k: want[k] for k in got}, (fn.__qualname__, got)
+
+
 def _sources() -> dict[str, str]:
     return {m: p.read_text() for m, p in project_modules().items()}
 
@@ -217,21 +299,21 @@ def test_one_scoring_path():
     for mod, text in _sources().items():
         for word in gone:
             assert word not in text, f"{mod} still uses {word}"
-        if mod != "bestofn.batch_scoring" and not mod.startswith("bestofn.scorers"):
+        if mod != "bestofn.scorers.batch" and not mod.startswith("bestofn.scorers"):
             assert ".score_batch(" not in text, f"{mod} calls score_batch: use score_requests"
 
 
-NAMES_METHODS = {"bestofn.adaptive.replay", "bestofn.adaptive.report"}
+NAMES_METHODS = {"bestofn.evaluation.adaptive_replay", "bestofn.evaluation.adaptive_curves"}
 """Adaptive reports name the few methods a stopping rule reads (not the set of methods)."""
 
 
 def test_selection_methods_are_listed_in_select_only():
     """No module but `select` spells out a collection of selection-method names."""
-    from bestofn.select import METHODS
+    from bestofn.evaluation.select import METHODS
 
     names = set(METHODS)
     for mod, p in project_modules().items():
-        if mod == "bestofn.select" or mod in NAMES_METHODS:
+        if mod == "bestofn.evaluation.select" or mod in NAMES_METHODS:
             continue
         for node in ast.walk(ast.parse(p.read_text())):
             if isinstance(node, ast.List | ast.Tuple | ast.Set | ast.Dict):
@@ -246,10 +328,10 @@ def test_selection_methods_are_listed_in_select_only():
 
 def test_one_text_to_solution_and_one_option_parser():
     for mod, text in _sources().items():
-        if mod != "bestofn.records":
-            assert "mark_steps(" not in text or mod == "bestofn.steps", (
+        if mod != "bestofn.text.records":
+            assert "mark_steps(" not in text or mod == "bestofn.text.steps", (
                 f"{mod} marks steps itself: use Solution.from_text")
-        if mod != "bestofn.option_lines":
+        if mod != "bestofn.text.option_lines":
             assert "\\(([A-Z])\\)" not in text, f"{mod} parses option lines itself"
 
 
@@ -263,7 +345,7 @@ def test_random_choices_in_tests_are_seeded():
                 assert node.args or node.keywords, f"{p.name}:{node.lineno}: unseeded Random()"
 
 
-RUN_FILE_READERS = {"bestofn.execution.driver", "bestofn.cli.report", "bestofn.fuzz_inputs"}
+RUN_FILE_READERS = {"bestofn.execution.driver", "bestofn.cli.report", "bestofn.testing.fuzz_inputs"}
 """The driver writes a run's results and failure records; these modules only read them."""
 
 
@@ -290,19 +372,19 @@ def test_one_run_driver():
 
 DOCUMENTS_WORDS = ("attach_documents", "CachedSearch", "SearchCache", "question_query",
                    "build_retriever(")
-"""What fetching a question's documents takes: only `bestofn.documents` uses them in
+"""What fetching a question's documents takes: only `bestofn.execution.documents` uses them in
 `bestofn` (the engine factory defines `build_retriever`; `bestofn index search` queries an
 index by text, not questions)."""
 
 
 def test_one_documents_stage():
     for mod, text in _sources().items():
-        if not mod.startswith("bestofn.") or mod == "bestofn.documents":
+        if not mod.startswith("bestofn.") or mod == "bestofn.execution.documents":
             continue
         for word in DOCUMENTS_WORDS:
-            if (mod, word) == ("bestofn.engines", "build_retriever("):
+            if (mod, word) == ("bestofn.execution.engines", "build_retriever("):
                 continue
-            assert word not in text, f"{mod} uses {word}: go through bestofn.documents"
+            assert word not in text, f"{mod} uses {word}: go through bestofn.execution.documents"
 
 
 STREAM_MODULES = {"bestofn.execution.vllm_stream", "bestofn.execution.openai_stream",

@@ -115,3 +115,45 @@ def test_sequence_classification(tmp_path: Path) -> None:
 def test_bad_head_size_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="head size"):
         build_tiny_llama(tmp_path, hidden_size=64, num_heads=4)
+
+
+GUARDED = '''
+import subprocess, sys
+
+import pytest
+
+
+def test_process():
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+
+
+def test_ray():
+    import ray
+    ray.init(num_cpus=1)
+
+
+def test_model():
+    from transformers import LlamaConfig, LlamaForCausalLM
+    LlamaForCausalLM(LlamaConfig(num_hidden_layers=1, hidden_size=8, intermediate_size=8,
+                                 num_attention_heads=1, vocab_size=16))
+
+
+@pytest.mark.slow
+def test_marked():
+    subprocess.run([sys.executable, "-c", "pass"], check=True)
+'''
+
+
+@pytest.mark.slow  # runs pytest in a process
+@pytest.mark.parametrize("expr", ["not slow", "not slow and not gpu", "not (slow or gpu)", ""])
+def test_fast_tier_guard_refuses_under_any_expression(pytester, expr):
+    """An unmarked test that starts a process, calls ray.init or builds a model fails under any
+    marker expression that keeps it; a slow test may."""
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makepyfile(test_guarded=GUARDED)
+    pytester.makeini("[pytest]\nmarkers =\n    slow: slow\n    gpu: gpu\n")
+    result = pytester.runpytest_subprocess(*(["-m", expr] if expr else []))
+    result.assert_outcomes(failed=3, passed=0 if expr else 1,
+                           deselected=1 if expr else 0)
+    for what in ("starts a process", "calls ray.init", "builds a transformers model"):
+        result.stdout.fnmatch_lines([f"*{what}* in the fast tier: mark it @pytest.mark.slow*"])

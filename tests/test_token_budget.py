@@ -10,12 +10,12 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-from bestofn.bootstrap import intervals
 from bestofn.cli import main
-from bestofn.evaluate import question_outcomes
-from bestofn.records import Item
+from bestofn.evaluation.evaluate import question_outcomes
+from bestofn.evaluation.intervals import intervals
+from bestofn.evaluation.token_budget import Run, compare
 from bestofn.testing.items import random_items
-from bestofn.token_budget import Run, compare
+from bestofn.text.records import Item
 
 N, Q, B = 8, 40, 200
 METHODS = ["prm_min", "majority"]
@@ -25,7 +25,7 @@ def best_of_n_items():
     return random_items(11, Q, N, gold_rate=(0.3, 0.5, 0.8), tokens=True, unscored_rate=0.0)
 
 
-def search_items(items, keep, spend, strategy="beam:width=2,agg=last"):
+def search_items(items, keep, spend, strategy="beam:width=2,agg=final"):
     """A search run over the same questions: each question's first `keep` samples finished,
     `spend` times its N samples' tokens generated (pruned candidates count too)."""
     out = []
@@ -115,7 +115,7 @@ def test_report_command_writes_the_section_with_the_reports_intervals(tmp_path):
         last = sec["best_of_n"]["curve"][-1][m]  # k = N: the best-of-N run's own numbers
         assert last["accuracy"] == pytest.approx(rep["accuracy"][m], abs=1e-6)
         assert [last["lo"], last["hi"]] == pytest.approx(rep["ci"][m], abs=1e-6)
-    assert point["run"] == str(s) and point["strategy"] == "beam:width=2,agg=last"
+    assert point["run"] == str(s) and point["strategy"] == "beam:width=2,agg=final"
     md = (a / "report.md").read_text()
     assert "## Search vs best-of-N at equal generated tokens" in md and str(s) in md
 

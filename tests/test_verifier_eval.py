@@ -11,9 +11,15 @@ import numpy as np
 import pytest
 
 from bestofn.cli import main
-from bestofn.labels import read_labelled
-from bestofn.step_metrics import auroc, best_threshold, ece, match_interval, threshold_candidates
-from bestofn.verifier_eval import evaluate_steps
+from bestofn.evaluation.labels import read_labelled
+from bestofn.evaluation.step_metrics import (
+    auroc,
+    best_threshold,
+    ece,
+    match_interval,
+    threshold_candidates,
+)
+from bestofn.evaluation.verifier_eval import evaluate_steps
 
 # ---- references ------------------------------------------------------------------------
 
@@ -200,7 +206,7 @@ def test_auroc_weighted_equals_repeated_and_pairwise() -> None:
 
 def test_bootstrap_equals_resampling_records(tmp_path: Path, recs) -> None:
     """The weighted bootstrap is the same as evaluating the drawn records themselves."""
-    from bestofn.bootstrap import draws
+    from bestofn.evaluation.intervals import draws
 
     f = tmp_path / "pb.jsonl"
     write_processbench(f, recs[:60])
@@ -257,8 +263,8 @@ def test_converter_from_scored_output(tmp_path: Path, capsys, recs) -> None:
 
 def test_project_jsonl_keeps_labels_through_score_files(tmp_path: Path, capsys) -> None:
     """The project's JSONL (Item.to_dict) carries the training labels in solution meta."""
-    from bestofn.files import read_items, write_items
-    from bestofn.records import StepScores
+    from bestofn.text.files import read_items, write_items
+    from bestofn.text.records import StepScores
 
     src = tmp_path / "in.json"
     src.write_text(json.dumps([{"question_id": "1", "question": "Q?", "correct_answer": "A",
@@ -281,8 +287,8 @@ def test_scores_with_a_prm(tmp_path: Path, capsys, tiny_llama_single: Path) -> N
     assert got["n"] + got["n_unscored"] == 12 and got["n"] > 0
     assert got["intervals"]["acc_correct"] is not None
     sols = read_labelled(f)
+    from bestofn.evaluation.verifier_eval import score_labelled
     from bestofn.scorers import make_scorer
-    from bestofn.verifier_eval import score_labelled
 
     scored = score_labelled(sols, make_scorer("prm-hf", model=str(tiny_llama_single),
                                               device="cpu"), progress=False)

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from bestofn.cli import main
-from bestofn.labels import read_labelled
-from bestofn.verifier_table import unweighted_mean
+from bestofn.evaluation.labels import read_labelled
+from bestofn.evaluation.verifier_table import unweighted_mean
 
 SUBSETS = ("gsm8k", "math", "olympiadbench", "omnimath")
 

@@ -1,18 +1,11 @@
 """Adaptive test-time compute: stop sampling a question once its answer is settled.
 
-`rules` holds the stopping rules (protocol, registry, `parse_rule`); `replay` evaluates a rule
-offline on stored samples and gives the accuracy-vs-mean-samples curves.
+`rules` holds the stopping rules (protocol, registry, `parse_rule`, what a rule reads of a
+question's samples: `Drawn`, `drawn_of`) and `posterior` their Bayesian tests: pure functions
+of answers and scores, shared by the offline replay (`bestofn.evaluation.adaptive_replay`),
+the adaptive job (`bestofn.jobs.adaptive`), the server and the viewer.
 """
 
-from .replay import (
-    AdaptiveResult,
-    CurvePoint,
-    MissingScores,
-    Replayer,
-    fixed_curve,
-    replay,
-    rule_curve,
-)
 from .rules import (
     DEFAULT_MAX_N,
     RULES,
@@ -24,6 +17,5 @@ from .rules import (
     parse_rule,
 )
 
-__all__ = ["DEFAULT_MAX_N", "RULES", "AdaptiveResult", "Bounds", "CurvePoint", "Drawn",
-           "MissingScores", "Replayer", "StoppingRule", "fixed_curve", "format_rule",
-           "make_rule", "parse_rule", "replay", "rule_curve"]
+__all__ = ["DEFAULT_MAX_N", "RULES", "Bounds", "Drawn", "StoppingRule", "format_rule",
+           "make_rule", "parse_rule"]

@@ -43,7 +43,7 @@ Rules (`RULES`, `parse_rule("beta:eps=0.01,max_n=32")`; `fixed:max_n=N` is fixed
   Default eps = 0.05, the same confidence level as `beta`.
 - `confidence`: DeepConf's online rule (Fu et al. 2025, facebookresearch/deepconf
   `deepconf-online.py`), with the trace-level part made a pure rule. Each sample's confidence
-  is its lowest group confidence (`bestofn.confidence`; sample with `--logprobs K`). The first
+  is its lowest group confidence (`bestofn.text.confidence`; sample with `--logprobs K`). The first
   `warmup` samples (default 16, theirs) set the bar: the (1 - keep) percentile of their
   confidences (keep = 0.9: DeepConf-high, the 10th percentile; keep = 0.1: DeepConf-low, the
   90th). Samples below the bar are discarded (theirs stops them mid-generation; here they
@@ -63,6 +63,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..specs import parse_spec
+from ..text.confidence import solution_confidence
+from ..text.records import Solution, StepScores
 from .posterior import beta_leader_prob, beta_upper_tail, dirichlet_leader_prob, top_two
 
 DEFAULT_MAX_N = 64
@@ -357,3 +359,16 @@ def format_rule(rule: Bounds) -> str:
     """The spec `parse_rule` reads back to an equal rule."""
     params = ",".join(f"{f.name}={getattr(rule, f.name)}" for f in fields(rule))
     return f"{rule.name}:{params}"
+
+
+SCORE_AGGREGATE = "min"
+"""The PRM aggregate a verifier-aware rule reads (the `weighted_min` vote's)."""
+
+
+def drawn_of(solutions: Sequence[Solution], prm: Sequence[StepScores | None] | None) -> Drawn:
+    """What a stopping rule reads of a question's first samples: answers, PRM aggregates
+    (None without a PRM), confidences."""
+    scores = (None if not prm or all(p is None for p in prm) else
+              [None if p is None else p.aggregate(SCORE_AGGREGATE) for p in prm])
+    return Drawn([s.answer for s in solutions], scores,
+                 [solution_confidence(s) for s in solutions])

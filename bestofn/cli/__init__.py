@@ -13,9 +13,9 @@ import sys
 from collections.abc import Callable, Sequence
 
 from ..execution.scheduler import EngineFailure
-from ..files import InputError
 from ..run import ConfigMismatch
-from ..score import StaleProgress
+from ..scorers.prm_files import StaleProgress
+from ..text.files import InputError
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -35,10 +35,6 @@ def build_all() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     for name in COMMAND_MODULES:
         commands.update(importlib.import_module(f"{__name__}.{name}").register(sub))
     return ap, commands
-
-
-def build_parser() -> argparse.ArgumentParser:
-    return build_all()[0]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

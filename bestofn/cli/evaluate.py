@@ -31,9 +31,9 @@ def register(sub: Any) -> dict[str, Any]:
 
 
 def cmd_evaluate(a: argparse.Namespace) -> int:
-    from ..evaluate import evaluate, format_table
-    from ..files import read_items
-    from ..select import get_rules
+    from ..evaluation.evaluate import evaluate, format_table
+    from ..evaluation.select import get_rules
+    from ..text.files import read_items
 
     rules = get_rules(a.rules)
     if a.adaptive is None and a.draws is not None:
@@ -51,7 +51,8 @@ def cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _replay(items: list[Any], a: argparse.Namespace) -> Any:
-    from ..adaptive import parse_rule, replay
+    from ..adaptive import parse_rule
+    from ..evaluation.adaptive_replay import replay
 
     if a.rules != "strict":
         raise ValueError("--adaptive replays under the strict rules only")
@@ -63,7 +64,7 @@ def _replay(items: list[Any], a: argparse.Namespace) -> Any:
 
 def adaptive_table(res: Any, fixed: dict[str, float], fixed_samples: float) -> str:
     """Fixed N against the rule: accuracy with its interval, and mean samples per question."""
-    from ..select import label
+    from ..evaluation.select import label
 
     ci = res.intervals()
     lines = ["", f"adaptive {res.rule} ({res.draws} draw(s)): {res.mean_samples:.2f} samples "

@@ -26,7 +26,7 @@ def register(sub: Any) -> dict[str, Handler]:
 
 
 def _add_build(b: argparse.ArgumentParser) -> None:
-    from retrieval.embed import DEFAULT_EMBEDDER
+    from retrieval.embed import DEFAULT_EMBEDDER, EMBED_BATCH
     from retrieval.faiss_index import IndexConfig
 
     def ix(name: str) -> Any:
@@ -62,7 +62,8 @@ def _add_build(b: argparse.ArgumentParser) -> None:
                    help="embed title + text instead of the text alone")
     b.add_argument("--device", default=default_of(RunConfig, "device"),
                    help="cpu | cuda | auto")
-    b.add_argument("--batch-size", type=int, default=64, help="passages per embedding batch")
+    b.add_argument("--batch-size", type=int, default=EMBED_BATCH,
+                   help="passages per embedding batch")
     b.add_argument("--overwrite", action="store_true", help="replace an existing index folder")
     sh = b.add_mutually_exclusive_group()
     sh.add_argument("--shard", default=None, metavar="I/K",

@@ -160,7 +160,7 @@ def preset_sampling(a: argparse.Namespace) -> tuple[Any, SamplingConfig]:
     """The policy's preset and its sampling settings with the flags given over them."""
     import dataclasses
 
-    from ..engines import resolve_preset_sampling
+    from ..execution.engines import resolve_preset_sampling
 
     preset, sampling = resolve_preset_sampling(a.policy, a.preset, a.seed,
                                                **{k: getattr(a, k) for k in SAMPLING_FLAGS})
@@ -209,7 +209,7 @@ def add_logprobs_option(p: argparse.ArgumentParser) -> None:
 
 
 def add_rules_option(p: argparse.ArgumentParser) -> None:
-    from ..select import RULES
+    from ..evaluation.select import RULES
 
     p.add_argument("--rules", default=default_of(RunConfig, "rules"), choices=sorted(RULES),
                    help="selection rules: strict (default: no-answer solutions never vote, "

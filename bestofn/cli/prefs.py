@@ -29,8 +29,8 @@ def register(sub: Any) -> dict[str, Callable[[argparse.Namespace], int]]:
 
 
 def cmd_prefs(a: argparse.Namespace) -> int:
-    from ..engines import build_orm
-    from ..prefs import evaluate_pairs, format_prefs, read_pairs
+    from ..evaluation.prefs import evaluate_pairs, format_prefs, read_pairs
+    from ..execution.engines import build_orm
 
     pairs = read_pairs(a.pairs)
     res = evaluate_pairs(pairs, build_orm(orm_options(a)), bootstrap=a.bootstrap,

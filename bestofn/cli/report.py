@@ -59,10 +59,10 @@ def locate(run: str) -> tuple[Path, Path]:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from ..files import InputError, complete_lines, load_json, read_items
+    from ..evaluation.select import get_rules, label
     from ..report import write_report
     from ..run import TIMING_FILE
-    from ..select import get_rules, label
+    from ..text.files import InputError, complete_lines, load_json, read_items
 
     results, folder = locate(a.run)
     cfg_path = folder / "config.json"
@@ -93,8 +93,8 @@ def cmd_report(a: argparse.Namespace) -> int:
 def budget_section(name: str, items: list[Any], runs: list[str], seed: int,
                    bootstrap: int) -> dict[str, Any]:
     """`token_budget.compare` of RUN_DIR's items against each `--search-runs` folder."""
-    from ..files import read_items
-    from ..token_budget import Run, compare
+    from ..evaluation.token_budget import Run, compare
+    from ..text.files import read_items
 
     others = [Run(run, read_items(locate(run)[0])) for run in runs]
     return compare(Run(name, items), others, seed=seed, b=bootstrap)

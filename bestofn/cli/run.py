@@ -6,7 +6,17 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..config import RunConfig, default_of
+from ..config import (
+    DocumentsConfig,
+    JudgeConfig,
+    ORMConfig,
+    PolicyConfig,
+    PRMConfig,
+    RunConfig,
+    StrategyConfig,
+    VerifierConfig,
+    default_of,
+)
 from .options import (
     add_exec_options,
     add_logprobs_option,
@@ -74,28 +84,28 @@ def register(sub: Any) -> dict[str, Any]:
 
 def run_config(a: argparse.Namespace) -> RunConfig:
     lo, hi = valid_steps(a.valid_steps)
-    return RunConfig(out=a.out, dataset=a.dataset, questions=a.questions, n=a.n,
-                     policy=a.policy, preset=a.preset, lora=a.lora, min_steps=lo, max_steps=hi,
-                     policy_backend=a.policy_backend,
-                     prm=None if a.prm.lower() == "none" else a.prm, prm_backend=a.prm_backend,
-                     orm=a.orm, orm_backend=a.orm_backend,
-                     orm_adapter=a.orm_adapter, index=a.index, k=a.k,
-                     use_docs=(a.use_docs or a.index is not None) and not a.no_docs,
-                     max_len=a.max_len, double_bos=a.double_bos, seed=a.seed,
-                     published_prompt=a.published_prompt,
-                     temperature=a.temperature, top_k=a.top_k, top_p=a.top_p,
-                     max_tokens=a.max_tokens, device=a.device, rules=a.rules,
-                     adaptive=a.adaptive, search=a.search,
-                     logprobs=a.logprobs,
-                     judge_base_url=a.judge_base_url, judge_template=a.judge_template,
-                     judge_mode=a.judge_mode,
+    policy = PolicyConfig(model=a.policy, backend=a.policy_backend, preset=a.preset,
+                          lora=a.lora, min_steps=lo, max_steps=hi, temperature=a.temperature,
+                          top_k=a.top_k, top_p=a.top_p, max_tokens=a.max_tokens,
+                          logprobs=a.logprobs)
+    prm = PRMConfig(model=None if a.prm.lower() == "none" else a.prm, backend=a.prm_backend,
+                    max_len=a.max_len, double_bos=a.double_bos,
+                    published_prompt=a.published_prompt,
+                    use_docs=(a.use_docs or a.index is not None) and not a.no_docs,
+                    judge=JudgeConfig(a.judge_base_url, a.judge_template, a.judge_mode))
+    orm = ORMConfig(model=a.orm, backend=a.orm_backend, adapter=a.orm_adapter)
+    return RunConfig(out=a.out, dataset=a.dataset, questions=a.questions, n=a.n, seed=a.seed,
+                     device=a.device, rules=a.rules, policy=policy,
+                     verifiers=VerifierConfig(prm, orm),
+                     documents=DocumentsConfig(index=a.index, k=a.k),
+                     strategy=StrategyConfig(adaptive=a.adaptive, search=a.search),
                      engine=engine_options(a))
 
 
 def cmd_run(a: argparse.Namespace) -> int:
     from ..console import LOG_NAME, process_owned, quiet
+    from ..evaluation.select import label
     from ..run import prepare, run
-    from ..select import label
 
     if a.round_size is not None:
         raise ValueError("--round is retired: adaptive runs stream, asking the rule after "

@@ -60,7 +60,7 @@ def step_bounds(a: argparse.Namespace, preset: Any, backend: str) -> tuple[int, 
 
 def policy_spec(a: argparse.Namespace, preset: Any) -> Any:
     from ..config import resolve_backend
-    from ..engines import PolicySpec
+    from ..execution.engines import PolicySpec
 
     backend = resolve_backend(a.policy_backend)
     return PolicySpec(model=a.policy, backend=backend, preset=preset.name, device=a.device,
@@ -83,9 +83,9 @@ def validity(a: argparse.Namespace, preset: Any) -> Any:
 
 def cmd_sample(a: argparse.Namespace) -> int:
     from ..console import LOG_NAME, process_owned, quiet
-    from ..datasets import load_questions
-    from ..engines import build_policy
-    from ..sample_file import sample_to_file
+    from ..execution.engines import build_policy
+    from ..execution.sample_file import sample_to_file
+    from ..text.datasets import load_questions
 
     preset, params = preset_sampling(a)
     spec = policy_spec(a, preset)

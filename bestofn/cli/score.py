@@ -19,7 +19,7 @@ def register(sub: Any) -> dict[str, Any]:
                    help="plain PRM: leave the documents out of the prompt")
     s.add_argument("--solutions", type=int, default=None, help="score the first K per question")
     s.add_argument("--backend", default=default_of(RunConfig, "prm_backend"),
-                   help="PRM backend: prm-hf (default) | prm-vllm")
+                   help="PRM backend: prm-hf (default) | prm-vllm | prm-judge")
     s.add_argument("-v", "--verbose", action="store_true",
                    help="engine logs on the terminal (default: OUTPUT.engine.log)")
     add_prm_options(s)
@@ -42,12 +42,12 @@ def cmd_score(a: argparse.Namespace) -> int:
 
 
 def _score(a: argparse.Namespace, err: Any) -> list[Any]:
-    from ..engines import build_orm, build_prm
-    from ..score import score_file
+    from ..execution.engines import build_orm, build_prm
+    from ..scorers.prm_files import score_file
 
     scorer = build_prm(a.prm, a.backend, prm_options(a), a.use_docs)
     if a.orm:
-        from ..score_orm import score_file_with_orm, unscored_summary
+        from ..scorers.orm_files import score_file_with_orm, unscored_summary
 
         items = score_file_with_orm(a.input, a.output, orm=build_orm(orm_options(a)),
                                     prm=scorer, use_docs=a.use_docs, solutions=a.solutions)

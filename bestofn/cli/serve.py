@@ -8,8 +8,8 @@ import os
 from typing import Any
 
 from ..api import Reranker
-from ..config import ORMOptions, RunConfig, default_of
-from ..select import METHODS
+from ..config import ORMOptions, RerankOptions, RunConfig, default_of
+from ..evaluation.select import METHODS
 from .options import (
     SAMPLING_FLAGS,
     add_policy_options,
@@ -24,8 +24,6 @@ from .options import (
 SERVE_LOG = "serve.engine.log"
 """Where a quiet server keeps engine logs (in the folder it is started from)."""
 
-SERVE_DEFAULTS: dict[str, Any] = {"method": Reranker.__init__.__kwdefaults__["method"]}
-"""Selection defaults are the library's (`Reranker`), so `serve` and `best_of_n` agree."""
 
 
 def add_parser(sub: Any) -> None:
@@ -54,7 +52,7 @@ def add_parser(sub: Any) -> None:
     s.add_argument("--no-docs", action="store_true", help="plain PRM: no documents in prompts")
     s.add_argument("-n", type=int, default=d.n, help="solutions per question (default of "
                    "bestofn.samples)")
-    s.add_argument("--method", default=SERVE_DEFAULTS["method"], choices=METHODS,
+    s.add_argument("--method", default=default_of(RerankOptions, "method"), choices=METHODS,
                    help="selection method (default of bestofn.method)")
     s.add_argument("--adaptive", default=d.adaptive, metavar="RULE",
                    help="default stopping rule of requests (bestofn.adaptive overrides): "
@@ -108,7 +106,7 @@ def serve_config(a: argparse.Namespace) -> Any:
 
 
 def build_reranker(a: argparse.Namespace) -> Reranker:
-    from ..engines import build_orm, build_prm
+    from ..execution.engines import build_orm, build_prm
 
     prm = build_prm(None if a.prm.lower() == "none" else a.prm, a.prm_backend, prm_options(a),
                     not a.no_docs)
@@ -121,8 +119,8 @@ def build_policy(a: argparse.Namespace, preset: str) -> Any:
     """The run's policy factory with the same flags: preset and engine options (the step
     filter is the fixed-N jobs': `validity`)."""
     from ..config import resolve_backend
-    from ..engines import PolicySpec
-    from ..engines import build_policy as build
+    from ..execution.engines import PolicySpec
+    from ..execution.engines import build_policy as build
 
     return build(PolicySpec(model=a.policy, backend=resolve_backend(a.policy_backend),
                             preset=preset, device=a.device, lora=a.lora,
@@ -147,9 +145,9 @@ def validity(a: argparse.Namespace, preset: str) -> Any:
 
 def build_documents(a: argparse.Namespace) -> Any:
     """The documents stage over `--index` (None without one); a server keeps no cache."""
-    from ..documents import Documents, IndexSearch
+    from ..execution.documents import Documents, IndexLookup
 
-    return Documents(IndexSearch(a.index, a.k, device=a.device), a.k) if a.index else None
+    return Documents(IndexLookup(a.index, a.k, device=a.device), a.k) if a.index else None
 
 
 def cmd_serve(a: argparse.Namespace) -> int:

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import default_of
-from ..label_sources import SOURCES
-from ..verifier_options import VerifierEvalOptions
+from ..config.verifier_eval import VerifierEvalOptions
+from ..evaluation.label_sources import SOURCES
 from .options import add_prm_options, prm_options
 
 LABELLED_SUFFIXES = (".json", ".jsonl")
@@ -102,8 +102,8 @@ def options(a: argparse.Namespace) -> VerifierEvalOptions:
 
 
 def cmd_verifier_eval(a: argparse.Namespace) -> int:
-    from ..label_sources import LabelChoice
-    from ..labels import read_labelled, write_labelled
+    from ..evaluation.label_sources import LabelChoice
+    from ..evaluation.labels import read_labelled, write_labelled
 
     o = options(a)
     if a.critic_base_url and not a.critic:
@@ -132,7 +132,7 @@ def cmd_verifier_eval(a: argparse.Namespace) -> int:
 def _verifier(a: argparse.Namespace, o: VerifierEvalOptions) -> Any:
     """solutions -> scored solutions (--prm), or -> critic verdicts (--critic), or as read."""
     if a.critic:
-        from ..critic import CriticPrompt, critic_verdicts
+        from ..scorers.critic import CriticPrompt, critic_verdicts
         from ..scorers.critic_engines import CriticSampling, make_critic
 
         p = prm_options(a)
@@ -143,8 +143,8 @@ def _verifier(a: argparse.Namespace, o: VerifierEvalOptions) -> Any:
         return lambda sols: critic_verdicts(engine, prompt,
                                             [(s.question, s.steps) for s in sols], sampling)
     if a.prm:
+        from ..evaluation.verifier_eval import score_labelled
         from ..scorers import make_scorer
-        from ..verifier_eval import score_labelled
 
         scorer = make_scorer(o.backend, model=a.prm,
                              **prm_options(a).scorer_kwargs(False, o.backend))
@@ -154,9 +154,9 @@ def _verifier(a: argparse.Namespace, o: VerifierEvalOptions) -> Any:
 
 def _table(a: argparse.Namespace, o: VerifierEvalOptions, files: list[Path], sets: list[Any],
            verify: Any, calib: tuple[int | None, Path] | None, choice: Any) -> Any:
-    from ..labels import read_labelled
-    from ..verifier_eval import evaluate_critic, evaluate_steps
-    from ..verifier_table import EvalTable, InputEval, calibrate
+    from ..evaluation.labels import read_labelled
+    from ..evaluation.verifier_eval import evaluate_critic, evaluate_steps
+    from ..evaluation.verifier_table import EvalTable, InputEval, calibrate
 
     kw = dict(b=o.bootstrap, seed=o.seed)
     if a.critic:
@@ -180,6 +180,6 @@ def _table(a: argparse.Namespace, o: VerifierEvalOptions, files: list[Path], set
 
 
 def _text(table: Any) -> str:
-    from ..verifier_table import format_table
+    from ..evaluation.verifier_table import format_table
 
     return format_table(table)

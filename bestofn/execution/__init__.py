@@ -22,7 +22,7 @@ host a stream each (`ray_stream.RayStream`). What every request cost is kept in 
 `ledger.Compute` per question.
 """
 
-from .ledger import Compute, StageClock
+from ..evaluation.ledger import Compute, StageClock
 from .requests import Finished, SampleError, SampleKey
 from .scheduler import Budget, Job, Scheduler
 from .streams import STREAMS, SampleStream, make_stream

@@ -22,9 +22,16 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from ..console import Console, Progress
-from ..files import InputError, LineCheck, append_line, atomic_write_text, json_line, resume_lines
-from ..records import Item, Question
-from ..shapes import check_item_dict
+from ..text.files import (
+    InputError,
+    LineCheck,
+    append_line,
+    atomic_write_text,
+    json_line,
+    resume_lines,
+)
+from ..text.records import Item, Question
+from ..text.shapes import check_item_dict
 
 RESULTS_FILE = "results.jsonl"
 FAILURES_FILE = "failures.jsonl"
@@ -63,7 +70,7 @@ class Execution(Protocol):
 @dataclass
 class Executor:
     """An `Execution` from its parts: what turns questions into outcomes, the documents stage
-    (`bestofn.documents.Documents`) the questions pass through first (None: the run has no
+    (`bestofn.execution.documents.Documents`) the questions pass through first (None: the run has no
     index, or `outcomes_of` retrieves itself), and what stops its engines."""
 
     outcomes_of: Callable[[list[Question]], Iterator[Outcome]]

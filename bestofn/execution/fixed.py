@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from bestofn.records import Item, Question, Solution
+from bestofn.text.records import Item, Question, Solution
 
-from .ledger import Compute
+from ..evaluation.ledger import Compute
 from .requests import Finished, SampleKey, SampleRequest
 from .scoring import Scores
 

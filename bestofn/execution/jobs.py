@@ -3,23 +3,21 @@ on Ray; for `run`, `serve` and the library.
 
 - `budget` is the one place a `Budget` is made from `EngineOptions` (the defaults live there).
 - `run_jobs` is the one place the loop (`scheduler.Scheduler`) is built.
-- `run_jobs_for` turns a run's questions into jobs of its kind on `Workers` (the policy's
-  stream, the scoring function, the documents stage: `workers.LocalWorkers` in this process,
-  `ray_workers.RayWorkers` on the actors) and yields each question's outcome as it settles.
 - `placement.open_execution` picks the workers (the one "local or Ray?" branch) and hands
-  the run driver (`bestofn.execution.driver`) its `Execution`.
+  the run driver (`bestofn.execution.driver`) its `Execution`, whose questions become jobs of
+  the run's kind in `bestofn.jobs.kinds.run_jobs_for` (the loop knows no job kind but the
+  fixed one it is built around).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
-from pathlib import Path
+from collections.abc import Iterable, Iterator
 from typing import Any
 
-from bestofn.config import EngineOptions, RunConfig, SamplingConfig
-from bestofn.records import Question
+from bestofn.config import EngineOptions, SamplingConfig
+from bestofn.text.records import Question
 
-from .ledger import StageClock
+from ..evaluation.ledger import StageClock
 from .scheduler import Budget, Job, Scheduler, Side
 from .streams import SampleStream
 
@@ -62,48 +60,3 @@ def fixed_samples(stream: SampleStream, questions: Iterable[Question], n: int,
 
     jobs = (FixedJob(q, n, params.seed, validity=validity) for q in questions)
     yield from run_jobs(stream, params, jobs, budget(engine or EngineOptions(), "fixed", n))
-
-
-def run_kind(cfg: RunConfig) -> str:
-    return "search" if cfg.search else "adaptive" if cfg.adaptive else "fixed"
-
-
-def run_jobs_for(cfg: RunConfig, workers: Any, todo: list[Question], out: Path,
-                 clock: StageClock, known: Collection[str] | None = None) -> Iterator[Any]:
-    """Each question of a run as the job of its kind on `workers`; its outcome (an `Item`,
-    or a `driver.Failed`) as soon as it settles."""
-    from .scoring import ScoringSide
-
-    kind = run_kind(cfg)
-    verified = bool(cfg.prm or cfg.orm)
-    side = (ScoringSide(lambda work: workers.score(work, prm_only=kind == "search"), clock)
-            if verified else None)
-    jobs = _jobs(kind, cfg, workers, todo, out, side, known)
-    for job in run_jobs(workers.stream, cfg.sampling(), jobs, budget(cfg.engine, kind, cfg.n),
-                        side, clock):
-        yield job.outcome()  # type: ignore[attr-defined]
-
-
-def _jobs(kind: str, cfg: RunConfig, workers: Any, todo: list[Question], out: Path,
-          side: Any, known: Collection[str] | None) -> Iterable[Any]:
-    if kind == "adaptive":
-        from bestofn.adaptive.stream import adaptive_jobs
-
-        return adaptive_jobs(cfg, todo, out, side, known)
-    if kind == "search":
-        from bestofn.search.job import search_jobs
-        from bestofn.search.strategies import parse_strategy
-
-        tokenizer, preset, model = workers.policy_info()
-        return search_jobs(todo, parse_strategy(cfg.search), cfg.n,  # type: ignore[arg-type]
-                           cfg.sampling(), tokenizer, preset, model, side)
-    from .fixed import FixedJob
-
-    validity = None
-    if cfg.max_steps:
-        from policies.validity import ValidityConfig
-
-        validity = ValidityConfig(min_steps=cfg.min_steps or 1, max_steps=cfg.max_steps,
-                                  fill_invalid=True)
-    return (FixedJob(q, cfg.n, cfg.seed, side, validity, bool(cfg.prm), bool(cfg.orm))
-            for q in todo)

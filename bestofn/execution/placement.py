@@ -2,26 +2,29 @@
 
 The engines start once (`workers.LocalWorkers` or `ray_workers.RayWorkers`); every pass of
 the run driver (the first, and its retries of failed questions) runs its questions as jobs
-on them (`jobs.run_jobs_for`).
+on them (`jobs_for`: `bestofn.jobs.kinds.run_jobs_for`, which knows the job kinds).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from bestofn.config import ExecConfig, RunConfig
 
-from .jobs import run_jobs_for
-from .ledger import StageClock
+from ..evaluation.ledger import StageClock
+from ..text.records import Question
+
+JobsFor = Callable[[Any, list[Question]], Iterator[Any]]
+"""(workers, questions) -> each question's outcome as it settles (`jobs.kinds.run_jobs_for`)."""
 
 
 def open_execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
-                   known: Collection[str] | None = None, progress: bool = False) -> Any:
+                   jobs_for: JobsFor, progress: bool = False) -> Any:
     """The run's `driver.Execution`: its engines started once, in this process when `ex` is
     None, else on the Ray actors; every pass of the driver (the first, and its retries of
-    failed questions) runs its questions as jobs on them."""
+    failed questions) runs its questions as jobs on them (`jobs_for`)."""
     from bestofn.execution.driver import Executor
 
     if ex is None:
@@ -32,5 +35,5 @@ def open_execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: Stag
         from bestofn.execution.ray_workers import RayWorkers
 
         workers = RayWorkers.for_run(cfg, ex, clock)
-    return Executor(lambda qs: run_jobs_for(cfg, workers, qs, out, clock, known),
+    return Executor(lambda qs: jobs_for(workers, qs),
                     workers.documents, workers.close)

@@ -7,7 +7,7 @@ runs the same scheduler loop as an in-process run (`execution.jobs`): each polic
 hosts a `SampleStream` that the driver's `execution.ray_stream.RayStream` submits to and
 polls (so fixed, adaptive and search jobs all run here, step requests included), the scoring
 side calls the scorer actors (`execution.scoring.score_pairs`, the in-process function), and
-the documents stage (`bestofn.documents`) searches on the retrieval actor, which holds the
+the documents stage (`bestofn.execution.documents`) searches on the retrieval actor, which holds the
 FAISS index and the query embedder, while the driver writes the search cache. Only the driver
 writes the run folder, so there is one writer and no duplicate.
 
@@ -23,17 +23,16 @@ from __future__ import annotations
 import json
 import os
 import uuid
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from ..config import ExecConfig, RunConfig
 from ..console import log_file_for_workers, to_log_file
-from ..documents import CACHE_DIR, Documents, IndexSearch
-from ..files import atomic_write_text
-from ..records import Document, Question, Solution
+from ..evaluation.ledger import StageClock
 from ..registry import require
-from .ledger import StageClock
+from ..text.files import atomic_write_text
+from ..text.records import Document, Question, Solution
+from .documents import CACHE_DIR, Documents, IndexLookup
 from .requests import SampleKey, SampleRequest, StepRequest
 from .scoring import Scored, score_pairs
 
@@ -44,11 +43,11 @@ WORKERS_FILE = "workers.json"
 class _Worker:
     stage = ""
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: RunConfig) -> None:
         log = log_file_for_workers()
         if log:
             to_log_file(log)
-        self.cfg = RunConfig(**cfg)
+        self.cfg = cfg
 
     def where(self) -> dict[str, Any]:
         import ray
@@ -66,8 +65,8 @@ class _PolicyWorker(_Worker):
 
     stage = "policy"
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        from ..stages import build_policy
+    def __init__(self, cfg: RunConfig) -> None:
+        from .stages import build_policy
         from .streams import make_stream
 
         super().__init__(cfg)
@@ -104,16 +103,16 @@ class _PolicyWorker(_Worker):
 
 
 class _RetrieverWorker(_Worker):
-    """The documents stage's search (`documents.IndexSearch`) on an actor. It opens the index on
+    """The documents stage's search (`documents.IndexLookup`) on an actor. It opens the index on
     first use rather than at construction, so that an index error reaches the driver as the
     error it is, and a restarted actor opens it again."""
 
     stage = "retriever"
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
+    def __init__(self, cfg: RunConfig) -> None:
         super().__init__(cfg)
-        assert self.cfg.index, "a retrieval actor needs an index"
-        self.index = IndexSearch(self.cfg.index, self.cfg.k)
+        assert cfg.documents.index, "a retrieval actor needs an index"
+        self.index = IndexLookup(cfg.documents.index, cfg.documents.k)
 
     def fingerprint(self) -> str:
         self.index.open()
@@ -123,8 +122,8 @@ class _RetrieverWorker(_Worker):
         return [[d.to_dict() for d in docs] for docs in self.index.search(queries)]
 
 
-class ActorSearch:
-    """The retrieval actor as the documents stage's `Searcher`, seen from the driver."""
+class ActorLookup:
+    """The retrieval actor as the documents stage's `Lookup`, seen from the driver."""
 
     def __init__(self, ray: Any, actor: Any) -> None:
         self.ray, self.actor = ray, actor
@@ -140,8 +139,8 @@ class ActorSearch:
 class _ScorerWorker(_Worker):
     stage = "scorer"
 
-    def __init__(self, cfg: dict[str, Any]) -> None:
-        from ..stages import build_scorer
+    def __init__(self, cfg: RunConfig) -> None:
+        from .stages import build_scorer
 
         super().__init__(cfg)
         self.verifiers = build_scorer(self.cfg)
@@ -149,7 +148,7 @@ class _ScorerWorker(_Worker):
     def score(self, work: list[tuple[Question, list[Solution]]],
               prm_only: bool = False) -> list[Scored]:
         """Several questions' scores in one call (`execution.scoring.score_pairs`)."""
-        return score_pairs(self.verifiers, work, self.cfg.use_docs, prm_only)
+        return score_pairs(self.verifiers, work, self.cfg.verifiers.prm.use_docs, prm_only)
 
 
 def _gpus(asked: float | None, ray: Any) -> float:
@@ -167,7 +166,7 @@ def _actors(ray: Any, cls: type, n: int, gpus: float, cfg: dict[str, Any],
 
 class RayWorkers:
     """The run's engines on Ray actors: policy actors behind one `RayStream`, scorer actors
-    behind `score`, the retrieval actor behind the documents stage (`bestofn.documents`,
+    behind `score`, the retrieval actor behind the documents stage (`bestofn.execution.documents`,
     cached in the run folder by this process)."""
 
     def __init__(self, cfg: RunConfig, ex: ExecConfig) -> None:
@@ -200,13 +199,13 @@ class RayWorkers:
             else:
                 ray.init(num_cpus=self.ex.num_cpus, include_dashboard=False, runtime_env=env,
                          log_to_driver=not log)
-        cfg = asdict(self.cfg)
+        cfg = self.cfg
         self.policies = _actors(ray, _PolicyWorker, self.ex.policy_actors,
                                 _gpus(self.ex.policy_gpus, ray), cfg, self.ex)
-        if self.cfg.prm or self.cfg.orm:
+        if cfg.verifiers.any:
             self.scorers = _actors(ray, _ScorerWorker, self.ex.scorer_actors,
                                    _gpus(self.ex.scorer_gpus, ray), cfg, self.ex)
-        if self.cfg.index:
+        if cfg.documents.index:
             self.retrievers = _actors(ray, _RetrieverWorker, 1, 0, cfg, self.ex,
                                       cpus=self.ex.retriever_cpus)
         actors = self.policies + self.scorers + self.retrievers
@@ -218,7 +217,7 @@ class RayWorkers:
                                 incarnations=[w["incarnation"] for w in
                                               self.workers[:len(self.policies)]])
         if self.retrievers:
-            self.documents = Documents(ActorSearch(ray, self.retrievers[0]), self.cfg.k,
+            self.documents = Documents(ActorLookup(ray, self.retrievers[0]), cfg.documents.k,
                                        Path(self.cfg.out) / CACHE_DIR)
 
     def score(self, work: list[tuple[Question, list[Solution]]],
@@ -242,8 +241,9 @@ class RayWorkers:
         from ..embedded import resolve_model
 
         tokenizers = require("transformers", "transformers")
-        tok = tokenizers.AutoTokenizer.from_pretrained(resolve_model(self.cfg.policy))
-        return tok, get_preset(self.cfg.preset), self.cfg.policy
+        policy = self.cfg.policy
+        tok = tokenizers.AutoTokenizer.from_pretrained(resolve_model(policy.model))
+        return tok, get_preset(policy.preset), policy.model
 
     def close(self) -> None:
         if self.stream is not None:

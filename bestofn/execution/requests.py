@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bestofn.records import Question, Solution
+from bestofn.text.records import Question, Solution
 
 
 @dataclass(frozen=True, order=True)

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from bestofn.config import SamplingConfig
-from bestofn.records import Question
+from bestofn.text.records import Question
 
-from .ledger import StageClock
+from ..evaluation.ledger import StageClock
 from .requests import Finished, SampleError, SampleKey, SampleRequest, StepOutput, StepRequest
 from .streams import SampleStream
 

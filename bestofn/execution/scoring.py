@@ -13,11 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bestofn.batch_scoring import Request, orm_values, score_requests
-from bestofn.records import Question, Solution, StepScores
+from bestofn.scorers.batch import Request, orm_values, score_requests
 from bestofn.scorers.protocol import TokenCounts
+from bestofn.text.records import Question, Solution, StepScores
 
-from .ledger import StageClock, split_by_size
+from ..evaluation.ledger import StageClock, split_by_size
 from .side import BatchSide
 
 Scores = tuple[StepScores | None, float | None]

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
-from .ledger import StageClock
+from ..evaluation.ledger import StageClock
 
 W = TypeVar("W")
 R = TypeVar("R")

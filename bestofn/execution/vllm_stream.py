@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bestofn.config import SamplingConfig
-from bestofn.records import Question
+from bestofn.text.records import Question
 
 from .requests import Finished, SampleKey, SampleRequest, StepOutput, StepRequest
 

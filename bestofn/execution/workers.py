@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from bestofn.config import RunConfig
-from bestofn.records import Question, Solution
+from bestofn.text.records import Question, Solution
 
-from .ledger import StageClock
+from ..evaluation.ledger import StageClock
 from .scoring import Scored, Verifiers, score_pairs
 from .streams import SampleStream, make_stream
 
@@ -31,13 +31,13 @@ class LocalWorkers:
     @classmethod
     def for_run(cls, cfg: RunConfig, out: Path, clock: StageClock,
                 progress: bool = False) -> LocalWorkers:
-        from bestofn.documents import run_documents
-        from bestofn.stages import build_policy, build_scorer
+        from bestofn.execution.documents import run_documents
+        from bestofn.execution.stages import build_policy, build_scorer
 
         with clock.stage("startup_s"):
             policy, verifiers = build_policy(cfg), build_scorer(cfg)
-        return cls(policy, verifiers, cfg.use_docs,
-                   run_documents(cfg.index, cfg.k, out, progress))
+        return cls(policy, verifiers, cfg.verifiers.prm.use_docs,
+                   run_documents(cfg.documents.index, cfg.documents.k, out, progress))
 
     def score(self, work: Sequence[tuple[Question, Sequence[Solution]]],
               prm_only: bool = False) -> list[Scored]:

@@ -2,7 +2,7 @@
 
 Add a backend by writing a class that implements the `Scorer` protocol (`kind` and
 `score_batch(requests) -> ScoredBatch`, see `protocol`) and registering it in `SCORERS` under
-a name. Callers score through `bestofn.batch_scoring.score_requests`.
+a name. Callers score through `bestofn.scorers.batch.score_requests`.
 """
 
 from __future__ import annotations

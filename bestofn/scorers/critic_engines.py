@@ -1,8 +1,8 @@
 """Where a critic's replies come from: vLLM's offline engine or an OpenAI-compatible server.
 
 Both take chat messages and return `n` reply texts per prompt, greedy for `n` = 1 and sampled
-at ProcessBench's voting settings otherwise (`bestofn.critic`); the protocol itself (prompt,
-parsing, majority) lives in `bestofn.critic`.
+at ProcessBench's voting settings otherwise (`bestofn.scorers.critic`); the protocol itself (prompt,
+parsing, majority) lives in `bestofn.scorers.critic`.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..config import default_of
-from ..critic import GREEDY_TEMPERATURE, SEED, VOTING_TEMPERATURE, VOTING_TOP_P
+from ..config.verifier_eval import VerifierEvalOptions
 from ..registry import require
-from ..verifier_options import VerifierEvalOptions
+from .critic import GREEDY_TEMPERATURE, SEED, VOTING_TEMPERATURE, VOTING_TOP_P
 
 Messages = list[dict[str, str]]
 

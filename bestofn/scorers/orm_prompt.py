@@ -23,8 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from ..records import Question, Solution
-from ..steps import strip_think
+from ..text.records import Question, Solution
+from ..text.steps import strip_think
 from .protocol import Request, ScoredBatch, TokenCounts
 
 Truncation = Literal["unscored", "keep_end", "keep_start"]

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ..records import StepScores
+from ..text.records import StepScores
 from ..torch_utils import resolve_device, resolve_dtype
 from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM, scored_tokens
 from .protocol import TokenCounts

@@ -34,9 +34,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..records import Question, Solution, StepScores
 from ..registry import require
-from ..steps import STEP_TAG
+from ..text.records import Question, Solution, StepScores
+from ..text.steps import STEP_TAG
 from .protocol import Request, ScoredBatch, TokenCounts
 
 JUDGE_SYSTEM = ("You are a meticulous medical expert who checks the reasoning of a solution "
@@ -183,7 +183,7 @@ class JudgePRMScorer:
                  judge_template: str | None = None, judge_mode: str = "generate",
                  use_docs: bool = True, top_logprobs: int = 10, api_key: str | None = None,
                  concurrency: int = 8, device: str = "auto", dtype: str = "auto",
-                 max_len: int = 4096, llm: Any = None, **_ignored: Any) -> None:
+                 max_len: int = 4096, llm: Any = None) -> None:
         """`model`: the served model's name (with `judge_base_url`) or a local folder,
         Hugging Face id or `smollm2` for vLLM's offline engine (`llm` passes one in)."""
         self.model_name = model

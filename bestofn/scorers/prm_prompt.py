@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..prompts import MEDPRM_RAG_SYSTEM, MEDPRM_SYSTEM, prm_user_message
-from ..records import StepScores
-from ..steps import STEP_TAG
+from ..text.prompts import MEDPRM_RAG_SYSTEM, MEDPRM_SYSTEM, prm_user_message
+from ..text.records import StepScores
+from ..text.steps import STEP_TAG
 from .protocol import Request, ScoredBatch, TokenCounts
 
 

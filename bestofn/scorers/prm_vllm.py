@@ -41,8 +41,8 @@ from typing import Any
 
 import numpy as np
 
-from ..records import StepScores
 from ..registry import require
+from ..text.records import StepScores
 from .prm_hf import MEDPRM_TOKENS, PRMTokens, label_token_id
 from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM, scored_tokens
 from .protocol import TokenCounts

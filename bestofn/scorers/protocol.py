@@ -5,7 +5,7 @@ PRM prompt) and returns a `ScoredBatch`: for each request one result per solutio
 and the token counts of the call. A result is `StepScores` for a PRM and `ORMResult` for an
 ORM; either carries `reason` (why the solution was left unscored; None when scored).
 
-Callers go through `bestofn.batch_scoring.score_requests`, the one batch-scoring function,
+Callers go through `bestofn.scorers.batch.score_requests`, the one batch-scoring function,
 which checks the shape of what came back. A backend batches across questions as it can
 (prm-vllm sends every question's prompts in one engine call; an ORM scores every question's
 conversations together; prm-hf reuses one question's shared prefix at a time).
@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Protocol, runtime_checkable
 
-from ..records import Question, Solution
+from ..text.records import Question, Solution
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 
 from bestofn.config import SamplingConfig
 from bestofn.execution.driver import Failed
-from bestofn.records import Item, Question
+from bestofn.text.records import Item, Question
 
 from .loop import outcomes_in_order, search_items, with_documents
 from .stepwise import MEDPRM_STEPS, Candidate, StepFormat

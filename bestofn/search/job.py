@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bestofn.config import SamplingConfig
+from bestofn.evaluation.ledger import Compute
 from bestofn.execution.driver import Failed, failed
-from bestofn.execution.ledger import Compute
 from bestofn.execution.requests import SampleKey, StepOutput, StepRequest
 from bestofn.execution.scoring import Scores
-from bestofn.records import Item, Question, StepScores
+from bestofn.text.records import Item, Question, StepScores
 
 from .scoring import ScoreWork, to_score
 from .stepwise import MEDPRM_STEPS, Candidate, StepFormat, prompt_ids

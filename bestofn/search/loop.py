@@ -5,7 +5,8 @@ the steps of all open questions, and a question that is being scored leaves the 
 others; its scoring runs beside the engine (`execution.scoring.ScoringSide`), which scores
 every question waiting in one PRM call. A question is handed back as soon as its search ends
 (questions finish independently), as an `Item` whose solutions are its finished candidates
-scored with the same PRM, so the run's usual selection methods (`bestofn.select`) pick the
+scored with the same PRM, so the run's usual selection methods (`bestofn.evaluation.select`) pick
+the
 answer. `Item.search` records what the search did: per step the candidates live, kept,
 pruned and finished; tokens generated; PRM tokens computed. The same jobs run on the Ray
 actors (`run --search` without `--no-ray`).
@@ -18,9 +19,9 @@ from dataclasses import replace
 from typing import Any
 
 from bestofn.config import EngineOptions, SamplingConfig
+from bestofn.evaluation.ledger import StageClock
 from bestofn.execution.driver import Failed
-from bestofn.execution.ledger import StageClock
-from bestofn.records import Item, Question
+from bestofn.text.records import Item, Question
 
 from .job import search_jobs
 from .stepwise import MEDPRM_STEPS, StepFormat
@@ -57,7 +58,7 @@ def search_items(policy: Any, prm: Any, questions: Sequence[Question], n: int,
 def with_documents(questions: Sequence[Question],
                    texts: Sequence[list[str] | None]) -> list[Question]:
     """Copies of `questions` carrying the given passages (None: left as they are)."""
-    from bestofn.records import Document
+    from bestofn.text.records import Document
 
     return [q if t is None else replace(q, documents=[Document(x) for x in t])
             for q, t in zip(questions, texts, strict=True)]

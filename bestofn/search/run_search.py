@@ -17,14 +17,15 @@ from .strategies import parse_strategy
 
 def check_search(cfg: RunConfig) -> None:
     """Refuse a bad `--search` before anything is written."""
-    if not cfg.search:
+    search, policy = cfg.strategy.search, cfg.policy
+    if not search:
         return
-    parse_strategy(cfg.search)
-    if not cfg.prm:
-        raise ValueError(f"--search {cfg.search}: search needs a PRM (--prm)")
-    if cfg.adaptive:
+    parse_strategy(search)
+    if not cfg.verifiers.prm.model:
+        raise ValueError(f"--search {search}: search needs a PRM (--prm)")
+    if cfg.strategy.adaptive:
         raise ValueError("--search and --adaptive cannot be combined")
-    if cfg.policy_backend != "vllm":
-        raise ValueError(f"--search needs --policy-backend vllm (got {cfg.policy_backend!r})")
-    if cfg.max_steps:
+    if policy.backend != "vllm":
+        raise ValueError(f"--search needs --policy-backend vllm (got {policy.backend!r})")
+    if policy.max_steps:
         raise ValueError("--search does not filter by step count: pass --valid-steps off")

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bestofn.batch_scoring import Request, score_requests
-from bestofn.records import Question, Solution
+from bestofn.scorers.batch import Request, score_requests
+from bestofn.text.records import Question, Solution
 
 from .stepwise import Candidate
 

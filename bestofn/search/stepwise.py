@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bestofn.records import Question
+from bestofn.text.records import Question
 
 
 @dataclass(frozen=True)

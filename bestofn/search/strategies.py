@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from typing import ClassVar, Protocol
 
 from ..specs import parse_spec
+from ..text.records import aggregate_steps
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,18 @@ class Live:
     """P(+) of its scored steps so far (None: not scored yet)."""
 
     def key(self, agg: str) -> float:
-        if not self.scores:
-            return float("-inf")
-        return min(self.scores) if agg == "min" else self.scores[-1]
+        return aggregate_steps(self.scores, agg) if self.scores else float("-inf")
+
+
+SEARCH_AGGREGATIONS = ("final", "min")
+"""How a strategy ranks partial solutions: by the latest step's score or the lowest so far."""
+
+
+def _check_agg(s: Beam | DVTS | Reject) -> bool:
+    """The strategy's `agg` is known; `last`, its former spelling, reads as `final`."""
+    if s.agg == "last":
+        object.__setattr__(s, "agg", "final")
+    return s.agg in SEARCH_AGGREGATIONS
 
 
 class Strategy(Protocol):
@@ -57,13 +67,13 @@ class Beam:
     count never grows; finished candidates leave the beam)."""
 
     width: int = 4
-    agg: str = "last"
+    agg: str = "final"
     name = "beam"
     keeps_finished = False
 
     def __post_init__(self) -> None:
-        if self.width < 1 or self.agg not in ("last", "min"):
-            raise ValueError(f"beam: width must be >= 1 and agg last|min, got {self}")
+        if not _check_agg(self) or self.width < 1:
+            raise ValueError(f"beam: width must be >= 1 and agg final|min, got {self}")
 
     def groups(self, n: int) -> int:
         return 1
@@ -83,13 +93,13 @@ class DVTS:
     candidate at every step and expands it to the subtree's live count."""
 
     width: int = 4
-    agg: str = "last"
+    agg: str = "final"
     name = "dvts"
     keeps_finished = False
 
     def __post_init__(self) -> None:
-        if self.width < 1 or self.agg not in ("last", "min"):
-            raise ValueError(f"dvts: width must be >= 1 and agg last|min, got {self}")
+        if not _check_agg(self) or self.width < 1:
+            raise ValueError(f"dvts: width must be >= 1 and agg final|min, got {self}")
 
     def groups(self, n: int) -> int:
         return self.width
@@ -112,13 +122,13 @@ class Reject:
 
     alpha: float = 0.5
     every: int = 1
-    agg: str = "last"
+    agg: str = "final"
     name = "reject"
     keeps_finished = False
 
     def __post_init__(self) -> None:
-        if not 0 <= self.alpha < 1 or self.every < 1 or self.agg not in ("last", "min"):
-            raise ValueError(f"reject: need 0 <= alpha < 1, every >= 1, agg last|min; "
+        if not _check_agg(self) or not 0 <= self.alpha < 1 or self.every < 1:
+            raise ValueError(f"reject: need 0 <= alpha < 1, every >= 1, agg final|min; "
                              f"got {self}")
 
     def groups(self, n: int) -> int:
@@ -174,10 +184,6 @@ class Particles:
 
 STRATEGIES: dict[str, type] = {"beam": Beam, "dvts": DVTS, "reject": Reject,
                                "particles": Particles}
-
-def strategy_params(name: str) -> dict[str, object]:
-    return {f.name: f.default for f in fields(STRATEGIES[name])}
-
 
 def parse_strategy(spec: str) -> Strategy:
     """`"beam"`, `"beam:width=4,agg=min"`, `"reject:alpha=0.5,every=2"` → a strategy."""

@@ -24,9 +24,9 @@ from starlette.exceptions import HTTPException
 
 from ..api import Reranker
 from ..config import EngineOptions
-from ..documents import Documents
+from ..execution.documents import Documents
 from ..search import StepFormat
-from .batcher import Batcher, Job, QueueFull
+from .batcher import Batcher, Pending, QueueFull
 from .chat import completion, settings, stream_events
 from .config import ServeConfig
 from .engine import Engine
@@ -137,7 +137,7 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
                            f"{req.model!r}", param="model", code="model_not_found")
         s = settings(req, cfg, server)
         question = request_question(req, cfg.max_messages)
-        job = Job(question, s.samples, s.params, s.method, s.seed, s.documents,
+        job = Pending(question, s.samples, s.params, s.method, s.seed, s.documents,
                   asyncio.get_running_loop().create_future(), adaptive=s.adaptive,
                   search=s.search)
         try:

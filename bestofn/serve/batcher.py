@@ -18,9 +18,9 @@ from typing import Any, TypeVar
 
 from ..adaptive.rules import format_rule
 from ..execution import Compute
-from ..records import Question
+from ..text.records import Question
 from .config import ServeConfig
-from .engine import Drawn, Engine, Reranked
+from .engine import Engine, Reranked, Sampled
 from .metrics import Metrics
 
 T = TypeVar("T")
@@ -31,8 +31,8 @@ class QueueFull(Exception):
 
 
 @dataclass
-class Job:
-    """One request's work; `future` gets the `Outcome`."""
+class Pending:
+    """One request's work; `future` gets the `Reply`."""
 
     question: Question
     n: int
@@ -40,7 +40,7 @@ class Job:
     method: str
     seed: int
     documents: list[str] | None
-    future: asyncio.Future[Outcome]
+    future: asyncio.Future[Reply]
     enqueued: float = field(default_factory=time.perf_counter)
     adaptive: Any = None
     """A stopping rule: sample on the streaming scheduler until it settles (None: N samples)."""
@@ -49,7 +49,7 @@ class Job:
 
 
 @dataclass
-class Outcome:
+class Reply:
     reranked: Reranked
     timings: dict[str, float]
     batch_size: int
@@ -66,7 +66,7 @@ class Batcher:
     def __init__(self, engine: Engine, cfg: ServeConfig, metrics: Metrics) -> None:
         self.engine, self.cfg, self.metrics = engine, cfg, metrics
         self.pending = 0
-        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._queue: asyncio.Queue[Pending] = asyncio.Queue()
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="bestofn-engine")
         self._task: asyncio.Task[None] | None = None
 
@@ -79,7 +79,7 @@ class Batcher:
             await asyncio.gather(self._task, return_exceptions=True)
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, job: Job) -> None:
+    def submit(self, job: Pending) -> None:
         """Admit a job, or raise QueueFull past `queue_size` admitted and unfinished jobs."""
         if self.pending >= self.cfg.queue_size:
             raise QueueFull
@@ -88,7 +88,7 @@ class Batcher:
         job.future.add_done_callback(self._done)
         self._queue.put_nowait(job)
 
-    def _done(self, _: asyncio.Future[Outcome]) -> None:
+    def _done(self, _: asyncio.Future[Reply]) -> None:
         self.pending -= 1
         self.metrics.queue_depth = self.pending
 
@@ -104,7 +104,7 @@ class Batcher:
                 for j in batch:
                     _fail(j, e)
 
-    async def _collect(self) -> list[Job]:
+    async def _collect(self) -> list[Pending]:
         """The first waiting job, everything queued behind it, and whatever arrives within
         `batch_wait_s`, up to `max_batch` jobs."""
         batch = [await self._queue.get()]
@@ -123,26 +123,26 @@ class Batcher:
                 break
         return batch
 
-    async def _run(self, jobs: list[Job]) -> None:
+    async def _run(self, jobs: list[Pending]) -> None:
         need = [j for j in jobs if j.documents is None and self.engine.docs is not None]
         if need:
             for j, docs in zip(need, await self._call(self.engine.documents,
                                                       [j.question for j in need]), strict=True):
                 j.documents = docs
-        groups: dict[tuple[int, Any, Any, Any], list[Job]] = {}
+        groups: dict[tuple[int, Any, Any, Any], list[Pending]] = {}
         for j in jobs:
             groups.setdefault((j.n, j.params, j.adaptive, j.search), []).append(j)
         for (n, params, rule, search), group in groups.items():
             await self._sample_and_score(group, n, params, rule, search)
 
-    async def _draw(self, group: list[Job], n: int, params: Any, rule: Any,
-                    search: Any) -> list[Drawn | Exception]:
+    async def _draw(self, group: list[Pending], n: int, params: Any, rule: Any,
+                    search: Any) -> list[Sampled | Exception]:
         """Each job's samples: N of them, as many as the stopping rule draws, or a search's
         finished candidates."""
         qs = [j.question for j in group]
         if rule is None and search is None:
             got = await self._call(self.engine.sample, qs, n, params)
-            return [s if isinstance(s, Exception) else Drawn(s, None, Compute.kept(s))
+            return [s if isinstance(s, Exception) else Sampled(s, None, Compute.kept(s))
                     for s in got]
         docs = [j.documents for j in group]
         try:
@@ -153,7 +153,7 @@ class Batcher:
         except Exception as e:
             return [e] * len(group)
 
-    async def _sample_and_score(self, group: list[Job], n: int, params: Any, rule: Any,
+    async def _sample_and_score(self, group: list[Pending], n: int, params: Any, rule: Any,
                                 search: Any) -> None:
         group = [j for j in group if not j.future.done()]
         if not group:
@@ -183,12 +183,12 @@ class Batcher:
             timings = {"queued_s": t0 - j.enqueued, "sample_s": t1 - t0,
                        "score_s": time.perf_counter() - t2}
             if not j.future.done():
-                j.future.set_result(Outcome(out, {k: round(v, 4) for k, v in timings.items()},
+                j.future.set_result(Reply(out, {k: round(v, 4) for k, v in timings.items()},
                                             len(group), compute.to_dict(),
                                             None if rule is None else format_rule(rule),
                                             drawn.search))
 
 
-def _fail(job: Job, e: BaseException) -> None:
+def _fail(job: Pending, e: BaseException) -> None:
     if not job.future.done():
         job.future.set_exception(e)

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..records import AGGREGATIONS, Question
-from ..select import METHODS
+from ..evaluation.select import METHODS
+from ..text.records import AGGREGATIONS, Question
 from .config import ServeConfig
 from .engine import Engine
 from .protocol import APIError, ChatCompletionRequest

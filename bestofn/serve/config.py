@@ -54,7 +54,7 @@ class ServeConfig:
     port: int = 8100
 
     def __post_init__(self) -> None:
-        from ..engines import SAMPLING_FIELDS, resolve_preset_sampling
+        from ..execution.engines import SAMPLING_FIELDS, resolve_preset_sampling
 
         _, sampling = resolve_preset_sampling("", self.preset, 0, **{
             k: getattr(self, k) for k in SAMPLING_FIELDS})

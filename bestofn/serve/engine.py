@@ -14,13 +14,13 @@ from typing import Any
 
 from ..api import Reranker
 from ..config import EngineOptions
-from ..documents import Documents
+from ..evaluation.select import get_method
 from ..execution import Compute, make_stream
+from ..execution.documents import Documents
 from ..execution.fixed import FixedJob
 from ..execution.jobs import budget, fixed_samples, run_jobs
-from ..records import Item, Question, Selection, Solution
 from ..search.loop import with_documents
-from ..select import get_method
+from ..text.records import Item, Question, Selection, Solution
 
 
 def _error(job: FixedJob) -> Exception | None:
@@ -28,7 +28,7 @@ def _error(job: FixedJob) -> Exception | None:
 
 
 @dataclass
-class Drawn:
+class Sampled:
     """One question's samples: the kept solutions (an adaptive request's, a search's finished
     candidates), their PRM scores when they were computed while sampling (None otherwise),
     and what they cost."""
@@ -80,7 +80,7 @@ def rank(item: Item, sel: Selection) -> list[int]:
 
 
 class Engine:
-    """The policy, the verifiers and an optional documents stage (`bestofn.documents`, no
+    """The policy, the verifiers and an optional documents stage (`bestofn.execution.documents`, no
     cache: a server has no run folder), loaded once.
 
     Every request samples as jobs on the one scheduler loop (`execution.jobs`) over the
@@ -120,13 +120,13 @@ class Engine:
         return [_error(done[q.id]) or done[q.id].kept for q in questions]  # type: ignore[misc]
 
     def sample_adaptive(self, questions: list[Question], documents: list[list[str] | None],
-                        params: Any, rule: Any) -> list[Drawn]:
+                        params: Any, rule: Any) -> list[Sampled]:
         """Each question sampled until `rule` settles it (at most `rule.max_n` samples), the
         questions streamed together; running samples of a settled question are aborted.
         A rule that reads scores gets them as samples finish (and they are kept)."""
-        from ..adaptive.stream import StreamJob
         from ..execution import StageClock
         from ..execution.scoring import ScoringSide, Verifiers, score_pairs
+        from ..jobs.adaptive import StreamJob
 
         scoring = None
         if "scores" in rule.needs:
@@ -145,7 +145,7 @@ class Engine:
             if job.error is not None:  # type: ignore[attr-defined]
                 raise job.error[1]  # type: ignore[attr-defined]
             item = job.item()  # type: ignore[attr-defined]
-            out.append(Drawn(item.solutions, item.prm, Compute.from_dict(item.compute)))
+            out.append(Sampled(item.solutions, item.prm, Compute.from_dict(item.compute)))
         return out
 
     def search_problem(self) -> str | None:
@@ -158,7 +158,7 @@ class Engine:
         return None
 
     def sample_search(self, questions: list[Question], documents: list[list[str] | None],
-                      n: int, params: Any, strategy: Any) -> list[Drawn | Exception]:
+                      n: int, params: Any, strategy: Any) -> list[Sampled | Exception]:
         """Each question searched with N candidates (`bestofn.search`), the questions on one
         engine stream; the finished candidates come back with their PRM scores."""
         from ..execution.driver import Failed
@@ -168,7 +168,7 @@ class Engine:
                                 n, params, strategy, use_docs=True, fmt=self.step_format,
                                 in_flight=self.options.samples_in_flight)
         return [RuntimeError(f"{it.stage}: {it.error}") if isinstance(it, Failed) else
-                Drawn(it.solutions, it.prm, Compute.from_dict(it.compute), it.search)
+                Sampled(it.solutions, it.prm, Compute.from_dict(it.compute), it.search)
                 for it in got]
 
     def documents(self, questions: list[Question]) -> list[list[str]]:

@@ -103,38 +103,6 @@ def _union_tag(part: Any) -> bool:
                                       or "[" in part or part[:1].isupper())
 
 
-class ChoiceMessage(BaseModel):
-    role: Literal["assistant"] = "assistant"
-    content: str
-
-
-class Choice(BaseModel):
-    index: int
-    message: ChoiceMessage
-    finish_reason: str
-
-
-class Usage(BaseModel):
-    """`completion_tokens`: tokens sampled by the policy; `prompt_tokens`: tokens the verifier
-    read (every sampled solution's scoring prompt), so `total_tokens` counts both."""
-
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    sampled_tokens: int
-    scored_tokens: int
-
-
-class ChatCompletionResponse(BaseModel):
-    id: str
-    object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    choices: list[Choice]
-    usage: Usage
-    bestofn: dict[str, Any]
-
-
 def model_list(model_id: str, created: int) -> dict[str, Any]:
     return {"object": "list", "data": [{"id": model_id, "object": "model", "created": created,
                                         "owned_by": "bestofn"}]}

@@ -12,13 +12,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-from ..option_lines import split_options
-from ..records import Question
+from ..text.option_lines import split_options
+from ..text.records import Question
 from .protocol import APIError, ChatCompletionRequest
 
 
 def parse_options(text: str) -> tuple[str, dict[str, str]]:
-    """(stem, options) of a chat message: `bestofn.option_lines.split_options`."""
+    """(stem, options) of a chat message: `bestofn.text.option_lines.split_options`."""
     return split_options(text)
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from bestofn.records import Item, Question, Solution, StepScores
+from bestofn.text.records import Item, Question, Solution, StepScores
 
 TIE_VALUES = (0.1, 0.2, 0.3, 0.6)
 """Scores drawn from a few values (`ties=True`): equal scores and equal vote sums occur, and

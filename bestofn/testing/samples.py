@@ -9,7 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from bestofn.config import SamplingConfig
-from bestofn.records import Question, Solution
+from bestofn.text.records import Question, Solution
 
 WORDS = ["the", "patient", "fever", "cough", "acute", "renal", "failure", "therapy", "dose",
          "because", "so", "lung", "heart", "infection", "treat", "likely", "shows"]
