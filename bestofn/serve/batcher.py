@@ -246,7 +246,7 @@ class Batcher:
         t1 = time.perf_counter()
         todo = [(a, d) for (a, _), d in zip(asks.values(), drawn, strict=True)
                 if isinstance(d, Drawn) and not a.gone() and self.engine.needs_scores(d)]
-        verdicts = await self._call(self.engine.score_many,
+        verdicts = await self._call(self.engine.score_together,
                                     [(a.question, d.solutions, a.documents) for a, d in todo])
         by_ask = {id(a): v for (a, _), v in zip(todo, verdicts, strict=True)}
         for (a, js), d in zip(asks.values(), drawn, strict=True):

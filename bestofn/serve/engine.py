@@ -238,7 +238,7 @@ class Engine:
                         g.prm_tokens, {k: size for k, on in has.items() if on})
                 for g, share, size in zip(got, shares, sizes, strict=True)]
 
-    def score_many(self, work: Sequence[tuple[Question, list[Solution], list[str] | None]]
+    def score_together(self, work: Sequence[tuple[Question, list[Solution], list[str] | None]]
                    ) -> list[Verdict | Exception]:
         """Every question's verifier results in one call per verifier (when that call raises,
         each question alone, so one bad question fails only itself)."""
