@@ -266,3 +266,46 @@ def test_killed_engine_answers_503_naming_it_and_exits_non_zero(tmp_path, tiny_l
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_lm_eval_task_file_renders_medqa_and_its_requests_are_served(tmp_path):
+    """docs/lm_eval/medqa_bestofn.yaml (lm-eval is not installed here): it parses, its prompt
+    template renders the bundled MedQA questions into text whose options the server parses,
+    a request shaped as lm-eval's local-chat-completions sends it is served, and the task's
+    regex reads the served answer."""
+    import json
+    from pathlib import Path
+
+    import jinja2
+    import yaml
+
+    from bestofn import Solution
+    from bestofn.records import Item
+
+    root = Path(__file__).resolve().parents[1]
+    task = yaml.safe_load((root / "docs/lm_eval/medqa_bestofn.yaml").read_text())
+    rows = [json.loads(x) for x in (root / task["dataset_kwargs"]["data_files"]["test"])
+            .read_text().splitlines()[:3]]
+    render = jinja2.Template(task["doc_to_text"])
+    texts_ = [render.render(**r) for r in rows]
+    questions = [make_question(t) for t in texts_]
+    assert [q.options for q in questions] == [r["options"] for r in rows]
+    replay = tmp_path / "medqa.jsonl"
+    replay.write_text("".join(json.dumps(Item(q, [Solution.from_text(
+        f"Step 1: weigh the findings. The answer is ({r['answer_idx']}).", q.options)
+        for _ in range(2)]).to_dict()) + "\n" for q, r in zip(questions, rows, strict=True)))
+    gen = task["generation_kwargs"]
+    cfg = ServeConfig(n=2, max_tokens=gen["max_gen_toks"])
+    pattern = re.compile(task["filter_list"][0]["filter"][0]["regex_pattern"])
+    app = create_app(cfg, Reranker(None, method="majority"),
+                     make_policy("replay", model=str(replay)))
+    with serve_in_thread(app) as url:
+        for text, row in zip(texts_, rows, strict=True):
+            r = httpx.post(url + "/v1/chat/completions", json={
+                "messages": [{"role": "user", "content": text}], "model": "bestofn",
+                "max_tokens": gen["max_gen_toks"], "temperature": gen["temperature"],
+                "stop": ["<|endoftext|>"], "seed": 1234})
+            assert r.status_code == 200, r.text
+            content = r.json()["choices"][0]["message"]["content"]
+            assert pattern.search(content).group(1) == row["answer_idx"]
+            assert r.json()["bestofn"]["answer"] == row["answer_idx"]
