@@ -309,3 +309,15 @@ def test_lm_eval_task_file_renders_medqa_and_its_requests_are_served(tmp_path):
             content = r.json()["choices"][0]["message"]["content"]
             assert pattern.search(content).group(1) == row["answer_idx"]
             assert r.json()["bestofn"]["answer"] == row["answer_idx"]
+
+
+def test_requests_asking_the_same_question_together_share_its_samples(replay_file):
+    """Two requests for the same question in one batch are one job on the loop (they used to
+    collide on the question id and both fail with 500): both answered, sampled once."""
+    app = create_app(replace(CFG, batch_wait_s=0.3), Reranker(None, method="majority"),
+                     make_policy("replay", model=str(replay_file)))
+    with serve_in_thread(app) as url, ThreadPoolExecutor(2) as pool:
+        got = [f.result() for f in [pool.submit(chat, url, 3) for _ in range(2)]]
+        assert [r.status_code for r in got] == [200, 200], got[0].text
+        assert got[0].json()["bestofn"]["solutions"] == got[1].json()["bestofn"]["solutions"]
+        assert metric(url, "bestofn_samples_total") == CFG.n
