@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -45,8 +46,7 @@ class VLLMStream:
         self.running: dict[str, _Running] = {}
         self.ids: dict[SampleKey, str] = {}
         self.questions: dict[str, str] = {}
-        self.closed = threading.Event()
-        watch_engine(self.engine, self.closed)
+        watch_engine(self.engine)
 
     def submit(self, requests: Sequence[SampleRequest], params: SamplingConfig) -> None:
         if not requests:
@@ -131,30 +131,36 @@ class VLLMStream:
         return len(self.running)
 
     def close(self) -> None:
-        self.closed.set()
         self.abort(list(self.ids))
 
 
 WATCH_S = 0.5
 """How often the watch looks at the engine's liveness."""
 
+_WATCHED: set[int] = set()
+"""The engine clients watched (one thread per engine, however many streams it serves)."""
 
-def watch_engine(engine: Any, closed: threading.Event) -> None:
-    """A daemon thread that, once the engine's client marks its engine process dead, puts
-    `EngineDeadError` on the client's output queue (what a waiting `step` reads); it ends
-    with the stream (`closed`). An engine without that client (in-process core) is not
-    watched."""
+
+def watch_engine(engine: Any) -> None:
+    """A daemon thread that, once the engine's client marks its engine process dead (killed,
+    crashed, or shut down), puts `EngineDeadError` on the client's output queue (what a
+    waiting `step` reads), then ends; it also ends when the client is gone. An engine without
+    that client (in-process core) is not watched."""
     core = getattr(engine, "engine_core", None)
     resources, outputs = getattr(core, "resources", None), getattr(core, "outputs_queue", None)
-    if resources is None or outputs is None or not hasattr(resources, "engine_dead"):
+    if (resources is None or outputs is None or not hasattr(resources, "engine_dead")
+            or id(resources) in _WATCHED):
         return
+    _WATCHED.add(id(resources))
+    client = weakref.ref(core)
 
     def watch() -> None:
         from vllm.v1.engine.exceptions import EngineDeadError
 
-        while not closed.wait(WATCH_S):
+        while client() is not None:
             if resources.engine_dead:
                 outputs.put_nowait(EngineDeadError())
                 return
+            time.sleep(WATCH_S)
 
     threading.Thread(target=watch, name="bestofn-vllm-watch", daemon=True).start()
