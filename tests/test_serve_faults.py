@@ -321,3 +321,25 @@ def test_requests_asking_the_same_question_together_share_its_samples(replay_fil
         assert [r.status_code for r in got] == [200, 200], got[0].text
         assert got[0].json()["bestofn"]["solutions"] == got[1].json()["bestofn"]["solutions"]
         assert metric(url, "bestofn_samples_total") == CFG.n
+
+
+def test_only_a_dead_engine_is_engine_death():
+    """An engine call that raises is the engine's death only when the error (or its cause)
+    says the engine is gone; a refused prompt is not."""
+    from bestofn.execution.scheduler import EngineFailure
+    from bestofn.serve.batcher import engine_death
+
+    class EngineDeadError(RuntimeError):  # vLLM's name: the check reads type names
+        pass
+
+    try:
+        try:
+            raise EngineDeadError("EngineCore encountered an issue")
+        except EngineDeadError as e:
+            raise RuntimeError("step failed") from e
+    except RuntimeError as e:
+        dead = EngineFailure("policy engine (VLLMStream)", e)
+    assert "policy engine (VLLMStream)" in engine_death(dead)
+    assert engine_death(EngineFailure("policy engine (VLLMStream)",
+                                      ValueError("prompt too long"))) is None
+    assert engine_death(ValueError("not an engine failure")) is None

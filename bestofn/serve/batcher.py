@@ -39,7 +39,7 @@ log = logging.getLogger("bestofn.serve")
 
 DEAD_ERRORS = frozenset({"EngineDeadError", "RayActorError", "ActorDiedError",
                          "ActorUnavailableError", "BrokenProcessPool", "EOFError",
-                         "BrokenPipeError", "ConnectionResetError"})
+                         "BrokenPipeError"})
 """Error types that mean the engine itself is gone (its process died, its actor was killed),
 not that one request was bad."""
 
