@@ -80,6 +80,12 @@ def add_parser(sub: Any) -> None:
     g.add_argument("--batch-wait", type=float, default=d.batch_wait_s,
                    help="seconds to wait for more requests to batch")
     g.add_argument("--max-body-bytes", type=int, default=d.max_body_bytes)
+    g.add_argument("--max-per-key", type=int, default=d.max_per_key, metavar="N",
+                   help="most requests one API key (bearer token) may have in progress; past "
+                        "it, 429 (default: no limit)")
+    g.add_argument("--drain-s", type=float, default=d.drain_s, metavar="S",
+                   help=f"on SIGTERM/Ctrl-C, refuse new requests (503) and give those in "
+                        f"progress this long to be answered, then exit (default {d.drain_s:g})")
     g.add_argument("--log-file", default=SERVE_LOG, metavar="PATH",
                    help=f"engine logs (vLLM, transformers) go here (default {SERVE_LOG}); the "
                         "terminal gets the server's own lines and one line per request")
@@ -100,7 +106,8 @@ def serve_config(a: argparse.Namespace) -> Any:
                        preset=resolve_preset(a.preset, a.policy), k=a.k,
                        adaptive=a.adaptive, search=a.search, max_batch=a.max_batch,
                        batch_wait_s=a.batch_wait, queue_size=a.queue_size, timeout_s=a.timeout,
-                       max_body_bytes=a.max_body_bytes,
+                       max_body_bytes=a.max_body_bytes, max_per_key=a.max_per_key,
+                       drain_s=a.drain_s,
                        api_key=a.api_key or os.environ.get("BESTOFN_API_KEY") or None,
                        host=a.host, port=a.port, **{k: getattr(a, k) for k in SAMPLING_FLAGS})
 
@@ -151,21 +158,28 @@ def build_documents(a: argparse.Namespace) -> Any:
 
 
 def cmd_serve(a: argparse.Namespace) -> int:
-    import uvicorn
-
+    """Serve until SIGTERM/Ctrl-C (drained: exit 0) or the engine dies (the requests in
+    flight get 503; exit `ENGINE_DEAD_EXIT` for a supervisor to restart the server)."""
     from ..console import process_owned, quiet
     from ..serve import create_app
+    from ..serve.process import Exit, make_server
 
     cfg = serve_config(a)
+    exit_ = Exit()
     with quiet(a.log_file, verbose=a.verbose, restore=not process_owned()) as con:
         app = create_app(cfg, build_reranker(a), build_policy(a, cfg.preset),
                          documents=build_documents(a), engine=engine_options(a),
-                         validity=validity(a, cfg.preset))
+                         validity=validity(a, cfg.preset), on_engine_death=exit_.engine_died)
         for line in banner(a, cfg) + ([] if a.verbose else [f"engine logs: {a.log_file}"]):
             print(f"bestofn serve: {line}", file=con.err, flush=True)
         server_logs_to(con.err)
-        uvicorn.run(app, host=cfg.host, port=cfg.port, log_config=None, log_level="info")
-    return 0
+        make_server(app, exit_, cfg.host, cfg.port, cfg.drain_s, log_config=None,
+                    log_level="info").run()
+        if exit_.code:
+            print(f"bestofn serve: the engine died ({app.state.batcher.reason}); exiting "
+                  f"with status {exit_.code} for a supervisor to restart the server",
+                  file=con.err, flush=True)
+    return exit_.code
 
 
 def banner(a: argparse.Namespace, cfg: Any) -> list[str]:
@@ -175,7 +189,9 @@ def banner(a: argparse.Namespace, cfg: Any) -> list[str]:
              f"policy {a.policy} ({a.policy_backend}, preset {cfg.preset}), "
              f"PRM {a.prm}" + (f", ORM {a.orm}" if a.orm else "") + f", method {a.method}",
              f"limits: n {cfg.n} (max {cfg.max_n}), max_tokens {cfg.max_tokens}, queue "
-             f"{cfg.queue_size}, timeout {cfg.timeout_s:g} s, body {cfg.max_body_bytes} bytes"]
+             f"{cfg.queue_size}, timeout {cfg.timeout_s:g} s, body {cfg.max_body_bytes} bytes"
+             + (f", {cfg.max_per_key} per key" if cfg.max_per_key else "")
+             + f", drain {cfg.drain_s:g} s"]
     for flag, value in (("adaptive", cfg.adaptive), ("search", cfg.search)):
         if value:
             lines.append(f"default {flag} {value} (requests override it with bestofn.{flag})")

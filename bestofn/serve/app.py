@@ -9,10 +9,13 @@ Handlers only translate between HTTP and the batcher; every 4xx is OpenAI's erro
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import hmac
 import json
 import logging
+import re
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,7 +29,7 @@ from ..api import Reranker
 from ..config import EngineOptions
 from ..execution.documents import Documents
 from ..search import StepFormat
-from .batcher import Batcher, Pending, QueueFull
+from .batcher import Batcher, EngineDead, Pending, QueueFull, ShuttingDown, Unavailable
 from .chat import completion, settings, stream_events
 from .config import ServeConfig
 from .engine import Engine
@@ -41,13 +44,24 @@ DRAIN_LIMIT = 64 << 20
 answer instead of a reset connection."""
 
 
+PATH = re.compile(r"(?<![\w:/.~])/(?:[\w.\-]+/)+[\w.\-]*")
+"""An absolute file path in an error message (URLs are left alone)."""
+
+
 class ClientGone(Exception):
     """The client disconnected before its answer was ready."""
 
 
+def scrubbed(text: str) -> str:
+    """An error message as a response body may carry it: no file paths, no traceback."""
+    text = text.split("Traceback (most recent call last)")[0].strip()
+    return PATH.sub("<path>", text)[:2000]
+
+
 def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
                documents: Documents | None = None, engine: EngineOptions | None = None,
-               step_format: StepFormat | None = None, validity: Any = None) -> Any:
+               step_format: StepFormat | None = None, validity: Any = None,
+               on_engine_death: Any = None) -> Any:
     """The FastAPI app serving `policy` samples reranked by `reranker`'s verifiers.
 
     `reranker.method` and `reranker.seed` are the defaults of requests that set neither;
@@ -56,14 +70,18 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
     budget); `step_format` is where a search's steps end (default: `Step N:` headers);
     `validity` is Med-PRM's step filter of fixed-N requests (`policies.validity`). A
     server-wide `cfg.search` needs a server that can search (ValueError otherwise).
+    `on_engine_death(reason)` runs once the engine has failed as a whole and every admitted
+    request has its 503 (the CLI exits non-zero there, for a supervisor to restart it);
+    `app.state.drain(seconds)` is the graceful shutdown (the CLI's SIGTERM).
     """
+    metrics = Metrics()
     server = Engine(policy, reranker, documents=documents, engine=engine,
-                    step_format=step_format, validity=validity)
+                    step_format=step_format, validity=validity, on_score=metrics.verifier_call)
     problem = server.search_problem() if cfg.search else None
     if problem:
         raise ValueError(f"--search {cfg.search}: {problem}")
-    metrics = Metrics()
-    batcher = Batcher(server, cfg, metrics)
+    batcher = Batcher(server, cfg, metrics, on_death=on_engine_death or (lambda reason: None))
+    per_key: Counter[str] = Counter()
     started = int(time.time())
 
     @asynccontextmanager
@@ -75,8 +93,10 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
     app = FastAPI(title="bestofn", lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
     app.state.metrics, app.state.batcher, app.state.engine = metrics, batcher, server
+    app.state.drain = batcher.drain
 
     def error(e: APIError) -> Any:
+        e.message = scrubbed(e.message)
         return JSONResponse(e.body(), status_code=e.status, headers=e.headers)
 
     @app.exception_handler(APIError)
@@ -91,6 +111,10 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
     async def _validation(_: Request, e: RequestValidationError) -> Any:
         return error(APIError(400, str(e)))
 
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, e: Exception) -> Any:
+        return error(_server_error(e))
+
     def authorize(request: Request) -> None:
         if cfg.api_key is None:
             return
@@ -102,8 +126,12 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
                            param="authorization", code="invalid_api_key")
 
     @app.get("/health")
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "pending": batcher.pending}
+    async def health() -> Any:
+        body = {"status": batcher.state, "pending": batcher.pending}
+        if batcher.state == "ok":
+            return body
+        return JSONResponse(body | {"reason": scrubbed(batcher.reason)}, status_code=503,
+                            headers={"Retry-After": str(cfg.retry_after_s)})
 
     @app.get("/v1/models")
     async def models(request: Request) -> Any:
@@ -123,6 +151,7 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
         except APIError as e:
             response = error(e)
         except ClientGone:
+            metrics.disconnects += 1
             response = Response(status_code=499)
         except Exception as e:
             response = error(client_error(e) or _server_error(e))
@@ -131,6 +160,23 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
 
     async def _chat(request: Request, t0: float) -> Any:
         authorize(request)
+        if cfg.max_per_key is None:
+            return await _admitted(request, t0)
+        key = hashlib.sha256(request.headers.get("authorization", "").encode()).hexdigest()
+        if per_key[key] >= cfg.max_per_key:
+            raise APIError(429, f"this API key has {cfg.max_per_key} requests in progress "
+                           f"(--max-per-key); retry after {cfg.retry_after_s} s",
+                           type="rate_limit_error", code="concurrency_limit_exceeded",
+                           headers={"Retry-After": str(cfg.retry_after_s)})
+        per_key[key] += 1
+        try:
+            return await _admitted(request, t0)
+        finally:
+            per_key[key] -= 1
+            if not per_key[key]:
+                del per_key[key]
+
+    async def _admitted(request: Request, t0: float) -> Any:
         req = parse_request(_decode(await _read_body(request, cfg.max_body_bytes)))
         if req.model is not None and req.model != cfg.model_id:
             raise APIError(404, f"model: this server serves {cfg.model_id!r}, not "
@@ -147,12 +193,23 @@ def create_app(cfg: ServeConfig, reranker: Reranker, policy: Any, *,
                            f"(--queue-size); retry after {cfg.retry_after_s} s",
                            type="rate_limit_error", code="rate_limit_exceeded",
                            headers={"Retry-After": str(cfg.retry_after_s)}) from None
-        outcome = await _wait(job.future, request, cfg.timeout_s)
+        except Unavailable as e:
+            raise unavailable(str(e), "server_unavailable") from None
+        try:
+            outcome = await _wait(job.future, request, cfg.timeout_s)
+        except EngineDead as e:
+            raise unavailable(f"the engine is dead: {e}", "engine_dead") from None
+        except ShuttingDown as e:
+            raise unavailable(str(e), "shutting_down") from None
         body = completion(outcome, question, s, cfg.model_id, time.perf_counter() - t0)
         if not req.stream:
             return JSONResponse(body)
         include = bool(req.stream_options and req.stream_options.include_usage)
         return StreamingResponse(stream_events(body, include), media_type="text/event-stream")
+
+    def unavailable(message: str, code: str) -> APIError:
+        return APIError(503, message, type="server_error", code=code,
+                        headers={"Retry-After": str(cfg.retry_after_s)})
 
     return app
 
@@ -167,8 +224,11 @@ def client_error(e: Exception) -> APIError | None:
 
 
 def _server_error(e: Exception) -> APIError:
-    log.exception("request failed")
-    return APIError(500, f"{type(e).__name__}: {e}", type="server_error")
+    """500 naming the error's type only (the message and traceback go to the log: they may
+    carry file paths and internals)."""
+    log.error("request failed", exc_info=e)
+    return APIError(500, f"internal server error ({type(e).__name__}); the server's log has "
+                    "the details", type="server_error", code="internal_error")
 
 
 async def _read_body(request: Any, limit: int) -> bytes:

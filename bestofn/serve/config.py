@@ -50,6 +50,12 @@ class ServeConfig:
     """Total characters of `bestofn.documents` in one request."""
     api_key: str | None = None
     """When set, every /v1 request needs `Authorization: Bearer <api_key>`."""
+    max_per_key: int | None = None
+    """Most requests one API key (the bearer token a request presents; none presented counts
+    as one key) may have in progress; past it, 429 with Retry-After (None: no limit)."""
+    drain_s: float = 30.0
+    """On SIGTERM or Ctrl-C: new requests get 503 with Retry-After, the admitted ones have this
+    long to be answered (the rest get 503), then the server exits."""
     host: str = "127.0.0.1"
     port: int = 8100
 
@@ -72,6 +78,10 @@ class ServeConfig:
             if self.adaptive:
                 raise ValueError(f"search={self.search!r} and adaptive={self.adaptive!r} "
                                  "cannot be combined: set one")
+        if self.max_per_key is not None and self.max_per_key < 1:
+            raise ValueError(f"max_per_key must be >= 1 or None, got {self.max_per_key}")
+        if self.drain_s < 0:
+            raise ValueError(f"drain_s must be >= 0, got {self.drain_s}")
         if self.timeout_s <= 0 or self.batch_wait_s < 0:
             raise ValueError(f"need timeout_s > 0 and batch_wait_s >= 0, got "
                              f"{self.timeout_s}, {self.batch_wait_s}")

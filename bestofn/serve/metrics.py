@@ -27,6 +27,15 @@ class Metrics:
     policy_questions: int = 0
     policy_batch_max: int = 0
     queue_depth: int = 0
+    prm_calls: int = 0
+    prm_batch_max: int = 0
+    """Most questions one verifier call has scored together (across requests)."""
+    prm_batch_solutions_max: int = 0
+    cancelled: int = 0
+    """Questions whose every request left before the answer: samples aborted, scoring
+    skipped."""
+    disconnects: int = 0
+    """Requests whose client disconnected before the answer."""
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS) + 1))
     latency_sum: float = 0.0
 
@@ -44,8 +53,18 @@ class Metrics:
         self.tokens_aborted += c.tokens_aborted
         self.prm_tokens_computed += c.prm_tokens_computed
 
-    def scored(self, by_kind: dict[str, int]) -> None:
+    def scored(self, by_kind: dict[str, int], prm_tokens: int = 0) -> None:
         self.scored_solutions.update(by_kind)
+        self.prm_tokens_computed += prm_tokens
+
+    def verifier_call(self, questions: int, solutions: int) -> None:
+        """One scoring call (run on the engine's scoring thread: plain int updates)."""
+        self.prm_calls += 1
+        self.prm_batch_max = max(self.prm_batch_max, questions)
+        self.prm_batch_solutions_max = max(self.prm_batch_solutions_max, solutions)
+
+    def cancel(self) -> None:
+        self.cancelled += 1
 
     def request(self, status: int, seconds: float) -> None:
         self.requests[status] += 1
@@ -83,6 +102,19 @@ class Metrics:
                "Questions sampled, summed over policy calls.", [("", self.policy_questions)])
         metric("bestofn_policy_batch_max", "gauge",
                "Most questions one policy call has carried.", [("", self.policy_batch_max)])
+        metric("bestofn_verifier_calls_total", "counter",
+               "Verifier calls (each scores every question waiting for scores).",
+               [("", self.prm_calls)])
+        metric("bestofn_prm_batch_max", "gauge",
+               "Most questions one verifier call has scored together.",
+               [("", self.prm_batch_max)])
+        metric("bestofn_prm_batch_solutions_max", "gauge",
+               "Most solutions one verifier call has scored.", [("", self.prm_batch_solutions_max)])
+        metric("bestofn_requests_cancelled_total", "counter", "Questions whose every request "
+               "left (client gone, timeout): samples aborted, scoring skipped.",
+               [("", self.cancelled)])
+        metric("bestofn_client_disconnects_total", "counter",
+               "Requests whose client disconnected before the answer.", [("", self.disconnects)])
         metric("bestofn_queue_depth", "gauge", "Requests admitted and not finished.",
                [("", self.queue_depth)])
         cum, rows = 0, []
