@@ -6,7 +6,8 @@ raised and the error. The driver owns the rest, the same for all of them:
 
 - resume: questions already in `results.jsonl` are not run again (a line that is not this
   run's is refused with its number);
-- results: each finished item is appended to `results.jsonl` (fsync'd) as it comes;
+- results: each finished item is appended to `results.jsonl` (fsync'd) as it comes, and the
+  file is put in the questions' order when the pass ends (`in_question_order`);
 - retries: questions that failed run again, in a new pass over the same execution, until they
   finish or have had `max_attempts` tries;
 - failures: what still failed is written to `failures.jsonl` (question, stage, error, tries),
@@ -16,6 +17,7 @@ raised and the error. The driver owns the rest, the same for all of them:
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -167,10 +169,24 @@ def drive(questions: list[Question], out: Path, start: Callable[[], Execution],
         finally:
             bar.close()
             execution.close()
+        in_question_order(results, questions)
     failures = [Failure(q.id, last[q.id].stage, last[q.id].error, tries[q.id])
                 for q in questions if q.id in last and q.id not in done]
     atomic_write_text(out / FAILURES_FILE, "".join(json_line(asdict(f)) for f in failures))
     return Driven(done, resumed, failures)
+
+
+def in_question_order(path: Path, questions: list[Question]) -> None:
+    """Rewrite `results.jsonl` (atomically, its lines unchanged) in the questions' order: lines
+    are appended as questions finish, in an order that depends on timing, so a run, its
+    resumption and the same run on Ray end with the same bytes."""
+    if not path.exists():
+        return
+    lines = [b for b in path.read_bytes().splitlines(keepends=True) if b.strip()]
+    rank = {q.id: i for i, q in enumerate(questions)}
+    ordered = sorted(lines, key=lambda b: rank[str(json.loads(b)["question"]["id"])])
+    if ordered != lines:
+        atomic_write_text(path, b"".join(ordered).decode("utf-8"))
 
 
 def own_lines(path: Path, questions: list[Question]) -> LineCheck:
