@@ -45,7 +45,7 @@ from ..registry import require
 from ..text.records import StepScores
 from .prm_hf import MEDPRM_TOKENS, PRMTokens, label_token_id
 from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM, scored_tokens
-from .protocol import TokenCounts
+from .protocol import Request, TokenCounts
 
 log = logging.getLogger(__name__)
 
@@ -181,10 +181,13 @@ class VLLMPRMScorer(PromptedPRM):
         return self.score_groups(groups, read_cache)[0]
 
     def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]],
-                     read_cache: bool | None = None
+                     read_cache: bool | None = None, *,
+                     requests: Sequence[Request] | None = None,
                      ) -> tuple[list[list[StepScores]], TokenCounts, None]:
         """Scores for several questions' prompts in one engine call (no count per question:
         what a question computes depends on what the prefix cache holds from the others).
+        `requests` are not read: partial solutions (`Request.partial`) and full ones go the
+        same way, the engine's prefix cache serving both.
 
         Prompts go to the engine group by group (a group is one question), so a question's
         prefix is computed by its first prompt and read from the cache by the rest. Tokens
