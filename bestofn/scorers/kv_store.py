@@ -10,9 +10,9 @@ those tokens, cut at exactly those places.
 The store keeps at most `limit_bytes` of tensors: the least recently used entries are evicted
 first, and an entry larger than the whole bound is not kept. Each entry records the questions
 that used it (its owners); `release(question, keep)` drops a question's claim on every entry
-not in `keep`, and an entry no question claims any more is freed at once (a search's pruned
-candidates). Thread-safe: the search releases from the scheduler's thread while the scoring
-thread reads and writes.
+not in `keep`, and an entry no question claims any more is freed at once (prm-hf calls it
+after each partial request with the segments that request used: a search's pruned candidates
+go). Thread-safe (a scorer shared by several scoring threads).
 """
 
 from __future__ import annotations
