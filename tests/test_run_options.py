@@ -185,6 +185,18 @@ def test_run_and_serve_build_the_same_policy(flags, steps):
     assert (validity.min_steps, validity.max_steps) == (3, 9)
 
 
+def test_run_passes_the_prm_cache_bound_and_it_is_not_part_of_identity():
+    from bestofn.config import PRMOptions
+
+    cfg = run_config(parse("--prm-cache-gb", "0.25", "--policy-backend", "hf"))
+    assert cfg.prm_options().cache_gb == 0.25
+    default = run_config(parse("--policy-backend", "hf"))
+    assert default.prm_options().cache_gb == PRMOptions.cache_gb
+    assert cfg.identity() == default.identity()
+    again = RunConfig.from_settings(**cfg.identity(), prm_cache_gb=0.25)
+    assert again.prm_options().cache_gb == 0.25
+
+
 def test_prm_backends_refuse_the_options_they_do_not_take():
     from bestofn.config import PRM_BACKEND_OPTIONS, PRMOptions
 
@@ -192,8 +204,11 @@ def test_prm_backends_refuse_the_options_they_do_not_take():
         PRMOptions(batch_size=4).scorer_kwargs(True, "prm-vllm")
     with pytest.raises(ValueError, match="--max-batch-tokens does not apply to prm-vllm"):
         PRMOptions(max_batch_tokens=1024).scorer_kwargs(True, "prm-vllm")
+    with pytest.raises(ValueError, match="--prm-cache-gb does not apply to prm-vllm"):
+        PRMOptions(cache_gb=1.0).scorer_kwargs(True, "prm-vllm")
     kw = PRMOptions().scorer_kwargs(True, "prm-vllm")
-    assert "batch_size" not in kw and "max_batch_tokens" not in kw
+    assert not {"batch_size", "max_batch_tokens", "cache_gb"} & set(kw)
+    assert PRMOptions(cache_gb=0.5).scorer_kwargs(True, "prm-hf")["cache_gb"] == 0.5
     assert PRMOptions(batch_size=4).scorer_kwargs(True, "prm-hf")["batch_size"] == 4
     for field, value, flag in [("batch_size", 4, "--batch-size"),
                                ("max_batch_tokens", 99, "--max-batch-tokens"),

@@ -197,3 +197,29 @@ def test_a_failed_question_settles_as_a_failure_and_ignores_late_scores():
     assert job.settled() and job.compute.prm_tokens_computed == 0
     out = job.outcome()
     assert isinstance(out, Failed) and out.stage == "verify" and "the scorer broke" in out.error
+
+
+def test_the_search_marks_its_scoring_requests_partial():
+    """A search's scoring requests are `Request.partial` (prm-hf scores them from its segment
+    cache); full-solution scoring (best-of-N) is not marked (its row-batched path)."""
+    from bestofn.execution.scoring import Verifiers, score_pairs
+    from bestofn.scorers.protocol import ScoredBatch, TokenCounts
+
+    seen: list[bool] = []
+
+    class Recording:
+        kind = "prm"
+
+        def score_batch(self, requests):
+            seen.extend(r.partial for r in requests)
+            return ScoredBatch([[StepScores(probs=(0.5,)) for _ in r.solutions]
+                                for r in requests], TokenCounts(), None)
+
+    q = Question("q", "Which?", {"A": "x", "B": "y"})
+    sols = [partial_solution("Step 1: x.")]
+    score_pairs(Verifiers(Recording()), [(q, sols)], False, prm_only=True)
+    score_pairs(Verifiers(Recording()), [(q, sols)], False)
+    c = Candidate(q, "0", 0)
+    c.text, c.cut = "Step 1: x.\nStep", len("Step 1: x.") + 1
+    score_candidates(Recording(), [c], {})
+    assert seen == [True, False, True]

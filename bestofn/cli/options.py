@@ -43,6 +43,12 @@ def add_prm_options(p: argparse.ArgumentParser, *, loading: bool = True) -> None
     p.add_argument("--judge-mode", default=None, choices=("generate", "forced"),
                    help="prm-judge: generate (one reply per solution, default) or forced (one "
                         "prefilled request per step: for models that do not keep the format)")
+    p.add_argument("--prm-cache-gb", dest="prm_cache_gb", type=float,
+                   default=default_of(PRMOptions, "cache_gb"), metavar="GIB",
+                   help="prm-hf: bound of the key/value cache of prompt segments a search's "
+                        "partial solutions are scored with (a partial solution then costs "
+                        "only its new step; least recently used evicted; 0: none kept). "
+                        "Best-of-N scoring does not use it; changes no score")
     if loading:
         add_loading_options(p, what="solutions")
 
@@ -66,7 +72,7 @@ def prm_options(a: argparse.Namespace) -> PRMOptions:
                       max_batch_tokens=getattr(a, "max_batch_tokens", None),
                       double_bos=a.double_bos, published=a.published_prompt,
                       judge_base_url=a.judge_base_url, judge_template=a.judge_template,
-                      judge_mode=a.judge_mode)
+                      judge_mode=a.judge_mode, cache_gb=a.prm_cache_gb)
 
 
 def add_orm_options(p: argparse.ArgumentParser, *, required: bool, short: bool = False) -> None:

@@ -99,7 +99,7 @@ def run_config(a: argparse.Namespace) -> RunConfig:
                      verifiers=VerifierConfig(prm, orm),
                      documents=DocumentsConfig(index=a.index, k=a.k),
                      strategy=StrategyConfig(adaptive=a.adaptive, search=a.search),
-                     engine=engine_options(a))
+                     engine=engine_options(a), prm_cache_gb=a.prm_cache_gb)
 
 
 def cmd_run(a: argparse.Namespace) -> int:

@@ -73,6 +73,12 @@ class PRMOptions:
     max_batch_tokens: int | None = None
     """Cap on rows x (shared prefix + longest suffix) per forward pass (default: 4,096 on CPU,
     131,072 on GPU)."""
+    cache_gb: float = 4.0
+    """prm-hf: bound of the key/value cache of prompt segments a search's partial solutions
+    are scored with (GiB; 0: none kept between calls): a partial solution scored again after
+    one more step then costs that step's tokens; least recently used segments are evicted.
+    Full-solution scoring (best-of-N) does not use it. Llama-3.1-8B in bf16 holds 128 KiB per
+    token (4 GiB: ~32k tokens), SmolLM2-135M in float32 45 KiB. Changes no score."""
     double_bos: bool = True
     """Tokenise the rendered chat template with special tokens added, as the published scorer
     does (so Llama-3.1 sees BOS twice)."""
@@ -106,14 +112,15 @@ class PRMOptions:
 
 PRM_OPTION_FLAGS = {"max_len": "--max-len", "device": "--device", "dtype": "--dtype",
                     "batch_size": "--batch-size", "max_batch_tokens": "--max-batch-tokens",
-                    "double_bos": "--no-double-bos", "published": "--published-prompt",
+                    "cache_gb": "--prm-cache-gb", "double_bos": "--no-double-bos",
+                    "published": "--published-prompt",
                     "judge_base_url": "--judge-base-url", "judge_template": "--judge-template",
                     "judge_mode": "--judge-mode"}
 """Each `PRMOptions` field's flag (the error that refuses one names it)."""
 
 _PRM_PROMPT = ("max_len", "device", "dtype", "double_bos", "published")
 PRM_BACKEND_OPTIONS: dict[str, tuple[str, ...]] = {
-    "prm-hf": (*_PRM_PROMPT, "batch_size", "max_batch_tokens"),
+    "prm-hf": (*_PRM_PROMPT, "batch_size", "max_batch_tokens", "cache_gb"),
     "prm-vllm": _PRM_PROMPT,
     "prm-judge": ("max_len", "device", "dtype", "judge_base_url", "judge_template",
                   "judge_mode"),

@@ -77,10 +77,12 @@ class PRMConfig:
     """Put each question's documents in the PRM prompt."""
     judge: JudgeConfig = JudgeConfig()
 
-    def options(self, device: str) -> PRMOptions:
+    def options(self, device: str,
+                cache_gb: float = default_of(PRMOptions, "cache_gb")) -> PRMOptions:
         return PRMOptions(max_len=self.max_len, device=device, double_bos=self.double_bos,
                           published=self.published_prompt, judge_base_url=self.judge.base_url,
-                          judge_template=self.judge.template, judge_mode=self.judge.mode)
+                          judge_template=self.judge.template, judge_mode=self.judge.mode,
+                          cache_gb=cache_gb)
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,9 @@ class RunConfig:
     strategy: StrategyConfig = StrategyConfig()
     engine: EngineOptions = EngineOptions()
     """How the policy engine runs (not part of `identity`)."""
+    prm_cache_gb: float = default_of(PRMOptions, "cache_gb")
+    """prm-hf's key/value cache bound for a search's partial solutions
+    (`PRMOptions.cache_gb`; not part of `identity`: it changes no score)."""
     RECORD: ClassVar[dict[str, tuple[str, ...]]] = RECORD
 
     def __post_init__(self) -> None:
@@ -193,9 +198,9 @@ class RunConfig:
 
     @classmethod
     def from_settings(cls, **settings: Any) -> RunConfig:
-        """A config from flat settings: config.json's keys (`RECORD`), `out` and `engine`
-        (an `EngineOptions` or its dict); a key left out keeps its default."""
-        unknown = set(settings) - set(RECORD) - {"out", "engine"}
+        """A config from flat settings: config.json's keys (`RECORD`), `out`, `engine`
+        (an `EngineOptions` or its dict) and `prm_cache_gb`; a key left out keeps its default."""
+        unknown = set(settings) - set(RECORD) - {"out", "engine", "prm_cache_gb"}
         if unknown:
             raise TypeError(f"unknown run settings {sorted(unknown)}")
         groups: dict[str, Any] = {}
@@ -250,7 +255,7 @@ class RunConfig:
         return dataclasses.replace(self, policy=policy)
 
     def prm_options(self) -> PRMOptions:
-        return self.verifiers.prm.options(self.device)
+        return self.verifiers.prm.options(self.device, self.prm_cache_gb)
 
     def orm_options(self) -> ORMOptions | None:
         """The run's ORM (None without one); every other ORM setting at its default."""

@@ -50,10 +50,12 @@ class Verifiers:
 
 def score_pairs(v: Verifiers, work: Sequence[tuple[Question, Sequence[Solution]]],
                 use_docs: bool, prm_only: bool = False) -> list[Scored]:
-    """Every question's scores, each verifier called once for all of them (`prm_only`: the
-    PRM alone, as a search scores partial solutions). The PRM prompt carries a question's
+    """Every question's scores, each verifier called once for all of them (`prm_only`: a
+    search's partial solutions: the PRM alone, its requests marked `Request.partial`, which
+    prm-hf scores incrementally from its segment cache). The PRM prompt carries a question's
     attached documents when `use_docs`."""
-    requests = [Request(q, sols, q.document_texts(use_docs)) for q, sols in work]
+    requests = [Request(q, sols, q.document_texts(use_docs), partial=prm_only)
+                for q, sols in work]
     scored = score_requests(v.prm, requests, v.tokens["prm"]) if v.prm else None
     prm = scored.results if scored else None
     orm = (score_requests(v.orm, requests, v.tokens["orm"]).results

