@@ -71,6 +71,7 @@ class _PolicyWorker(_Worker):
         from .streams import make_stream
 
         super().__init__(cfg)
+        _engine_in_this_process(cfg)
         self.policy = build_policy(self.cfg)
         self.samples = make_stream(self.policy)
         self.incarnation = uuid.uuid4().hex
@@ -101,6 +102,22 @@ class _PolicyWorker(_Worker):
     def stream_abort(self, keys: list[SampleKey]) -> int:
         self.live.difference_update(keys)
         return self.samples.abort(keys)
+
+
+def _engine_in_this_process(cfg: RunConfig) -> None:
+    """vLLM on CPU runs its engine core and its worker in this actor's process: otherwise it
+    starts two more processes one after the other, each importing torch and vLLM again (about
+    30 of the main job's 60 s of start-up on 2 cores; the samples are the same). The actor is
+    the policy's own process already. Not on GPU, where the engine core's process overlaps
+    scheduling with the GPU's work; `VLLM_ENABLE_V1_MULTIPROCESSING` in the environment wins."""
+    from ..config import resolve_backend
+
+    if resolve_backend(cfg.policy.backend) != "vllm":
+        return
+    from policies.vllm import on_cpu_platform
+
+    if on_cpu_platform():
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 class _RetrieverWorker(_Worker):
