@@ -78,6 +78,38 @@ class StartupLine:
             self.file.flush()
 
 
+SHARED_IMPORTS = {
+    "torch": (),
+    "transformers": ("AutoConfig", "AutoModelForCausalLM", "AutoModelForSequenceClassification",
+                     "AutoTokenizer", "PreTrainedTokenizerFast"),
+}
+"""Modules (and names in them) that more than one part imports."""
+
+
+def warm_imports(cfg: RunConfig) -> None:
+    """The libraries the parts share imported once, in this thread, before they build on
+    threads: transformers resolves its names lazily and not thread-safely (two threads asking
+    for `AutoModelForCausalLM` at once: "cannot import name"), and an import holds the GIL
+    anyway, so this costs little. A library that is not installed is left to the part that
+    needs it (which says how to install it)."""
+    import importlib
+
+    from ..config import resolve_backend
+
+    wanted = dict(SHARED_IMPORTS)
+    backends = {resolve_backend(cfg.policy.backend), cfg.verifiers.prm.backend,
+                cfg.verifiers.orm.backend}
+    if backends & {"vllm", "prm-vllm", "orm-vllm", "prm-judge"}:
+        wanted["vllm"] = ("LLM", "SamplingParams")
+    for module, names in wanted.items():
+        try:
+            got = importlib.import_module(module)
+            for name in names:
+                getattr(got, name)
+        except (ImportError, AttributeError):
+            continue
+
+
 def start_parts(parts: dict[str, Callable[[], Any]], line: StartupLine) -> dict[str, Any]:
     """Each part built on its own thread at once; their results by name when all are done.
     A part that raises has its error raised here, after the others finished loading (a

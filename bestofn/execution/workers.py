@@ -15,7 +15,7 @@ from bestofn.text.records import Question, Solution
 
 from ..evaluation.ledger import StageClock
 from .scoring import Scored, Verifiers, score_pairs
-from .startup import StartupLine, part_labels, start_parts
+from .startup import StartupLine, part_labels, start_parts, warm_imports
 from .streams import SampleStream, make_stream
 
 
@@ -45,6 +45,8 @@ class LocalWorkers:
         labels = part_labels(cfg)
         line = line or StartupLine(list(labels.values()), enabled=False)
         with clock.stage("startup_s"):
+            if len(labels) > 1:
+                warm_imports(cfg)
             got = start_parts({labels[k]: makers[k] for k in labels}, line)
         built = {k: got.get(label) for k, label in labels.items()}
         return cls(built["policy"], Verifiers(built.get("prm"), built.get("orm")),
