@@ -166,7 +166,7 @@ def _run(cfg: RunConfig, questions: list[Question], out: Path, progress: bool,
             return run_jobs_for(cfg, workers, todo, out, clock, known)
 
         got = drive(questions, out, lambda: open_execution(cfg, ex, out, clock, jobs_for,
-                                                           progress),
+                                                           progress, console.err),
                     max_attempts, console, progress)
     except EngineFailure as e:
         raise EngineFailure(e.engine, e.error, resume=str(out)) from e
@@ -184,12 +184,15 @@ TIMING_FILE = "timing.json"
 """Stage seconds of a run folder, summed over the sessions that worked on it."""
 
 
-def record_seconds(out: Path, clock: StageClock) -> dict[str, float]:
+def record_seconds(out: Path, clock: StageClock) -> dict[str, Any]:
     """This session's stage seconds added to the folder's `timing.json` (which a resumed run
-    keeps adding to, and `bestofn report` reads)."""
+    keeps adding to, and `bestofn report` reads), with this session's `startup_parts`: the
+    seconds from the start-up's beginning until each part (Ray, policy, PRM, ...) was ready."""
     path = out / TIMING_FILE
     earlier = json.loads(path.read_text()) if path.exists() else None
-    total = clock.merged(earlier)
+    total: dict[str, Any] = {**clock.merged(earlier)}
+    if clock.startup_parts:  # this session's start-up, part by part
+        total["startup_parts"] = clock.startup_parts
     atomic_write_text(path, json.dumps(total, indent=2) + "\n")
     return total
 

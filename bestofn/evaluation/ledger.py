@@ -81,6 +81,8 @@ class StageClock:
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(STAGE_KEYS, 0.0)
+        self.startup_parts: dict[str, float] = {}
+        """Seconds from the start-up's beginning until each of its parts was ready."""
 
     @contextmanager
     def stage(self, name: str) -> Iterator[None]:

@@ -6,7 +6,8 @@ searched once per run folder) and a `Lookup` that does the searching:
 
 - `IndexLookup`: the index folder in this process, opened on the first search (a run whose
   documents are all cached never loads the index or the embedder). In-process runs and `serve`
-  search with it, and so does the Ray pipeline's retrieval actor.
+  search with it, and so does the Ray pipeline's retrieval actor. An in-process run with
+  questions left to do opens it at start-up, beside the engines (`execution.startup`).
 - the retrieval actor seen from the Ray driver (`execution.ray_workers.ActorLookup`): an
   adaptive run on Ray attaches its documents through it, so the driver loads neither the
   index nor the embedder; the fixed-N pipeline searches on the same actor beside sampling,

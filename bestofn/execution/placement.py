@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from bestofn.config import ExecConfig, RunConfig
 
@@ -21,19 +21,30 @@ JobsFor = Callable[[Any, list[Question]], Iterator[Any]]
 
 
 def open_execution(cfg: RunConfig, ex: ExecConfig | None, out: Path, clock: StageClock,
-                   jobs_for: JobsFor, progress: bool = False) -> Any:
+                   jobs_for: JobsFor, progress: bool = False,
+                   terminal: IO[str] | None = None) -> Any:
     """The run's `driver.Execution`: its engines started once, in this process when `ex` is
-    None, else on the Ray actors; every pass of the driver (the first, and its retries of
-    failed questions) runs its questions as jobs on them (`jobs_for`)."""
+    None, else on the Ray actors, the parts that do not depend on each other at the same time
+    (`startup`), named on the progress line (`terminal`) while they load; every pass of the
+    driver (the first, and its retries of failed questions) runs its questions as jobs on
+    them (`jobs_for`)."""
     from bestofn.execution.driver import Executor
 
-    if ex is None:
-        from .workers import LocalWorkers
+    from .startup import StartupLine, part_labels
 
-        workers: Any = LocalWorkers.for_run(cfg, out, clock, progress)
-    else:
-        from bestofn.execution.ray_workers import RayWorkers
+    parts = list(part_labels(cfg).values())
+    line = StartupLine(parts if ex is None else ["Ray", *parts], terminal, enabled=progress)
+    try:
+        if ex is None:
+            from .workers import LocalWorkers
 
-        workers = RayWorkers.for_run(cfg, ex, clock)
+            workers: Any = LocalWorkers.for_run(cfg, out, clock, progress, line)
+        else:
+            from bestofn.execution.ray_workers import RayWorkers
+
+            workers = RayWorkers.for_run(cfg, ex, clock, line)
+    finally:
+        line.close()
+        clock.startup_parts = dict(line.seconds)
     return Executor(lambda qs: jobs_for(workers, qs),
                     workers.documents, workers.close)

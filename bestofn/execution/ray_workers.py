@@ -35,6 +35,7 @@ from ..text.records import Document, Question, Solution
 from .documents import CACHE_DIR, Documents, IndexLookup
 from .requests import SampleKey, SampleRequest, StepRequest
 from .scoring import Scored, score_pairs
+from .startup import StartupLine, part_labels
 
 WORKERS_FILE = "workers.json"
 """Where each actor of a Ray run runs (stage, node, pid), written when they are up."""
@@ -70,6 +71,7 @@ class _PolicyWorker(_Worker):
         from .streams import make_stream
 
         super().__init__(cfg)
+        _engine_in_this_process(cfg)
         self.policy = build_policy(self.cfg)
         self.samples = make_stream(self.policy)
         self.incarnation = uuid.uuid4().hex
@@ -100,6 +102,22 @@ class _PolicyWorker(_Worker):
     def stream_abort(self, keys: list[SampleKey]) -> int:
         self.live.difference_update(keys)
         return self.samples.abort(keys)
+
+
+def _engine_in_this_process(cfg: RunConfig) -> None:
+    """vLLM on CPU runs its engine core and its worker in this actor's process: otherwise it
+    starts two more processes one after the other, each importing torch and vLLM again (about
+    30 of the main job's 60 s of start-up on 2 cores; the samples are the same). The actor is
+    the policy's own process already. Not on GPU, where the engine core's process overlaps
+    scheduling with the GPU's work; `VLLM_ENABLE_V1_MULTIPROCESSING` in the environment wins."""
+    from ..config import resolve_backend
+
+    if resolve_backend(cfg.policy.backend) != "vllm":
+        return
+    from policies.vllm import on_cpu_platform
+
+    if on_cpu_platform():
+        os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
 
 
 class _RetrieverWorker(_Worker):
@@ -180,26 +198,23 @@ class RayWorkers:
         self.documents: Documents | None = None
 
     @classmethod
-    def for_run(cls, cfg: RunConfig, ex: ExecConfig, clock: StageClock) -> RayWorkers:
+    def for_run(cls, cfg: RunConfig, ex: ExecConfig, clock: StageClock,
+                line: StartupLine | None = None) -> RayWorkers:
         workers = cls(cfg, ex)
         with clock.stage("startup_s"):
-            workers.start()
+            workers.start(line or StartupLine(["Ray", *part_labels(cfg).values()],
+                                              enabled=False))
         return workers
 
-    def start(self) -> None:
+    def start(self, line: StartupLine) -> None:
+        """Ray, then every actor at once (each loads its engine in its own process); the
+        driver takes each actor as it is up, and the index starts opening on the retrieval
+        actor meanwhile (its errors reach the driver on the first search, as before)."""
         from .ray_stream import RayStream
 
-        ray = self.ray
-        if not ray.is_initialized():
-            log = log_file_for_workers()
-            env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false",
-                                **({"BESTOFN_LOG_FILE": log} if log else {})}}
-            if self.ex.ray_address:
-                ray.init(address=self.ex.ray_address, runtime_env=env, log_to_driver=not log)
-            else:
-                ray.init(num_cpus=self.ex.num_cpus, include_dashboard=False, runtime_env=env,
-                         log_to_driver=not log)
-        cfg = self.cfg
+        ray, cfg = self.ray, self.cfg
+        self._init_ray()
+        line.ready("Ray")
         self.policies = _actors(ray, _PolicyWorker, self.ex.policy_actors,
                                 _gpus(self.ex.policy_gpus, ray), cfg, self.ex)
         if cfg.verifiers.any:
@@ -208,8 +223,7 @@ class RayWorkers:
         if cfg.documents.index:
             self.retrievers = _actors(ray, _RetrieverWorker, 1, 0, cfg, self.ex,
                                       cpus=self.ex.retriever_cpus)
-        actors = self.policies + self.scorers + self.retrievers
-        self.workers = ray.get([a.where.remote() for a in actors])
+        self.workers = self._wait_up(line)
         atomic_write_text(Path(self.cfg.out) / WORKERS_FILE, json.dumps(
             [{k: v for k, v in w.items() if k != "incarnation"} for w in self.workers],
             indent=2) + "\n")
@@ -219,6 +233,41 @@ class RayWorkers:
         if self.retrievers:
             self.documents = Documents(ActorLookup(ray, self.retrievers[0]), cfg.documents.k,
                                        Path(self.cfg.out) / CACHE_DIR)
+
+    def _init_ray(self) -> None:
+        if self.ray.is_initialized():
+            return
+        log = log_file_for_workers()
+        env = {"env_vars": {"TOKENIZERS_PARALLELISM": "false",
+                            **({"BESTOFN_LOG_FILE": log} if log else {})}}
+        if self.ex.ray_address:
+            self.ray.init(address=self.ex.ray_address, runtime_env=env, log_to_driver=not log)
+        else:
+            self.ray.init(num_cpus=self.ex.num_cpus, include_dashboard=False, runtime_env=env,
+                          log_to_driver=not log)
+
+    def _wait_up(self, line: StartupLine) -> list[dict[str, Any]]:
+        """Each actor's `where`, in actor order, once all are up; the line drops a part as
+        soon as its last actor is up (the index: once it is open), whichever comes first."""
+        ray = self.ray
+        labels = part_labels(self.cfg)
+        stages = [(self.policies, [labels["policy"]]),
+                  (self.scorers, [labels[k] for k in ("prm", "orm") if k in labels]),
+                  (self.retrievers, [])]
+        waiting = [([a.where.remote() for a in actors], names) for actors, names in stages]
+        refs = [ref for left, _ in waiting for ref in left]
+        index = {r.fingerprint.remote(): labels["index"] for r in self.retrievers}
+        pending = [*refs, *index]
+        while pending:
+            [done], pending = ray.wait(pending, num_returns=1)
+            if done in index:
+                line.ready(index[done])
+            for left, names in waiting:
+                if done in left:
+                    left.remove(done)
+                    for name in names if not left else []:
+                        line.ready(name)
+        return _get(ray, refs)
 
     def score(self, work: list[tuple[Question, list[Solution]]],
               prm_only: bool = False) -> list[Scored]:

@@ -40,8 +40,18 @@ def build_policy(cfg: RunConfig) -> Any:
 
 
 def build_scorer(cfg: RunConfig) -> Verifiers:
-    from .engines import build_orm, build_prm
+    return Verifiers(build_run_prm(cfg), build_run_orm(cfg))
+
+
+def build_run_prm(cfg: RunConfig) -> Any:
+    """The run's PRM (None without one); built apart from the ORM so both can load at once."""
+    from .engines import build_prm
 
     prm = cfg.verifiers.prm
-    return Verifiers(build_prm(prm.model, prm.backend, cfg.prm_options(), prm.use_docs),
-                     build_orm(cfg.orm_options()))
+    return build_prm(prm.model, prm.backend, cfg.prm_options(), prm.use_docs)
+
+
+def build_run_orm(cfg: RunConfig) -> Any:
+    from .engines import build_orm
+
+    return build_orm(cfg.orm_options())

@@ -15,6 +15,7 @@ from bestofn.text.records import Question, Solution
 
 from ..evaluation.ledger import StageClock
 from .scoring import Scored, Verifiers, score_pairs
+from .startup import StartupLine, part_labels, start_parts, warm_imports
 from .streams import SampleStream, make_stream
 
 
@@ -29,15 +30,27 @@ class LocalWorkers:
         self.stream: SampleStream = make_stream(policy)
 
     @classmethod
-    def for_run(cls, cfg: RunConfig, out: Path, clock: StageClock,
-                progress: bool = False) -> LocalWorkers:
+    def for_run(cls, cfg: RunConfig, out: Path, clock: StageClock, progress: bool = False,
+                line: StartupLine | None = None) -> LocalWorkers:
+        """The run's engines, built at the same time on threads (`startup.start_parts`):
+        the policy, the PRM, the ORM and the documents index (opened now rather than on
+        the first search, while the engines load)."""
         from bestofn.execution.documents import run_documents
-        from bestofn.execution.stages import build_policy, build_scorer
+        from bestofn.execution.stages import build_policy, build_run_orm, build_run_prm
 
+        documents = run_documents(cfg.documents.index, cfg.documents.k, out, progress)
+        makers = {"policy": lambda: build_policy(cfg), "prm": lambda: build_run_prm(cfg),
+                  "orm": lambda: build_run_orm(cfg),
+                  "index": lambda: documents.lookup.open() if documents else None}
+        labels = part_labels(cfg)
+        line = line or StartupLine(list(labels.values()), enabled=False)
         with clock.stage("startup_s"):
-            policy, verifiers = build_policy(cfg), build_scorer(cfg)
-        return cls(policy, verifiers, cfg.verifiers.prm.use_docs,
-                   run_documents(cfg.documents.index, cfg.documents.k, out, progress))
+            if len(labels) > 1:
+                warm_imports(cfg)
+            got = start_parts({labels[k]: makers[k] for k in labels}, line)
+        built = {k: got.get(label) for k, label in labels.items()}
+        return cls(built["policy"], Verifiers(built.get("prm"), built.get("orm")),
+                   cfg.verifiers.prm.use_docs, documents)
 
     def score(self, work: Sequence[tuple[Question, Sequence[Solution]]],
               prm_only: bool = False) -> list[Scored]:
