@@ -4,11 +4,6 @@ naming the file, line and field (or warned about), and nothing is left behind.""
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +11,7 @@ import pytest
 
 from bestofn.cli import main
 from bestofn.testing.fuzzing import assert_one_line_error
+from bestofn.testing.serving import start_cli_server
 from bestofn.text.datasets import load_questions
 from bestofn.text.records import Item, Question, Solution
 
@@ -127,31 +123,6 @@ def test_score_refusing_a_missing_model_leaves_nothing(tmp_path, capsys):
     assert files_under(tmp_path) == before
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_serve(tmp_path: Path, argv: list[str], timeout: float = 120) -> tuple:
-    port = free_port()
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-m", "bestofn.cli", "serve", "--port", str(port),
-                             *argv], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
-    url = f"http://127.0.0.1:{port}"
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        assert proc.poll() is None, proc.stderr.read()
-        try:
-            if httpx.get(url + "/health", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("the server did not start")
-
-
 def stop_serve(proc) -> tuple[str, str]:
     proc.terminate()
     out, err = proc.communicate(timeout=60)
@@ -178,7 +149,7 @@ def check_server_terminal(out: str, err: str, requests: int) -> None:
     assert "listening on http://127.0.0.1:" in own[0] and "limits: n" in own[2]
     assert own[-1] == "bestofn serve: engine logs: serve.engine.log"
     access = lines[len(own):]
-    assert access[0].endswith('"GET /health HTTP/1.1" 200'), access  # start_serve's probe
+    assert access[0].endswith('"GET /health HTTP/1.1" 200'), access  # start_cli_server's probe
     assert len(access) == 1 + requests and all(
         '"POST /v1/chat/completions HTTP/1.1" ' in x for x in access[1:]), access
 
@@ -186,7 +157,7 @@ def check_server_terminal(out: str, err: str, requests: int) -> None:
 @pytest.mark.slow  # starts the server process
 def test_serve_prints_its_own_lines_and_one_per_request(tmp_path):
     path, prompt = replay_file(tmp_path / "replay.jsonl")
-    proc, url = start_serve(tmp_path, ["--policy-backend", "replay", "--policy", str(path),
+    proc, url = start_cli_server(tmp_path, ["--policy-backend", "replay", "--policy", str(path),
                                        "--prm", "none", "--method", "majority", "-n", "4"])
     try:
         good = httpx.post(url + "/v1/chat/completions", timeout=60,
@@ -202,7 +173,7 @@ def test_serve_prints_its_own_lines_and_one_per_request(tmp_path):
 @pytest.mark.slow
 def test_serve_keeps_vllm_start_up_logs_in_the_file(tmp_path, tiny_llama_split):
     pytest.importorskip("vllm")
-    proc, url = start_serve(tmp_path, ["--policy", str(tiny_llama_split), "--policy-backend",
+    proc, url = start_cli_server(tmp_path, ["--policy", str(tiny_llama_split), "--policy-backend",
                                        "vllm", "--prm", "none", "--method", "majority", "-n",
                                        "2", "--max-tokens", "8", "--max-model-len", "512",
                                        "--kv-cache-gb", "0.5", "--device", "cpu"], timeout=300)
