@@ -61,7 +61,9 @@ def smollm2_path() -> Path:
     if (target / "config.json").is_file():
         return target
     root.mkdir(parents=True, exist_ok=True)
-    with file_lock(root / f".{SMOLLM2_DIRNAME}.lock"):
+    from .torch_utils import MODEL_BUILD  # taken before the file lock, as every model load does
+
+    with MODEL_BUILD, file_lock(root / f".{SMOLLM2_DIRNAME}.lock"):
         if (target / "config.json").is_file():  # another process finished while we waited
             return target
         _remove_stale(root, target)

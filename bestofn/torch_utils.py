@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
 import torch
+
+MODEL_BUILD = threading.RLock()
+"""Held while a transformers or sentence-transformers model is built. A build patches
+process-wide state (transformers swaps `torch.nn.init`'s functions for no-ops until the build
+ends); two builds at once on threads restore each other's patches and leave torch's
+initializers no-ops for the rest of the process (seen with transformers 5.19, and then a later
+GGUF load failed on a meta tensor). Start-up builds a run's parts on threads
+(`execution.startup`), so every model load in bestofn holds this lock; vLLM builds its model
+in its own process and does not need it."""
 
 _DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
            "float16": torch.float16}

@@ -34,15 +34,18 @@ class HFPolicy:
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from bestofn.embedded import resolve_model
+        from bestofn.torch_utils import MODEL_BUILD
 
-        path = resolve_model(model)
         self.model_name, self.preset, self.batch_size = model, get_preset(preset), batch_size
         self.device = resolve_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
-        net = AutoModelForCausalLM.from_pretrained(path, dtype=resolve_dtype(dtype, self.device))
-        if lora is not None:
-            peft = require("peft", "peft")
-            net = peft.PeftModel.from_pretrained(net, lora)
+        with MODEL_BUILD:
+            path = resolve_model(model)
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            net = AutoModelForCausalLM.from_pretrained(path,
+                                                       dtype=resolve_dtype(dtype, self.device))
+            if lora is not None:
+                peft = require("peft", "peft")
+                net = peft.PeftModel.from_pretrained(net, lora)
         self.model = net.to(self.device).eval()
         self.stop_ids = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
 

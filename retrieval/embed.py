@@ -60,7 +60,10 @@ class Embedder:
         self.name = canonical_name(name)
         self.device = pick_device(device)
         self.batch_size = batch_size
-        self.model = st.SentenceTransformer(_load_target(name), device=self.device)
+        from bestofn.torch_utils import MODEL_BUILD
+
+        with MODEL_BUILD:
+            self.model = st.SentenceTransformer(_load_target(name), device=self.device)
         get_dim = getattr(self.model, "get_embedding_dimension", None)
         self.dim = int((get_dim or self.model.get_sentence_embedding_dimension)())
 

@@ -100,3 +100,24 @@ def test_parallel_start_gives_the_same_results_as_one_after_another(tmp_path, mo
     assert ((tmp_path / "parallel" / "results.jsonl").read_text()
             == (tmp_path / "sequential" / "results.jsonl").read_text())
     assert parallel["accuracy"] == before["accuracy"]
+
+
+@pytest.mark.slow
+def test_models_built_on_threads_at_once_leave_torch_intact(tiny_llama_special):
+    """transformers swaps torch.nn.init's functions for no-ops while it builds a model; two
+    builds at once used to restore each other's swaps and leave them no-ops for good (within a
+    few rounds of this loop). Every model load holds `torch_utils.MODEL_BUILD`."""
+    import torch
+
+    from bestofn.scorers.prm_hf import HFPRMScorer
+    from bestofn.torch_utils import MODEL_BUILD
+    from policies.hf import HFPolicy
+
+    assert not MODEL_BUILD._is_owned()  # type: ignore[attr-defined]
+    init = {n: getattr(torch.nn.init, n) for n in dir(torch.nn.init) if n.endswith("_")}
+    parts = {"policy": lambda: HFPolicy(str(tiny_llama_special), device="cpu"),
+             "prm": lambda: HFPRMScorer(str(tiny_llama_special), device="cpu")}
+    for _ in range(12):
+        got = start_parts(parts, StartupLine(list(parts), enabled=False))
+        assert set(got) == {"policy", "prm"}
+        assert [n for n in init if getattr(torch.nn.init, n) is not init[n]] == []

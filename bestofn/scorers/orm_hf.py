@@ -131,16 +131,19 @@ def load_classifier(path: str, adapter: str | None, merge: bool, dtype: torch.dt
     """The sequence classifier (`num_labels=1`), with the PEFT adapter applied when given."""
     from transformers import AutoModelForSequenceClassification
 
+    from ..torch_utils import MODEL_BUILD
+
+    if adapter is None and merge:
+        raise ValueError("merge_adapter needs an adapter (--adapter PATH_OR_ID)")
     kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1, dtype=dtype,
-                                                               **kw)
-    if adapter is None:
-        if merge:
-            raise ValueError("merge_adapter needs an adapter (--adapter PATH_OR_ID)")
-        return model
-    peft = require("peft", "peft  (or: pip install -e '.[orm]')")
-    model = peft.PeftModel.from_pretrained(model, adapter)
-    return model.merge_and_unload() if merge else model
+    with MODEL_BUILD:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1,
+                                                                   dtype=dtype, **kw)
+        if adapter is None:
+            return model
+        peft = require("peft", "peft  (or: pip install -e '.[orm]')")
+        model = peft.PeftModel.from_pretrained(model, adapter)
+        return model.merge_and_unload() if merge else model
 
 
 def backbone_and_head(model: Any) -> tuple[Any, Any]:

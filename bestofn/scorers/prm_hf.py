@@ -298,11 +298,13 @@ def _load(name: str, dtype: torch.dtype, attn: str | None) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from ..embedded import resolve_model
+    from ..torch_utils import MODEL_BUILD
 
-    path = resolve_model(name)
-    kw = {"attn_implementation": attn} if attn else {}
-    return (AutoTokenizer.from_pretrained(path),
-            AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw))
+    with MODEL_BUILD:
+        path = resolve_model(name)
+        kw = {"attn_implementation": attn} if attn else {}
+        return (AutoTokenizer.from_pretrained(path),
+                AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kw))
 
 
 def _expanded_cache(kv: list[tuple[torch.Tensor, torch.Tensor]], n: int, config: Any) -> Any:
